@@ -1,0 +1,219 @@
+"""Prompt formats: the ONE place where prompt text lives.
+
+Training builds its examples here, evaluation scores against them and the bot serves with
+them, so a model is always asked the way it was taught.
+
+* counselor example: merged dialogue history → the next counselor turn. The client is the
+  ``user``, the counselor the ``assistant``. A history that opens with the counselor (as
+  KokoroChat sessions do) starts with OPENING_CUE as the client's first message.
+* scorer example: the whole dialogue as a transcript → the 20 items as strict JSON.
+* histories longer than the context: keep the most recent whole turns (the kept window starts
+  at a client turn); the target is never cut.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .chat_formats import ChatFormat, TemplateError
+from .dataset import Dialogue, Turn, merge_turns
+from .items import ITEMS, check_item_value
+
+COUNSELOR_SYSTEM = (
+    "あなたはオンラインのチャット相談を担当する心理カウンセラー（相談員）です。"
+    "相談者の話をよく聴き、受容と共感を示し、必要に応じて質問や要約をしながら、"
+    "相談者が自分の気持ちや問題を整理できるよう支えてください。"
+    "返答は短く、相談者のペースに合わせてください。"
+)
+SCORER_SYSTEM = (
+    "あなたは心理カウンセリングの対話を評価する専門家です。"
+    "相談者の立場から、対話を20項目それぞれ0〜5の整数で評価し、JSONだけを出力してください。"
+)
+OPENING_CUE = "（相談を開始しました）"
+ROLE_NAMES = {"counselor": "相談員", "client": "相談者"}
+CHAT_ROLES = {"counselor": "assistant", "client": "user"}
+
+CountTokens = Callable[[str], int]
+
+
+class ContextTooShort(ValueError):
+    """Even the shortest allowed prompt plus the target does not fit the context."""
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str  # rendered up to and including the generation prompt
+    completion: str  # target text + end-of-turn string: what the model must produce
+    target: str
+    first_turn: int = 0  # index of the first history turn kept after cutting
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.completion
+
+
+# ---------------------------------------------------------------- counselor
+def counselor_messages(history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM,
+                       cut: bool = False) -> list[dict]:
+    """Messages for the next counselor turn after ``history`` (merged here if not already)."""
+    turns = merge_turns(history)
+    msgs: list[dict] = [{"role": "system", "content": system}] if system else []
+    if not cut and (not turns or turns[0].role == "counselor"):
+        msgs.append({"role": "user", "content": OPENING_CUE})
+    msgs += [{"role": CHAT_ROLES[t.role], "content": t.text} for t in turns]
+    return msgs
+
+
+def counselor_prompt(fmt: ChatFormat, history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM,
+                     max_tokens: int | None = None, count_tokens: CountTokens | None = None,
+                     reserve: int = 0) -> tuple[str, int]:
+    """The generation prompt for serving: (text, index of the first kept merged turn).
+    ``reserve`` tokens are left free for the reply."""
+    turns = merge_turns(history)
+    def build(start: int) -> str:
+        return fmt.render(counselor_messages(turns[start:], system, cut=start > 0), add_generation_prompt=True)
+    start = _fit(turns, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens)
+    return build(start), start
+
+
+def counselor_example(fmt: ChatFormat, history: Sequence[Turn], target: str,
+                      system: str | None = COUNSELOR_SYSTEM, max_tokens: int | None = None,
+                      count_tokens: CountTokens | None = None) -> Example:
+    """A training/evaluation example: prompt from ``history``, completion = ``target`` + end of turn."""
+    turns = merge_turns(history)
+    def pair(start: int) -> tuple[str, str]:
+        msgs = counselor_messages(turns[start:], system, cut=start > 0)
+        return _split_completion(fmt, msgs, target)
+    def cost(start: int) -> int:
+        p, c = pair(start)
+        return count_tokens(p) + count_tokens(c)
+    start = _fit(turns, cost, max_tokens, count_tokens)
+    prompt, completion = pair(start)
+    return Example(prompt, completion, target, start)
+
+
+def counselor_targets(dialogue: Dialogue) -> list[tuple[tuple[Turn, ...], Turn]]:
+    """Every (history, counselor turn) pair of a dialogue, on merged turns."""
+    merged = dialogue.merged()
+    return [(merged[:i], t) for i, t in enumerate(merged) if t.role == "counselor"]
+
+
+def counselor_examples(fmt: ChatFormat, dialogue: Dialogue, **kw) -> list[Example]:
+    return [counselor_example(fmt, h, t.text, **kw) for h, t in counselor_targets(dialogue)]
+
+
+# ---------------------------------------------------------------- scorer
+def transcript(turns: Sequence[Turn]) -> str:
+    return "\n".join(f"{ROLE_NAMES[t.role]}: {t.text}" for t in merge_turns(turns))
+
+
+def scorer_instruction() -> str:
+    lines = [f"{it.number}. {it.key}（{it.label_ja}）" for it in ITEMS]
+    return ("次の対話を、相談者の立場から以下の20項目について0〜5の整数で評価してください。\n"
+            + "\n".join(lines)
+            + "\n項目名をキー、評価を値とするJSONオブジェクトを1つだけ出力してください。")
+
+
+def scorer_messages(turns: Sequence[Turn], system: str | None = SCORER_SYSTEM, cut: bool = False) -> list[dict]:
+    msgs: list[dict] = [{"role": "system", "content": system}] if system else []
+    head = "（冒頭を省略）\n" if cut else ""
+    msgs.append({"role": "user", "content": f"{scorer_instruction()}\n\n対話:\n{head}{transcript(turns)}"})
+    return msgs
+
+
+def scores_json(items: Sequence[int]) -> str:
+    """The scorer's target: one compact JSON object, keys in ITEMS order."""
+    if len(items) != len(ITEMS):
+        raise ValueError(f"expected {len(ITEMS)} item scores, got {len(items)}")
+    return json.dumps({it.key: check_item_value(v) for it, v in zip(ITEMS, items)}, ensure_ascii=False)
+
+
+class ScoreParseError(ValueError):
+    pass
+
+
+def parse_scores(text: str) -> tuple[int, ...]:
+    """Parse a scorer reply into the 20 item scores; raises ScoreParseError naming the problem."""
+    m = re.search(r"\{.*\}", text, re.S)
+    if not m:
+        raise ScoreParseError("no JSON object in the scorer output")
+    try:
+        obj = json.loads(m.group(0))
+    except json.JSONDecodeError as e:
+        raise ScoreParseError(f"scorer output is not valid JSON: {e.msg}") from None
+    out = []
+    for it in ITEMS:
+        if it.key not in obj:
+            raise ScoreParseError(f"scorer output lacks item {it.key!r} ({it.dim})")
+        try:
+            out.append(check_item_value(obj[it.key]))
+        except ValueError as e:
+            raise ScoreParseError(f"item {it.key!r}: {e}") from None
+    return tuple(out)
+
+
+def scorer_prompt(fmt: ChatFormat, turns: Sequence[Turn], system: str | None = SCORER_SYSTEM,
+                  max_tokens: int | None = None, count_tokens: CountTokens | None = None,
+                  reserve: int = 0) -> tuple[str, int]:
+    merged = merge_turns(turns)
+    def build(start: int) -> str:
+        return fmt.render(scorer_messages(merged[start:], system, cut=start > 0), add_generation_prompt=True)
+    start = _fit(merged, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens)
+    return build(start), start
+
+
+def scorer_example(fmt: ChatFormat, dialogue: Dialogue, system: str | None = SCORER_SYSTEM,
+                   max_tokens: int | None = None, count_tokens: CountTokens | None = None) -> Example:
+    merged = dialogue.merged()
+    target = scores_json(dialogue.items)
+    def pair(start: int) -> tuple[str, str]:
+        return _split_completion(fmt, scorer_messages(merged[start:], system, cut=start > 0), target)
+    def cost(start: int) -> int:
+        p, c = pair(start)
+        return count_tokens(p) + count_tokens(c)
+    start = _fit(merged, cost, max_tokens, count_tokens)
+    prompt, completion = pair(start)
+    return Example(prompt, completion, target, start)
+
+
+# ---------------------------------------------------------------- shared rules
+def _split_completion(fmt: ChatFormat, msgs: list[dict], target: str) -> tuple[str, str]:
+    prompt = fmt.render(msgs, add_generation_prompt=True)
+    full = fmt.render(msgs + [{"role": "assistant", "content": target}])
+    if not full.startswith(prompt):
+        raise TemplateError(f"chat template {fmt.name!r}: the rendered conversation does not start "
+                            "with the generation prompt, so the target cannot be located")
+    tail = full[len(prompt):]
+    end = tail.find(fmt.eot_token)
+    if end < 0:
+        raise TemplateError(f"chat template {fmt.name!r} does not end an assistant turn with "
+                            f"its end-of-turn string {fmt.eot_token!r}")
+    return prompt, tail[: end + len(fmt.eot_token)]
+
+
+def _fit(turns: Sequence[Turn], cost, max_tokens, count_tokens) -> int:
+    """Smallest start index whose window fits ``max_tokens``; windows after cutting start at
+    a client turn (the last client turn is never dropped)."""
+    if max_tokens is None:
+        return 0
+    if count_tokens is None:
+        raise ValueError("max_tokens needs count_tokens")
+    if cost(0) <= max_tokens:
+        return 0
+    starts = [i for i, t in enumerate(turns) if t.role == "client" and i > 0]
+    if not starts:
+        raise ContextTooShort(f"the prompt needs {cost(0)} tokens but the context allows {max_tokens}; "
+                              "raise the context length")
+    lo, hi = 0, len(starts) - 1  # find the first start that fits; cost falls as start grows
+    if cost(starts[hi]) > max_tokens:
+        raise ContextTooShort(f"even the last client turn and the target need {cost(starts[hi])} tokens "
+                              f"but the context allows {max_tokens}; raise the context length")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cost(starts[mid]) <= max_tokens:
+            hi = mid
+        else:
+            lo = mid + 1
+    return starts[lo]

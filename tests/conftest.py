@@ -1,0 +1,55 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "kokorochat"
+
+
+def data_dir() -> Path:
+    p = Path(os.environ.get("KOKOROCHAT_DIR") or SHARED_DATA)
+    return p
+
+
+@pytest.fixture(scope="session")
+def kokoro_dir() -> Path:
+    p = data_dir()
+    if not p.is_dir():
+        pytest.skip(f"KokoroChat not found at {p}; set KOKOROCHAT_DIR")
+    return p
+
+
+@pytest.fixture(scope="session")
+def dialogues(kokoro_dir):
+    from kokoro.dataset import load
+
+    return load(kokoro_dir)
+
+
+def good_record(items=None, flags=None, turns=None, score=None):
+    """A valid KokoroChat object, for fixtures the tests write themselves."""
+    from kokoro.items import FLAG_CHECKED, FLAGS, ITEMS, total_score
+
+    items = list(items or [3] * 20)
+    flags = flags or {}
+    review = {"evaluation_id": 1, "evaluation_created_at": "2020-03-08T16:37:00",
+              "client_id": 3, "counselor_id": 7}
+    review["score"] = total_score(items, flags) if score is None else score
+    for it, v in zip(ITEMS, items):
+        review[it.key] = v
+    for f in FLAGS:
+        review[f.key] = FLAG_CHECKED if flags.get(f.key) else None
+    turns = turns or [
+        ("counselor", "こんにちは。相談員です。"), ("client", "よろしくお願いします。"),
+        ("client", "仕事のことで"), ("counselor", "お仕事のことですね。"),
+    ]
+    dialogue = [{"role": r, "time": f"2020-03-08T15:00:{i:02d}", "utterance": u} for i, (r, u) in enumerate(turns)]
+    return {"dialogue": dialogue, "topic": {"main_jp": "職場問題", "main_en": "Workplace Issues", "sub": "x"},
+            "review_by_client_jp": {}, "review_by_client_en": review}
+
+
+def write_json(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+    return path
