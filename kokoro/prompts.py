@@ -68,19 +68,19 @@ def counselor_messages(history: Sequence[Turn], system: str | None = COUNSELOR_S
 
 def counselor_prompt(fmt: ChatFormat, history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM,
                      max_tokens: int | None = None, count_tokens: CountTokens | None = None,
-                     reserve: int = 0) -> tuple[str, int]:
+                     reserve: int = 0, max_turns: int = 0) -> tuple[str, int]:
     """The generation prompt for serving: (text, index of the first kept merged turn).
-    ``reserve`` tokens are left free for the reply."""
+    ``reserve`` tokens are left free for the reply; ``max_turns`` caps the history (0 = no cap)."""
     turns = merge_turns(history)
     def build(start: int) -> str:
         return fmt.render(counselor_messages(turns[start:], system, cut=start > 0), add_generation_prompt=True)
-    start = _fit(turns, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens)
+    start = _fit(turns, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens, max_turns)
     return build(start), start
 
 
 def counselor_example(fmt: ChatFormat, history: Sequence[Turn], target: str,
                       system: str | None = COUNSELOR_SYSTEM, max_tokens: int | None = None,
-                      count_tokens: CountTokens | None = None) -> Example:
+                      count_tokens: CountTokens | None = None, max_turns: int = 0) -> Example:
     """A training/evaluation example: prompt from ``history``, completion = ``target`` + end of turn."""
     turns = merge_turns(history)
     def pair(start: int) -> tuple[str, str]:
@@ -89,7 +89,7 @@ def counselor_example(fmt: ChatFormat, history: Sequence[Turn], target: str,
     def cost(start: int) -> int:
         p, c = pair(start)
         return count_tokens(p) + count_tokens(c)
-    start = _fit(turns, cost, max_tokens, count_tokens)
+    start = _fit(turns, cost, max_tokens, count_tokens, max_turns)
     prompt, completion = pair(start)
     return Example(prompt, completion, target, start)
 
@@ -193,16 +193,20 @@ def _split_completion(fmt: ChatFormat, msgs: list[dict], target: str) -> tuple[s
     return prompt, tail[: end + len(fmt.eot_token)]
 
 
-def _fit(turns: Sequence[Turn], cost, max_tokens, count_tokens) -> int:
-    """Smallest start index whose window fits ``max_tokens``; windows after cutting start at
-    a client turn (the last client turn is never dropped)."""
-    if max_tokens is None:
+def _fit(turns: Sequence[Turn], cost, max_tokens, count_tokens, max_turns: int = 0) -> int:
+    """Smallest start index whose window fits ``max_tokens`` and holds at most ``max_turns``
+    turns (0 = any); windows after cutting start at a client turn, and the last client turn
+    is never dropped."""
+    first = max(0, len(turns) - max_turns) if max_turns else 0
+    if first == 0 and (max_tokens is None or cost(0) <= max_tokens):
         return 0
-    if count_tokens is None:
+    if max_tokens is not None and count_tokens is None:
         raise ValueError("max_tokens needs count_tokens")
-    if cost(0) <= max_tokens:
-        return 0
-    starts = [i for i, t in enumerate(turns) if t.role == "client" and i > 0]
+    starts = [i for i, t in enumerate(turns) if t.role == "client" and i >= max(first, 1)]
+    if not starts and first:  # no client turn inside the window: keep the last client turn
+        starts = [i for i, t in enumerate(turns) if t.role == "client" and i > 0][-1:]
+    if max_tokens is None:
+        return starts[0] if starts else 0
     if not starts:
         raise ContextTooShort(f"the prompt needs {cost(0)} tokens but the context allows {max_tokens}; "
                               "raise the context length")
