@@ -53,3 +53,18 @@ def good_record(items=None, flags=None, turns=None, score=None):
 def write_json(path: Path, obj) -> Path:
     path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, dialogues):
+    """A tiny Llama + SentencePiece tokenizer built offline (training/tiny.py)."""
+    from training.tiny import build_tiny_base
+
+    return build_tiny_base(dialogues, tmp_path_factory.mktemp("tiny") / "base", seed=0)
+
+
+@pytest.fixture(scope="session")
+def torch_threads():
+    import torch
+
+    torch.set_num_threads(1)

@@ -58,8 +58,11 @@ def main(argv=None) -> int:
             from .cpu_scorer import CpuScorerConfig, train_cpu_scorer
 
             ov = _overrides(args)
-            cfg = CpuScorerConfig(data=ov.get("data"), out=ov.get("out") or "runs/cpu-scorer",
-                                  seed=int(ov.get("seed", 1)))
+            known = {"data", "out", "seed", "limit", "max_features", "min_df", "ngram_max"}
+            bad = set(ov) - known
+            if bad:
+                raise ConfigError(f"the cpu scorer takes only {sorted(known)}; got {sorted(bad)}")
+            cfg = CpuScorerConfig(**{k: (v if k in ("data", "out") else int(v)) for k, v in ov.items()})
             metrics = train_cpu_scorer(cfg)
             print(json.dumps(metrics, ensure_ascii=False))
             return 0

@@ -179,7 +179,7 @@ def build_config(task: str, preset: str | None = None, config_file: str | None =
             raise ConfigError(f"preset {preset!r} is not for the {task}")
         values.update(PRESETS[preset], task=task, preset=preset)
         if task == "scorer" and preset == "tiny":
-            values.update(best_metric="accuracy", max_seq_len=1024, max_target_tokens=0, history_turns=0)
+            values.update(best_metric="accuracy", max_seq_len=2048, max_target_tokens=0, history_turns=0)
     if config_file:
         try:
             loaded = json.loads(Path(config_file).read_text())
