@@ -68,3 +68,14 @@ def torch_threads():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_base, kokoro_dir, tmp_path_factory):
+    """A tiny QLoRA counselor run (6 steps on CPU)."""
+    from training.config import build_config
+    from training.lm import train
+
+    out = tmp_path_factory.mktemp("tinyrun") / "run"
+    return train(build_config("counselor", "tiny", overrides={
+        "base_model": str(tiny_base), "data": str(kokoro_dir), "out": str(out)}))

@@ -1,0 +1,92 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("conv") / "gguf"
+    r = subprocess.run([sys.executable, "-m", "convert", str(tiny_run), "--out", str(out), "--quant", "q8_0,q4_k_m"],
+                       cwd=REPO, capture_output=True, text=True, timeout=1200)
+    return out, r
+
+
+def test_whole_path_passes_parity(converted):
+    out, r = converted
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((out / "parity.json").read_text())
+    assert report["passed"] is True
+    p = report["parity"]
+    assert p["f16"]["tokenization_mismatches"] == 0 and p["f16"]["top1_agreement"] == 1.0
+    assert p["q8_0"]["passed"] and p["q4_k_m"]["passed"]
+    assert p["adapter"]["top1_agreement"] == 1.0  # base GGUF + runtime LoRA == merged model
+    for name in ("model-f16.gguf", "model-q8_0.gguf", "model-q4_k_m.gguf", "adapter-f16.gguf", "convert.json",
+                 "parity.md", "hf/model.safetensors", "hf/tokenizer.model"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.partial"))
+    settings = json.loads((out / "convert.json").read_text())
+    assert settings["llama_cpp_python"] == "0.3.36" and settings["training_run"]["lora_r"] == 8
+
+
+def test_gguf_carries_training_template_and_stop_token(converted, tiny_run):
+    from llama_cpp import Llama
+
+    from convert.lint import gguf_metadata
+
+    out, _ = converted
+    run = json.loads((tiny_run / "run.json").read_text())
+    md = gguf_metadata(out / "model-q4_k_m.gguf")
+    assert md["tokenizer.chat_template"] == run["chat_format"]["template"]
+    assert md["tokenizer.ggml.eot_token_id"] == run["eot_token_id"]
+    llm = Llama(model_path=str(out / "model-q8_0.gguf"), n_ctx=256, n_threads=1, verbose=False)
+    assert llm.token_eos() == run["eos_token_id"]
+    assert llm.metadata["tokenizer.chat_template"] == run["chat_format"]["template"]
+
+
+def test_planted_template_mismatch_fails_the_lint(converted, tiny_run, tmp_path):
+    from convert.lint import lint
+    from convert.llamacpp import converter_dir, run_script
+
+    out, _ = converted
+    run = json.loads((tiny_run / "run.json").read_text())
+    assert lint(out / "model-f16.gguf", run) == []
+    d = converter_dir()
+    planted = tmp_path / "planted.gguf"
+    run_script(d / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
+               [str(out / "model-f16.gguf"), str(planted), "--chat-template", "{{ messages }}", "--force"], d)
+    assert any("chat template differs" in p for p in lint(planted, run))
+    wrong_eot = dict(run, eot_token_id=run["eos_token_id"])
+    assert any("end-of-turn id" in p for p in lint(out / "model-f16.gguf", wrong_eot))
+
+
+def test_quantize_failure_leaves_no_partial_file(tmp_path):
+    from convert.llamacpp import ConvertError
+    from convert.quantize import quantize
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF not really")
+    with pytest.raises(ConvertError, match="failed"):
+        quantize(bad, tmp_path / "out.gguf", "q8_0")
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+@pytest.mark.parametrize("setup,args,msg", [
+    (lambda run: (run / "run.json").unlink(), [], "has no run.json"),
+    (lambda run: (run / "adapter" / "adapter_model.safetensors").unlink(), [], "adapter_model.safetensors is missing"),
+    (lambda run: None, ["--quant", "q3_x"], "unknown quantization"),
+    (lambda run: None, ["--llama-cpp", "/nonexistent"], "no convert_hf_to_gguf.py"),
+])
+def test_errors_name_what_is_missing(tiny_run, tmp_path, setup, args, msg):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "base"))
+    setup(run)
+    r = subprocess.run([sys.executable, "-m", "convert", str(run), "--out", str(tmp_path / "o")] + args,
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and msg in r.stderr
