@@ -68,13 +68,14 @@ def counselor_messages(history: Sequence[Turn], system: str | None = COUNSELOR_S
 
 def counselor_prompt(fmt: ChatFormat, history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM,
                      max_tokens: int | None = None, count_tokens: CountTokens | None = None,
-                     reserve: int = 0, max_turns: int = 0) -> tuple[str, int]:
+                     reserve: int = 0, max_turns: int = 0, min_start: int = 0) -> tuple[str, int]:
     """The generation prompt for serving: (text, index of the first kept merged turn).
-    ``reserve`` tokens are left free for the reply; ``max_turns`` caps the history (0 = no cap)."""
+    ``reserve`` tokens are left free for the reply; ``max_turns`` caps the history (0 = no cap);
+    ``min_start`` keeps an earlier cut (so a session's prompt prefix stays stable)."""
     turns = merge_turns(history)
     def build(start: int) -> str:
         return fmt.render(counselor_messages(turns[start:], system, cut=start > 0), add_generation_prompt=True)
-    start = _fit(turns, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens, max_turns)
+    start = _fit(turns, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens, max_turns, min_start)
     return build(start), start
 
 
@@ -193,11 +194,12 @@ def _split_completion(fmt: ChatFormat, msgs: list[dict], target: str) -> tuple[s
     return prompt, tail[: end + len(fmt.eot_token)]
 
 
-def _fit(turns: Sequence[Turn], cost, max_tokens, count_tokens, max_turns: int = 0) -> int:
+def _fit(turns: Sequence[Turn], cost, max_tokens, count_tokens, max_turns: int = 0, min_start: int = 0) -> int:
     """Smallest start index whose window fits ``max_tokens`` and holds at most ``max_turns``
     turns (0 = any); windows after cutting start at a client turn, and the last client turn
     is never dropped."""
     first = max(0, len(turns) - max_turns) if max_turns else 0
+    first = max(first, min(min_start, len(turns)))
     if first == 0 and (max_tokens is None or cost(0) <= max_tokens):
         return 0
     if max_tokens is not None and count_tokens is None:

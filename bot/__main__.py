@@ -1,0 +1,59 @@
+"""python -m bot chat|serve|build-demo"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from .config import DEFAULT_MODEL_DIR, BotConfigError
+
+
+def make_parser():
+    p = argparse.ArgumentParser(prog="python -m bot", description="The KokoroChat counselor on LINE.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("chat", help="chat through the local LINE emulator (no LINE account needed)")
+    c.add_argument("--script", help="play a new friend: one client message per line of FILE")
+    c.add_argument("--no-consent", action="store_true", help="do not accept the consent notice")
+    c.add_argument("--config", help="JSON settings file")
+    c.add_argument("--db", help="SQLite file (default: a new temporary one)")
+    c.add_argument("--quiet-gap", type=float, default=1.0, help="seconds of quiet before the bot answers")
+    s = sub.add_parser("serve", help="run the webhook (development server; the Procfile uses gunicorn)")
+    s.add_argument("--config", help="JSON settings file")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
+    b = sub.add_parser("build-demo", help="train and convert the CPU demo counselor (gemma-3-270m, ~30 min)")
+    b.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
+    b.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
+    return p
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        if args.cmd == "chat":
+            from .chat import interactive_lines, run_chat
+
+            lines = open(args.script, encoding="utf-8").readlines() if args.script else interactive_lines()
+            return run_chat(lines, consent=not args.no_consent, config_file=args.config, db_path=args.db,
+                            quiet_gap_s=args.quiet_gap, tick_s=0.2)
+        if args.cmd == "serve":
+            from .app import create_app
+            from .config import Settings
+
+            create_app(Settings.load(args.config)).run(args.host, args.port, threaded=True)
+            return 0
+        run = os.path.join("runs", "gemma-270m-cpu")
+        data = ["--data", args.data] if args.data else []
+        for cmd in (["-m", "training", "counselor", "--preset", "gemma-270m-cpu", "--out", run] + data,
+                    ["-m", "convert", run, "--out", args.out, "--quant", "q8_0"] + data):
+            if subprocess.call([sys.executable] + cmd):
+                return 1
+        return 0
+    except BotConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

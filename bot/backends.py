@@ -1,0 +1,129 @@
+"""Generation backends behind one interface.
+
+* ``LlamaBackend`` — llama-cpp-python in-process on a GGUF (+ optional LoRA GGUF). It keeps a
+  small pool of contexts, one per recently active session, so each session's KV prefix is reused
+  turn after turn and interleaved users do not evict each other (up to ``contexts`` sessions).
+* ``OpenAIBackend`` — a remote OpenAI-compatible server (llama.cpp server, llama-cpp-python's
+  server, vLLM) through /v1/completions with the prompt rendered here, so the format is ours.
+Prompts always come from ``kokoro.prompts``.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections import OrderedDict
+from typing import Protocol
+
+from kokoro.chat_formats import ChatFormat, get_format
+
+from .config import BotConfigError, Settings
+
+
+class Backend(Protocol):
+    fmt: ChatFormat
+    identity: dict
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(self, key: str, prompt: str) -> str: ...
+
+
+def decoding(s: Settings) -> dict:
+    return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p,
+            "repeat_penalty": s.repeat_penalty}
+
+
+class LlamaBackend:
+    def __init__(self, s: Settings):
+        self.s = s
+        self.lock = threading.Lock()
+        self.pool: OrderedDict[str, object] = OrderedDict()
+        self.spare: list = []
+        first = self._new()
+        self.spare.append(first)
+        self.fmt = self._format(first)
+        self.identity = {"backend": "llama", "model": s.counselor_gguf, "lora": s.counselor_lora,
+                         "chat_format": self.fmt.name, "decoding": decoding(s)}
+
+    def _new(self):
+        from llama_cpp import Llama
+
+        return Llama(model_path=self.s.counselor_gguf, lora_path=self.s.counselor_lora, n_ctx=self.s.n_ctx,
+                     n_batch=min(256, self.s.n_ctx), n_threads=self.s.n_threads or None,
+                     n_gpu_layers=self.s.n_gpu_layers, seed=0, verbose=False)
+
+    def _format(self, llm) -> ChatFormat:
+        md = llm.metadata
+        template = md.get("tokenizer.chat_template")
+        if not template:
+            if not self.s.chat_format:
+                raise BotConfigError(f"{self.s.counselor_gguf} has no chat template; convert it with "
+                                     "`python -m convert` or set KOKORO_CHAT_FORMAT=llama3|gemma")
+            return get_format(self.s.chat_format)
+
+        def text(key):
+            i = md.get(key)
+            return llm.detokenize([int(i)], special=True).decode("utf-8", "replace") if i is not None else ""
+
+        eot = text("tokenizer.ggml.eot_token_id") or text("tokenizer.ggml.eos_token_id")
+        return ChatFormat("gguf", template, eot, text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id"))
+
+    def count_tokens(self, text: str) -> int:
+        llm = next(iter(self.pool.values()), None) or self.spare[0]
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def context(self, key: str):
+        """The context holding ``key``'s KV cache, evicting the least recently used one if needed."""
+        if key in self.pool:
+            self.pool.move_to_end(key)
+            return self.pool[key]
+        if self.spare:
+            llm = self.spare.pop()
+        elif len(self.pool) < max(1, self.s.contexts):
+            llm = self._new()
+        else:
+            _, llm = self.pool.popitem(last=False)
+            llm.reset()
+        self.pool[key] = llm
+        return llm
+
+    def forget(self, key: str) -> None:
+        with self.lock:
+            llm = self.pool.pop(key, None)
+            if llm is not None:
+                llm.reset()
+                self.spare.append(llm)
+
+    def generate(self, key: str, prompt: str) -> str:
+        with self.lock:
+            llm = self.context(key)
+            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            out = llm.create_completion(tokens, stop=list(self.fmt.stops), **decoding(self.s))
+            return out["choices"][0]["text"].strip()
+
+
+class OpenAIBackend:
+    def __init__(self, s: Settings):
+        self.s = s
+        self.url = s.openai_url.rstrip("/")
+        self.fmt = get_format(s.chat_format or "gemma")
+        self.identity = {"backend": "openai", "url": self.url, "model": s.openai_model, "decoding": decoding(s)}
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)  # conservative for Japanese: a token covers at least one character
+
+    def generate(self, key: str, prompt: str) -> str:
+        body = {"model": self.s.openai_model, "prompt": prompt, "stop": list(self.fmt.stops), "user": key,
+                **decoding(self.s)}
+        req = urllib.request.Request(self.url + "/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())["choices"][0]["text"].strip()
+
+    def forget(self, key: str) -> None:
+        pass
+
+
+def make_backend(s: Settings) -> Backend:
+    return LlamaBackend(s) if s.backend == "llama" else OpenAIBackend(s)

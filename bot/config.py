@@ -1,0 +1,97 @@
+"""Bot settings from the environment or a JSON config file; checked at start-up, not at import."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_MODEL_DIR = Path("models/gemma-270m-cpu")
+DEFAULT_COUNSELOR = DEFAULT_MODEL_DIR / "model-q8_0.gguf"
+
+
+class BotConfigError(ValueError):
+    """A setting the bot cannot start with; the message says what to set."""
+
+
+def _env(name: str, help: str, default=None, cast=str):
+    return field(default=default, metadata={"env": name, "help": help, "cast": cast})
+
+
+def _bool(v: str) -> bool:
+    return str(v).lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Settings:
+    channel_secret: str | None = _env("LINE_CHANNEL_SECRET", "the channel secret (webhook signatures)")
+    access_token: str | None = _env("LINE_CHANNEL_ACCESS_TOKEN", "the channel access token (Messaging API)")
+    api_host: str = _env("LINE_API_HOST", "Messaging API base URL (the emulator sets its own)", "https://api.line.me")
+    db_path: str = _env("KOKORO_BOT_DB", "SQLite database file", "bot.sqlite3")
+    backend: str = _env("KOKORO_BACKEND", "llama (in-process GGUF) | openai (remote OpenAI-compatible server)", "llama")
+    counselor_gguf: str = _env("KOKORO_COUNSELOR_GGUF", "counselor GGUF", str(DEFAULT_COUNSELOR))
+    counselor_lora: str | None = _env("KOKORO_COUNSELOR_LORA", "optional LoRA adapter GGUF applied at run time")
+    chat_format: str | None = _env("KOKORO_CHAT_FORMAT", "chat format when the GGUF has no template (llama3|gemma)")
+    openai_url: str | None = _env("KOKORO_OPENAI_URL", "base URL of an OpenAI-compatible server (backend=openai)")
+    openai_model: str = _env("KOKORO_OPENAI_MODEL", "model name on that server", "counselor")
+    n_ctx: int = _env("KOKORO_N_CTX", "context tokens per session", 2048, int)
+    n_threads: int = _env("KOKORO_THREADS", "CPU threads for generation (0 = llama.cpp default)", 2, int)
+    n_gpu_layers: int = _env("KOKORO_GPU_LAYERS", "layers offloaded to the GPU (-1 = all; needs a CUDA build)", 0, int)
+    contexts: int = _env("KOKORO_CONTEXTS", "sessions whose KV cache is kept warm at once", 4, int)
+    history_turns: int = _env("KOKORO_HISTORY_TURNS", "merged turns of history in the prompt (0 = all that fit)", 0, int)
+    temperature: float = _env("KOKORO_TEMPERATURE", "sampling temperature (0 = greedy)", 0.0, float)
+    top_p: float = _env("KOKORO_TOP_P", "nucleus sampling", 1.0, float)
+    repeat_penalty: float = _env("KOKORO_REPEAT_PENALTY", "repeat penalty (the demo loops without ~1.3)", 1.3, float)
+    max_tokens: int = _env("KOKORO_MAX_TOKENS", "most tokens in one reply", 96, int)
+    system_prompt: str | None = _env("KOKORO_SYSTEM_PROMPT", "counselor system prompt (default: kokoro's)")
+    quiet_gap_s: float = _env("KOKORO_QUIET_GAP", "seconds of quiet before answering a burst of messages", 4.0, float)
+    reply_deadline_s: float = _env("KOKORO_REPLY_DEADLINE", "use the reply token until this many seconds after the event", 50.0, float)
+    idle_timeout_s: float = _env("KOKORO_IDLE_TIMEOUT", "end a session after this much client silence", 900.0, float)
+    idle_warning_s: float = _env("KOKORO_IDLE_WARNING", "warn this long before the idle timeout", 120.0, float)
+    session_limit_s: float = _env("KOKORO_SESSION_LIMIT", "longest session", 3600.0, float)
+    limit_notice_s: float = _env("KOKORO_LIMIT_NOTICE", "notice this long before the session limit", 300.0, float)
+    max_retries: int = _env("KOKORO_MAX_RETRIES", "retries of a failed LINE API call before it waits in the outbox", 4, int)
+    retry_base_s: float = _env("KOKORO_RETRY_BASE", "first back-off in seconds", 0.5, float)
+    tick_s: float = _env("KOKORO_TICK", "seconds between timer checks", 1.0, float)
+    scheduler: bool = _env("KOKORO_SCHEDULER", "run timers/jobs in this process (one per deployment)", True, _bool)
+
+    def __post_init__(self):
+        if self.backend not in ("llama", "openai"):
+            raise BotConfigError(f"KOKORO_BACKEND must be llama or openai, got {self.backend!r}")
+        if self.idle_warning_s >= self.idle_timeout_s or self.limit_notice_s >= self.session_limit_s:
+            raise BotConfigError("the idle warning and the limit notice must come before their timeouts")
+
+    def check(self) -> None:
+        missing = [f.metadata["env"] for f in fields(self) if f.name in ("channel_secret", "access_token")
+                   and not getattr(self, f.name)]
+        if missing:
+            raise BotConfigError(f"set {' and '.join(missing)} (from the LINE Developers console) in the "
+                                 "environment or the config file; `python -m bot chat` needs neither")
+        if self.backend == "openai" and not self.openai_url:
+            raise BotConfigError("backend=openai needs KOKORO_OPENAI_URL (e.g. http://127.0.0.1:8000/v1)")
+        if self.backend == "llama" and not Path(self.counselor_gguf).is_file():
+            raise BotConfigError(
+                f"counselor model {self.counselor_gguf} not found. Build the CPU demo counselor with one command:\n"
+                "  .venv/bin/python -m bot build-demo --data PATH/TO/KokoroChat\n"
+                "or set KOKORO_COUNSELOR_GGUF to a GGUF made by `python -m convert`")
+
+    @classmethod
+    def load(cls, config_file: str | None = None, environ=None, **overrides) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        if config_file:
+            try:
+                values.update(json.loads(Path(config_file).read_text()))
+            except (OSError, json.JSONDecodeError) as e:
+                raise BotConfigError(f"config file {config_file}: {e}") from None
+            unknown = set(values) - {f.name for f in fields(cls)}
+            if unknown:
+                raise BotConfigError(f"config file {config_file}: unknown settings {sorted(unknown)}")
+        for f in fields(cls):
+            if f.metadata["env"] in environ:
+                try:
+                    values[f.name] = f.metadata["cast"](environ[f.metadata["env"]])
+                except ValueError:
+                    raise BotConfigError(f"{f.metadata['env']}={environ[f.metadata['env']]!r} is not valid") from None
+        values.update(overrides)
+        return cls(**values)

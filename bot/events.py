@@ -1,0 +1,134 @@
+"""One small handler per webhook event type (registered by decorator). Handlers get the raw
+event dict, so events the SDK's typed models reject still get an answer when they can."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from . import messages as M
+from .sessions import Engine
+from .store import now
+
+log = logging.getLogger("kokoro.bot.events")
+HANDLERS: dict[str, Callable[[Engine, dict], None]] = {}
+MESSAGE_HANDLERS: dict[str, Callable[[Engine, dict], None]] = {}
+POSTBACKS: dict[str, Callable[[Engine, str], None]] = {}
+
+
+def on(event_type: str):
+    def deco(fn):
+        HANDLERS[event_type] = fn
+        return fn
+    return deco
+
+
+def on_message(*types: str):
+    def deco(fn):
+        for t in types:
+            MESSAGE_HANDLERS[t] = fn
+        return fn
+    return deco
+
+
+def on_postback(data: str):
+    def deco(fn):
+        POSTBACKS[data] = fn
+        return fn
+    return deco
+
+
+def user_of(ev: dict) -> str | None:
+    src = ev.get("source") or {}
+    return src.get("userId") if src.get("type") == "user" else None
+
+
+def dispatch(engine: Engine, ev: dict) -> None:
+    if ev.get("mode") == "standby":  # another channel (module) is active for this chat
+        return
+    handler = HANDLERS.get(ev.get("type"))
+    if handler is None:
+        log.info("unhandled event type %s acknowledged", ev.get("type"))
+        return
+    uid = user_of(ev)
+    if uid:
+        engine.remember_token(uid, ev.get("replyToken"), ev.get("timestamp"))
+    handler(engine, ev)
+
+
+@on("follow")
+def follow(engine: Engine, ev: dict) -> None:
+    uid = user_of(ev)
+    if uid:
+        engine.store.update_user(uid, followed=1)
+        engine.send(uid, M.greeting() if not engine.consented(uid) else M.consented())
+
+
+@on("unfollow")
+def unfollow(engine: Engine, ev: dict) -> None:
+    uid = user_of(ev)
+    if uid:
+        engine.end(uid, "unfollow", notify=False)  # a blocked user cannot be messaged
+        engine.store.update_user(uid, followed=0)
+
+
+@on("join")
+def join(engine: Engine, ev: dict) -> None:
+    src = ev.get("source") or {}
+    if ev.get("replyToken"):
+        engine.outbox.send(src.get("groupId") or src.get("roomId"), M.group_not_supported(), ev["replyToken"],
+                           ev.get("timestamp", now() * 1000) / 1000 + engine.s.reply_deadline_s)
+    engine.api.leave(src.get("type"), src.get("groupId") or src.get("roomId"))
+
+
+@on("message")
+def message(engine: Engine, ev: dict) -> None:
+    uid = user_of(ev)
+    if uid is None:  # group or room chatter: not a counseling channel
+        return
+    msg = ev.get("message") or {}
+    MESSAGE_HANDLERS.get(msg.get("type"), non_text)(engine, ev)
+
+
+@on_message("text")
+def text_message(engine: Engine, ev: dict) -> None:
+    engine.client_text(user_of(ev), ev["message"].get("text", ""))
+
+
+@on_message("sticker", "image", "video", "audio", "file", "location")
+def non_text(engine: Engine, ev: dict) -> None:
+    engine.send(user_of(ev), M.not_text())
+
+
+@on("postback")
+def postback(engine: Engine, ev: dict) -> None:
+    uid = user_of(ev)
+    data = (ev.get("postback") or {}).get("data", "")
+    if uid and data in POSTBACKS:
+        POSTBACKS[data](engine, uid)
+    elif uid:
+        log.info("unknown postback acknowledged")
+
+
+@on_postback(M.CONSENT)
+def consent(engine: Engine, uid: str) -> None:
+    engine.store.update_user(uid, consent_at=now())
+    engine.send(uid, M.consented())
+
+
+@on_postback(M.DECLINE)
+def decline(engine: Engine, uid: str) -> None:
+    engine.store.update_user(uid, consent_at=None)
+    engine.send(uid, M.declined())
+
+
+@on_postback(M.START)
+def start(engine: Engine, uid: str) -> None:
+    if not engine.consented(uid):
+        engine.send(uid, M.consent_needed())
+    else:
+        engine.start(uid)
+
+
+@on_postback(M.END)
+def end(engine: Engine, uid: str) -> None:
+    engine.end(uid, "user")

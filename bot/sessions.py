@@ -1,0 +1,164 @@
+"""The session engine: consent → opening → dialogue → closing, mirroring the platform KokoroChat
+came from (the LINE user is the client, the bot the counselor).
+
+Client messages are stored as they arrive (utterances, as in KokoroChat); the counselor answers
+the merged burst once the client has been quiet for ``quiet_gap_s``. Timers (idle warning and
+end, session-limit notice and end, outbox retries) run from one periodic tick.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from kokoro.dataset import Turn, merge_turns
+from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
+
+from . import messages as M
+from .config import Settings
+from .line_api import LineApi, Outbox
+from .store import Store, iso, now
+
+log = logging.getLogger("kokoro.bot.sessions")
+WINDOW_SLACK = 0.6  # after a cut, keep this share of the budget so the next turns reuse the prefix
+
+
+class Engine:
+    def __init__(self, s: Settings, store: Store, api: LineApi, backend):
+        self.s, self.store, self.api, self.backend = s, store, api, backend
+        self.outbox = Outbox(store, api)
+        self.jobs: queue.Queue = queue.Queue()
+        self.queued: set[str] = set()
+        self.qlock = threading.Lock()
+        self.stop = threading.Event()
+
+    # ------------------------------------------------------------ sending
+    def send(self, user_id: str, msgs: list[dict]) -> None:
+        """Reply with the user's fresh reply token if there is one, else push."""
+        with self.store.lock:
+            u = self.store.user(user_id)
+            token, ts = u.get("reply_token"), u.get("reply_token_ts") or 0
+            self.store.update_user(user_id, reply_token=None)
+        deadline = ts + self.s.reply_deadline_s if token else None
+        self.outbox.send(user_id, msgs, token, deadline)
+
+    def remember_token(self, user_id: str, token: str | None, event_ts_ms: int | None) -> None:
+        if token:
+            self.store.update_user(user_id, reply_token=token,
+                                   reply_token_ts=(event_ts_ms or now() * 1000) / 1000)
+
+    # ------------------------------------------------------------ flow
+    def consented(self, user_id: str) -> bool:
+        return bool(self.store.user(user_id).get("consent_at"))
+
+    def start(self, user_id: str) -> dict:
+        sess = self.store.open_session(user_id)
+        if sess:
+            return sess
+        sess = self.store.start_session(user_id)
+        self.store.add_turn(sess, "counselor", M.OPENING)
+        self.send(user_id, M.opening())
+        return sess
+
+    def end(self, user_id: str, reason: str, notify: bool = True) -> None:
+        sess = self.store.open_session(user_id)
+        if not sess:
+            return
+        self.store.end_session(sess["id"], reason)
+        forget = getattr(self.backend, "forget", None)
+        if forget:
+            forget(str(sess["id"]))
+        if notify:
+            self.send(user_id, M.closing(reason))
+        log.info("session %s closed (%s)", sess["id"], reason)
+
+    def client_text(self, user_id: str, text: str) -> None:
+        if not self.consented(user_id):
+            self.send(user_id, M.consent_needed())
+            return
+        if text.strip() in M.END_WORDS:
+            self.end(user_id, "user")
+            return
+        sess = self.store.open_session(user_id) or self.start(user_id)
+        self.store.add_turn(sess, "client", text)
+        self.store.update_session(sess["id"], last_client_at=now(), pending_reply=1, idle_warned=0)
+        self.api.loading(user_id, 20)
+
+    # ------------------------------------------------------------ timers (the scheduler's tick)
+    def tick(self) -> None:
+        t = now()
+        for sess in self.store.open_sessions():
+            uid, sid = sess["user_id"], sess["id"]
+            idle = t - (sess["last_client_at"] or sess["started_at"])
+            age = t - sess["started_at"]
+            if age >= self.s.session_limit_s:
+                self.end(uid, "limit")
+                continue
+            if idle >= self.s.idle_timeout_s and not sess["pending_reply"]:
+                self.end(uid, "idle")
+                continue
+            if sess["pending_reply"] and idle >= self.s.quiet_gap_s:
+                self.enqueue(uid)
+            if not sess["idle_warned"] and not sess["pending_reply"] and idle >= self.s.idle_timeout_s - self.s.idle_warning_s:
+                self.store.update_session(sid, idle_warned=1)
+                self.send(uid, M.idle_warning(self.s.idle_timeout_s - idle))
+            if not sess["limit_noticed"] and age >= self.s.session_limit_s - self.s.limit_notice_s:
+                self.store.update_session(sid, limit_noticed=1)
+                self.send(uid, M.limit_notice(self.s.session_limit_s - age))
+        self.outbox.flush()
+
+    def enqueue(self, user_id: str) -> None:
+        with self.qlock:
+            if user_id in self.queued:
+                return
+            self.queued.add(user_id)
+        self.jobs.put(user_id)
+
+    # ------------------------------------------------------------ generation (one thread)
+    def run_generation(self) -> None:
+        while not self.stop.is_set():
+            try:
+                uid = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self.qlock:
+                self.queued.discard(uid)
+            try:
+                self.respond(uid)
+            except Exception as e:  # a reply every time: never leave the client without an answer
+                log.error("generation failed: %s", type(e).__name__)
+                self.send(uid, M.fallback())
+
+    def respond(self, user_id: str) -> None:
+        sess = self.store.open_session(user_id)
+        if not sess or not sess["pending_reply"]:
+            return
+        turns = self.store.turns(sess["id"])
+        last_client = max((r["id"] for r in turns if r["role"] == "client"), default=None)
+        prompt, start = self.prompt(sess, turns)
+        reply = self.backend.generate(str(sess["id"]), prompt) or M.fallback()[0]["text"]
+        fresh = self.store.session(sess["id"])
+        if fresh["status"] != "open":
+            return
+        newer = any(r["role"] == "client" and r["id"] > last_client for r in self.store.turns(sess["id"]))
+        self.store.add_turn(sess, "counselor", reply)
+        self.store.update_session(sess["id"], window_start=start, pending_reply=1 if newer else 0)
+        self.send(user_id, [M.text(reply)])
+
+    def prompt(self, sess: dict, rows: list[dict]) -> tuple[str, int]:
+        history = [Turn(r["role"], r["time"], r["text"]) for r in rows]
+        budget = self.s.n_ctx - self.s.max_tokens
+        kw = dict(system=self.s.system_prompt or COUNSELOR_SYSTEM, count_tokens=self.backend.count_tokens,
+                  max_turns=self.s.history_turns)
+        try:
+            prompt, start = counselor_prompt(self.backend.fmt, history, max_tokens=budget,
+                                             min_start=sess["window_start"] or 0, **kw)
+            if start != (sess["window_start"] or 0):  # the window moved: leave slack for the next turns
+                prompt, start = counselor_prompt(self.backend.fmt, history, max_tokens=int(budget * WINDOW_SLACK),
+                                                 min_start=start, **kw)
+            return prompt, start
+        except ContextTooShort:  # one huge message: answer its end
+            merged = merge_turns(history)
+            last = merged[-1]
+            tail = [Turn(last.role, last.time, last.text[-max(16, budget // 4):])]
+            return counselor_prompt(self.backend.fmt, tail, max_tokens=budget, **kw)[0], len(merged) - 1

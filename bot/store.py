@@ -1,0 +1,157 @@
+"""SQLite persistence (sqlite-utils, WAL): events, users, sessions, turns, outbox.
+
+Every webhook event is stored before the 200, so a crash between the 200 and the reply loses
+nothing: the worker picks up events whose status is still 'pending'. Counseling text lives only
+here — never in logs.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).astimezone().replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, path: str):
+        import sqlite3
+
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.lock = threading.RLock()
+        self._schema()
+
+    def _schema(self):
+        t = self.db.table
+        if not t("events").exists():
+            t("events").create({"id": str, "user_id": str, "source_type": str, "type": str, "timestamp": int,
+                                "body": str, "status": str, "received_at": float}, pk="id")
+            t("events").create_index(["status", "timestamp"])
+        if not t("users").exists():
+            t("users").create({"user_id": str, "created_at": float, "consent_at": float, "followed": int,
+                               "reply_token": str, "reply_token_ts": float}, pk="user_id")
+        if not t("sessions").exists():
+            t("sessions").create({"id": int, "user_id": str, "status": str, "started_at": float, "ended_at": float,
+                                  "end_reason": str, "last_client_at": float, "idle_warned": int,
+                                  "limit_noticed": int, "window_start": int, "pending_reply": int,
+                                  "crisis": int}, pk="id")
+            t("sessions").create_index(["user_id", "status"])
+        if not t("turns").exists():
+            t("turns").create({"id": int, "session_id": int, "user_id": str, "role": str, "text": str,
+                               "time": str, "ts": float}, pk="id")
+            t("turns").create_index(["session_id"])
+        if not t("outbox").exists():
+            t("outbox").create({"id": int, "user_id": str, "reply_token": str, "token_deadline": float,
+                                "messages": str, "retry_key": str, "status": str, "attempts": int,
+                                "not_before": float, "created_at": float, "sent_at": float, "last_error": str,
+                                "via": str}, pk="id")
+            t("outbox").create_index(["status"])
+
+    # ---------------------------------------------------------------- events
+    def add_event(self, event_id: str, event: dict) -> bool:
+        """Store an event once; False if this webhookEventId was seen before (redelivery/duplicate)."""
+        src = event.get("source") or {}
+        with self.lock:
+            if self.db["events"].count_where("id = ?", [event_id]):
+                return False
+            self.db["events"].insert({"id": event_id, "user_id": src.get("userId"), "source_type": src.get("type"),
+                                      "type": event.get("type"), "timestamp": int(event.get("timestamp") or 0),
+                                      "body": json.dumps(event, ensure_ascii=False), "status": "pending",
+                                      "received_at": now()})
+            return True
+
+    def pending_events(self) -> list[dict]:
+        rows = self.db.query("select * from events where status = 'pending' order by timestamp, received_at")
+        return [dict(r, event=json.loads(r["body"])) for r in rows]
+
+    def mark_event(self, event_id: str, status: str = "done"):
+        with self.lock:
+            self.db["events"].update(event_id, {"status": status})
+
+    # ---------------------------------------------------------------- users
+    def user(self, user_id: str) -> dict:
+        with self.lock:
+            rows = list(self.db["users"].rows_where("user_id = ?", [user_id]))
+            if rows:
+                return rows[0]
+            row = {"user_id": user_id, "created_at": now(), "consent_at": None, "followed": 1,
+                   "reply_token": None, "reply_token_ts": None}
+            self.db["users"].insert(row)
+            return row
+
+    def update_user(self, user_id: str, **values):
+        with self.lock:
+            self.user(user_id)
+            self.db["users"].update(user_id, values)
+
+    # ---------------------------------------------------------------- sessions and turns
+    def open_session(self, user_id: str) -> dict | None:
+        rows = list(self.db["sessions"].rows_where("user_id = ? and status = 'open'", [user_id], limit=1))
+        return rows[0] if rows else None
+
+    def start_session(self, user_id: str) -> dict:
+        with self.lock:
+            t = now()
+            sid = self.db["sessions"].insert({"user_id": user_id, "status": "open", "started_at": t,
+                                              "last_client_at": t, "idle_warned": 0, "limit_noticed": 0,
+                                              "window_start": 0, "pending_reply": 0, "crisis": 0}).last_pk
+            return self.session(sid)
+
+    def session(self, sid: int) -> dict:
+        return self.db["sessions"].get(sid)
+
+    def update_session(self, sid: int, **values):
+        with self.lock:
+            self.db["sessions"].update(sid, values)
+
+    def end_session(self, sid: int, reason: str):
+        with self.lock:
+            self.db["sessions"].update(sid, {"status": "closed", "ended_at": now(), "end_reason": reason,
+                                             "pending_reply": 0})
+
+    def add_turn(self, session: dict, role: str, text: str, ts: float | None = None):
+        ts = now() if ts is None else ts
+        with self.lock:
+            self.db["turns"].insert({"session_id": session["id"], "user_id": session["user_id"], "role": role,
+                                     "text": text, "time": iso(ts), "ts": ts})
+
+    def turns(self, sid: int) -> list[dict]:
+        return list(self.db["turns"].rows_where("session_id = ?", [sid], order_by="id"))
+
+    def open_sessions(self) -> list[dict]:
+        return list(self.db["sessions"].rows_where("status = 'open'"))
+
+    # ---------------------------------------------------------------- outbox
+    def enqueue(self, user_id: str, messages: list[dict], reply_token: str | None, token_deadline: float | None) -> int:
+        with self.lock:
+            return self.db["outbox"].insert({
+                "user_id": user_id, "reply_token": reply_token, "token_deadline": token_deadline,
+                "messages": json.dumps(messages, ensure_ascii=False), "retry_key": str(uuid.uuid4()),
+                "status": "pending", "attempts": 0, "not_before": 0.0, "created_at": now()}).last_pk
+
+    def due_outbox(self) -> list[dict]:
+        return list(self.db["outbox"].rows_where("status = 'pending' and not_before <= ?", [now()], order_by="id"))
+
+    def update_outbox(self, oid: int, **values):
+        with self.lock:
+            self.db["outbox"].update(oid, values)
+
+    def delete_user(self, user_id: str):
+        """Everything stored for this user."""
+        with self.lock:
+            for table in ("turns", "sessions", "outbox", "events"):
+                self.db.execute(f"delete from {table} where user_id = ?", [user_id])
+            self.db.execute("delete from users where user_id = ?", [user_id])
