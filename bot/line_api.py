@@ -118,6 +118,9 @@ class Outbox:
     def deliver(self, row: dict) -> bool:
         import json
 
+        row = self.store.claim_outbox(row["id"])
+        if row is None:
+            return False
         messages = json.loads(row["messages"])
         attempts = row["attempts"] + 1
         if row["reply_token"] and row["attempts"] == 0 and now() < (row["token_deadline"] or 0):
@@ -132,7 +135,7 @@ class Outbox:
             return True
         if status == 429 or status >= 500 or status == 0:
             backoff = min(600.0, self.api.retry_base_s * 2 ** min(attempts, 10))
-            self.store.update_outbox(row["id"], attempts=attempts, not_before=now() + backoff,
+            self.store.update_outbox(row["id"], status="pending", attempts=attempts, not_before=now() + backoff,
                                      last_error=f"status {status}")
             return False
         self.store.update_outbox(row["id"], status="failed", attempts=attempts, last_error=f"status {status}")

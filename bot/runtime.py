@@ -49,6 +49,8 @@ class Runtime:
             return False
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        self.engine.store.release_stale_sends(0.0)  # this process is now the only sender
+
         for target in (self._worker, self.engine.run_generation):
             t = threading.Thread(target=target, daemon=True)
             t.start()

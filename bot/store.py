@@ -142,6 +142,19 @@ class Store:
                 "messages": json.dumps(messages, ensure_ascii=False), "retry_key": str(uuid.uuid4()),
                 "status": "pending", "attempts": 0, "not_before": 0.0, "created_at": now()}).last_pk
 
+    def claim_outbox(self, oid: int) -> dict | None:
+        """Take a pending row for delivery (one sender at a time); None if another sender has it."""
+        with self.lock:
+            cur = self.db.execute("update outbox set status = 'sending', not_before = ? "
+                                  "where id = ? and status = 'pending'", [now(), oid])
+            return self.db["outbox"].get(oid) if cur.rowcount == 1 else None
+
+    def release_stale_sends(self, older_than_s: float = 60.0) -> None:
+        """Rows left 'sending' by a process that died go back to pending (the retry key keeps them single)."""
+        with self.lock:
+            self.db.execute("update outbox set status = 'pending' where status = 'sending' and not_before < ?",
+                            [now() - older_than_s])
+
     def due_outbox(self) -> list[dict]:
         return list(self.db["outbox"].rows_where("status = 'pending' and not_before <= ?", [now()], order_by="id"))
 

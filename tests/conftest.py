@@ -79,3 +79,18 @@ def tiny_run(tiny_base, kokoro_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("tinyrun") / "run"
     return train(build_config("counselor", "tiny", overrides={
         "base_model": str(tiny_base), "data": str(kokoro_dir), "out": str(out)}))
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_run, tmp_path_factory):
+    """The tiny counselor converted to GGUF q8_0 (chat template and end-of-turn in its metadata)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("tinygguf") / "gguf"
+    subprocess.run([sys.executable, "-m", "convert", str(tiny_run), "--out", str(out), "--quant", "q8_0",
+                    "--no-parity", "--base-gguf", "no"], cwd=REPO, check=True, capture_output=True, timeout=900)
+    return out / "model-q8_0.gguf"
+
+
+SAMPLES = REPO.parent / "shared" / "line" / "webhook-samples"

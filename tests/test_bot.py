@@ -1,0 +1,291 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, SAMPLES
+
+pytest.importorskip("llama_cpp")
+FAST = dict(quiet_gap_s=0.2, tick_s=0.1, n_threads=1, max_tokens=16, n_ctx=512, retry_base_s=0.01,
+            reply_deadline_s=50.0)
+
+
+@pytest.fixture
+def emu(tiny_gguf, tmp_path):
+    from bot.emulator.client import Emulator
+
+    e = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "bot.sqlite3"), **FAST)
+    yield e
+    e.close()
+
+
+def settle(emu, user, n, timeout=60):
+    got = emu.fake.wait_for(n, timeout, user)
+    time.sleep(0.3)
+    return emu.fake.delivered(user)
+
+
+def consented_user(emu, user="U" + "a" * 32):
+    emu.follow(user)
+    settle(emu, user, 1)
+    from bot import messages as M
+
+    emu.postback(user, M.CONSENT)
+    settle(emu, user, 2)
+    return user
+
+
+# ------------------------------------------------------------------ webhook
+@pytest.fixture
+def client(tiny_gguf, tmp_path):
+    from bot.app import create_app
+    from bot.config import Settings
+
+    s = Settings.load(environ={}, channel_secret="testsecret", access_token="t", api_host="http://127.0.0.1:9",
+                      counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "b.sqlite3"))
+    app = create_app(s, start_background=False)
+    return app.test_client(), app
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.json")))
+def test_every_official_sample_is_accepted_when_signed_and_refused_when_not(client, sample):
+    from bot.emulator.client import sign
+
+    c, app = client
+    body = (SAMPLES / sample).read_bytes()
+    assert c.post("/callback", data=body, headers={"X-Line-Signature": sign("testsecret", body)}).status_code == 200
+    assert c.post("/callback", data=body, headers={"X-Line-Signature": sign("wrong", body)}).status_code == 400
+    assert c.post("/callback", data=body).status_code == 400
+
+
+def test_events_are_stored_before_the_200(client):
+    from bot.emulator.client import sign
+
+    c, app = client
+    body = (SAMPLES / "13_multi_event_sdk_fixture.json").read_bytes()
+    t = time.perf_counter()
+    assert c.post("/callback", data=body, headers={"X-Line-Signature": sign("testsecret", body)}).status_code == 200
+    assert time.perf_counter() - t < 2.0
+    store = app.extensions["kokoro"].engine.store
+    # all 28 events share one webhookEventId in the SDK fixture: stored once (dedupe on webhookEventId)
+    assert store.db["events"].count == 1
+
+
+def test_redelivered_event_yields_one_reply(emu):
+    for name in ("04_text_message_user.json", "05_text_message_redelivered.json"):
+        assert emu.post([], body=(SAMPLES / name).read_bytes()) == 200
+    user = "U206d25c2ea6bd87c17655609a1c37cb8"
+    time.sleep(1.0)
+    assert len(emu.fake.delivered(user)) == 1  # the consent request, once
+    assert emu.runtime.engine.store.db["events"].count == 1
+
+
+def test_scripted_session_ends_with_complete_stored_transcript(tiny_gguf, tmp_path):
+    script = tmp_path / "client.txt"
+    script.write_text("こんにちは\n仕事のことで悩んでいて\n上司とうまくいかないんです\n", encoding="utf-8")
+    env = {"KOKORO_COUNSELOR_GGUF": str(tiny_gguf), "KOKORO_THREADS": "1", "KOKORO_MAX_TOKENS": "16",
+           "KOKORO_N_CTX": "512", "PATH": "/usr/bin:/bin"}
+    db = tmp_path / "chat.sqlite3"
+    r = subprocess.run([sys.executable, "-m", "bot", "chat", "--script", str(script), "--quiet-gap", "0.2",
+                        "--db", str(db)], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    clients = [l for l in lines if l.startswith("client: ")]
+    assert clients == ["client: こんにちは", "client: 仕事のことで悩んでいて", "client: 上司とうまくいかないんです", "client: 終了"]
+    import sqlite_utils
+
+    db = sqlite_utils.Database(db)
+    sess = list(db["sessions"].rows)
+    assert len(sess) == 1 and sess[0]["status"] == "closed" and sess[0]["end_reason"] == "user"
+    turns = list(db["turns"].rows_where(order_by="id"))
+    assert [t["role"] for t in turns] == ["counselor", "client", "counselor", "client", "counselor", "client", "counselor"]
+    assert [t["text"] for t in turns if t["role"] == "client"] == ["こんにちは", "仕事のことで悩んでいて", "上司とうまくいかないんです"]
+
+
+def test_burst_is_answered_once_as_one_merged_turn(emu):
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)  # opening + reply
+    seen = len(emu.fake.delivered(user))
+    emu.runtime.engine.s.quiet_gap_s = 1.0
+    for part in ("実は", "仕事で", "困っていて"):
+        emu.text(user, part)
+    time.sleep(3.0)
+    new = emu.fake.delivered(user)[seen:]
+    assert len(new) == 1  # one counselor answer to the three-message burst
+    store = emu.runtime.engine.store
+    from kokoro.dataset import Turn, merge_turns
+
+    rows = store.turns(store.open_session(user)["id"])
+    merged = merge_turns([Turn(r["role"], r["time"], r["text"]) for r in rows])
+    assert merged[-2].text == "実は\n仕事で\n困っていて" and merged[-1].role == "counselor"
+
+
+def test_expired_reply_token_switches_to_push_with_retry_key(emu):
+    emu.runtime.engine.s.reply_deadline_s = 0.0
+    user = "U" + "b" * 32
+    emu.follow(user)
+    settle(emu, user, 1)
+    pushes = [r for r in emu.fake.records if r["path"] == "/v2/bot/message/push"]
+    assert len(pushes) == 1 and len(pushes[0]["retry_key"]) == 36
+    assert not [r for r in emu.fake.records if r["path"] == "/v2/bot/message/reply"]
+
+
+def test_429_and_5xx_are_retried_without_duplicates(emu):
+    emu.runtime.engine.s.reply_deadline_s = 0.0
+    emu.fake.fail_next("/v2/bot/message/push", 500, 2)
+    emu.fake.fail_next("/v2/bot/message/push", 429, 1)
+    user = "U" + "c" * 32
+    emu.follow(user)
+    got = settle(emu, user, 1)
+    assert len(got) == 1
+    pushes = [r for r in emu.fake.records if r["path"] == "/v2/bot/message/push"]
+    assert [r["status"] for r in pushes] == [500, 500, 429, 200]
+    assert len({r["retry_key"] for r in pushes}) == 1
+
+
+def test_when_line_is_down_messages_wait_and_are_sent_once(emu):
+    engine = emu.runtime.engine
+    engine.s.reply_deadline_s = 0.0
+    emu.fake.fail_next("/v2/bot/message/push", 503, engine.s.max_retries + 1)
+    user = "U" + "d" * 32
+    emu.follow(user)
+    got = settle(emu, user, 1, timeout=10)
+    assert len(got) == 1  # the outbox retried after the back-off
+    rows = list(engine.store.db["outbox"].rows)
+    assert len(rows) == 1 and rows[0]["status"] == "sent" and rows[0]["attempts"] == 2
+    engine.outbox.flush()
+    assert len(emu.fake.delivered(user)) == 1
+
+
+def test_a_crash_between_the_200_and_the_reply_loses_nothing(tiny_gguf, tmp_path):
+    from bot.app import create_app
+    from bot.emulator.client import Emulator
+
+    db = str(tmp_path / "bot.sqlite3")
+    emu = Emulator(counselor_gguf=str(tiny_gguf), db_path=db, scheduler=False, **FAST)
+    user = "U" + "e" * 32
+    assert emu.follow(user) == 200
+    time.sleep(0.3)
+    assert emu.fake.delivered(user) == []  # acknowledged and stored, not yet processed
+    emu.server.shutdown()
+    # restart: a new process on the same database picks up the stored event
+    app2 = create_app(emu.settings.__class__.load(environ={}, **{**emu.settings.__dict__, "scheduler": True}))
+    try:
+        assert emu.fake.wait_for(1, 10, user)
+        events = app2.extensions["kokoro"].engine.store.db["events"]
+        deadline = time.time() + 5
+        while time.time() < deadline and [r["status"] for r in events.rows] != ["done"]:
+            time.sleep(0.05)
+        assert [r["status"] for r in events.rows] == ["done"]
+    finally:
+        app2.extensions["kokoro"].shutdown()
+        emu.fake.stop()
+
+
+def test_other_event_types(emu):
+    user = "U4af4980629..."
+    for i, name in enumerate(("07_sticker_animated_user.json", "08_image_user.json")):
+        emu.runtime.engine.store.db["events"].delete_where()  # the samples share one webhookEventId
+        assert emu.post([], body=(SAMPLES / name).read_bytes()) == 200
+        settle(emu, user, i + 1, timeout=10)
+    texts = [m["text"] for m in emu.fake.delivered(user)]
+    assert len(texts) == 2 and all("文字で" in t for t in texts)
+    emu.runtime.engine.store.db["events"].delete_where()
+    assert emu.post([], body=(SAMPLES / "11_join_group.json").read_bytes()) == 200
+    time.sleep(1.0)
+    assert any(r["path"].startswith("/v2/bot/group/") and r["path"].endswith("/leave") for r in emu.fake.records)
+    assert emu.fake.errors == []  # everything sent matched LINE's OpenAPI spec
+
+
+def test_unfollow_closes_the_session(emu):
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)
+    emu.post([dict(emu.event(user, "unfollow"), replyToken=None)])
+    time.sleep(0.8)
+    store = emu.runtime.engine.store
+    assert store.open_session(user) is None
+    assert list(store.db["sessions"].rows)[0]["end_reason"] == "unfollow"
+
+
+def test_idle_warning_then_end(emu):
+    s = emu.runtime.engine.s
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)
+    n = len(emu.fake.delivered(user))
+    s.idle_timeout_s, s.idle_warning_s = 1.5, 1.0
+    got = settle(emu, user, n + 2, timeout=10)
+    assert "あと" in got[n]["text"] and "ここまで" in got[n + 1]["text"]
+    assert emu.runtime.engine.store.open_session(user) is None
+
+
+def test_no_session_context_reaches_another_sessions_reply(tiny_gguf):
+    """Interleaved sessions on fewer contexts than sessions give the same replies as each alone."""
+    from bot.backends import LlamaBackend
+    from bot.config import Settings
+
+    s = Settings.load(environ={}, counselor_gguf=str(tiny_gguf), n_threads=1, max_tokens=12, n_ctx=512, contexts=1)
+    fmt_prompt = lambda b, text: b.fmt.render([{"role": "user", "content": text}], add_generation_prompt=True)
+    alone = LlamaBackend(s)
+    ref_b = alone.generate("B", fmt_prompt(alone, "家族のことで悩んでいます"))
+    shared = LlamaBackend(s)
+    shared.generate("A", fmt_prompt(shared, "仕事で上司に怒られてつらいです。" * 5))
+    assert shared.generate("B", fmt_prompt(shared, "家族のことで悩んでいます")) == ref_b
+    shared.generate("A", fmt_prompt(shared, "仕事で上司に怒られてつらいです。" * 5 + "それで"))
+    assert shared.generate("B", fmt_prompt(shared, "家族のことで悩んでいます")) == ref_b
+
+
+def test_prompts_hold_only_their_own_session(emu):
+    seen = []
+    backend = emu.runtime.engine.backend
+    real = backend.generate
+    backend.generate = lambda key, prompt: seen.append((key, prompt)) or real(key, prompt)
+    a, b = consented_user(emu, "U" + "1" * 32), consented_user(emu, "U" + "2" * 32)
+    emu.text(a, "あかいりんご")
+    emu.text(b, "あおいそら")
+    settle(emu, a, 4)
+    settle(emu, b, 4)
+    keys = {k for k, _ in seen}
+    assert len(keys) == 2
+    for k, prompt in seen:
+        assert ("あかいりんご" in prompt) != ("あおいそら" in prompt)
+
+
+def test_long_text_is_split_by_utf16_units_and_five_per_request():
+    from bot.line_api import prepare, split_text, utf16_len
+
+    text = "😀" * 2600 + "あ" * 100  # 5,300 UTF-16 units
+    parts = split_text(text)
+    assert "".join(parts) == text and all(utf16_len(p) <= 5000 for p in parts) and len(parts) == 2
+    groups = prepare([{"type": "text", "text": "x" * 12000}] + [{"type": "text", "text": "y"}] * 4)
+    assert [len(g) for g in groups] == [5, 2]
+
+
+def test_missing_settings_give_clear_errors(tmp_path):
+    from bot.config import BotConfigError, Settings
+
+    with pytest.raises(BotConfigError, match="LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN"):
+        Settings.load(environ={}).check()
+    s = Settings.load(environ={"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t",
+                               "KOKORO_COUNSELOR_GGUF": str(tmp_path / "none.gguf")})
+    with pytest.raises(BotConfigError, match="python -m bot build-demo"):
+        s.check()
+    with pytest.raises(BotConfigError, match="KOKORO_N_CTX"):
+        Settings.load(environ={"KOKORO_N_CTX": "big"})
+
+
+def test_importing_bot_pulls_no_torch():
+    code = ("import sys, bot, bot.app, bot.sessions, bot.events, bot.backends, bot.chat, bot.emulator.client; "
+            "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_bot_requirements_have_no_torch():
+    from test_prompts import _reqs
+
+    reqs = set(_reqs(REPO / "requirements" / "bot.txt"))
+    assert not {"torch", "transformers", "peft", "bitsandbytes"} & reqs and "line-bot-sdk" in reqs
