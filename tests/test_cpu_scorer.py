@@ -62,3 +62,42 @@ def test_numeric_features_use_times_and_lengths():
     assert f[5] == pytest.approx(math.log1p(1.5))  # 90 s
     assert f[6] == pytest.approx(math.log1p(30)) and f[7] == pytest.approx(math.log1p(60))
     assert f[8] == pytest.approx(2 / 10)
+
+
+def test_evaluation_scores_json_beside_baselines(small_scorer, kokoro_dir, tmp_path):
+    out, _ = small_scorer
+    r = subprocess.run([sys.executable, "-m", "evaluation", "scores", "--cpu-scorer", str(out), "--data",
+                        str(kokoro_dir), "--json", "--limit", "40", "--out", str(tmp_path / "rep")],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(r.stdout)
+    assert {"acc", "acc_soft", "mae"} <= set(m) and m["n_test"] == 40
+    assert set(m["baselines"]) == {"constant mode", "length regression"}
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "Fine-tuned 8B (paper) | 35.35 | 83.64 | 0.8283" in report and "| D17 | 問題の明確化 |" in report
+    assert (tmp_path / "rep" / "per_item.png").stat().st_size > 1000
+
+
+def test_constant_mode_baseline_is_the_per_item_mode(dialogues):
+    from evaluation.baselines import constant_mode
+
+    train = dialogues[:50]
+    pred = constant_mode(train, 3)
+    from collections import Counter
+
+    for j in range(20):
+        c = Counter(d.items[j] for d in train)
+        assert c[pred[0][j]] == max(c.values())
+    assert len(pred) == 3 and pred[0] == pred[2]
+
+
+def test_scores_grammar_admits_only_0_to_5():
+    from kokoro.gguf_scorer import scores_grammar
+    from kokoro.prompts import scores_json
+
+    g = scores_grammar()
+    assert "d ::= [0-5]" in g and g.count(" d") == 20
+    # the grammar spells out exactly the target format training used
+    import re
+    pattern = re.escape(scores_json([0] * 20)).replace("0", "[0-5]")
+    assert re.fullmatch(pattern, scores_json([5, 4, 3, 2, 1, 0] * 3 + [1, 2]))

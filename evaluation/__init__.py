@@ -1,0 +1,1 @@
+"""evaluation — reply and score metrics against the paper, on the models users deploy."""

@@ -1,0 +1,51 @@
+"""python -m evaluation scores — score-prediction metrics beside baselines and the paper."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kokoro.dataset import DataError
+
+
+def make_parser():
+    p = argparse.ArgumentParser(prog="python -m evaluation")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("scores", help="ACC / ACC_soft / MAE of a scorer on the fixed test split")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", action="append", help="scorer GGUF (repeat for several seeds)")
+    g.add_argument("--cpu-scorer", action="append", help="CPU scorer folder (repeat for several seeds)")
+    s.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
+    s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    s.add_argument("--limit", type=int, default=0, help="only the first N test dialogues (smoke runs)")
+    s.add_argument("--out", help="report folder (metrics.json, report.md, plots)")
+    s.add_argument("--n-ctx", type=int, default=8192)
+    return p
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    from kokoro.cpu_scorer import ScorerArtifactError
+
+    from .scores import evaluate, markdown
+
+    scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
+    try:
+        r = evaluate(scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx,
+                     progress=not args.json)
+    except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({k: r[k] for k in ("acc", "acc_soft", "mae", "n_test")} | {
+            "spearman_totals": r["aggregate"]["spearman_totals"],
+            "baselines": {k: {m: v[m] for m in ("acc", "acc_soft", "mae")} for k, v in r["baselines"].items()}},
+            ensure_ascii=False))
+    else:
+        print(markdown(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

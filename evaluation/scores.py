@@ -1,0 +1,103 @@
+"""`python -m evaluation scores`: ACC / ACC_soft / MAE per item (Table 8) and averaged (Table 5),
+mean ± std over scorers (seeds), Spearman of totals — always beside the baselines and the paper."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from kokoro.dataset import load
+from kokoro.items import ITEMS
+from kokoro.scoring import score_metrics
+from kokoro.splits import scorer_split
+
+from .baselines import constant_mode, length_regression
+from .report import library_versions, per_item_plot, totals_plot
+
+PAPER = {  # Table 5
+    "Llama-3.1 (paper)": {"acc": 28.70, "acc_soft": 72.53, "mae": 1.0540},
+    "GPT-4o (paper)": {"acc": 30.92, "acc_soft": 75.27, "mae": 1.0151},
+    "Fine-tuned 8B (paper)": {"acc": 35.35, "acc_soft": 83.64, "mae": 0.8283},
+}
+
+
+def spearman_totals(pred, gold) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr([sum(p) for p in pred], [sum(g) for g in gold]).statistic)
+
+
+def load_scorer(kind: str, path: str, **kw):
+    if kind == "cpu":
+        from kokoro.cpu_scorer import CpuScorer
+
+        return CpuScorer.load(path)
+    from kokoro.gguf_scorer import GgufScorer
+
+    return GgufScorer(path, **kw)
+
+
+def evaluate(scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Path | None = None,
+             n_ctx: int = 8192, progress=True) -> dict:
+    from tqdm import tqdm
+
+    t0 = time.time()
+    dialogues = load(data)
+    split = scorer_split(dialogues, 1)  # the test part is the same for every seed
+    by = {d.id: d for d in dialogues}
+    test = [by[i] for i in split.test][: limit or None]
+    train = [by[i] for i in split.train]
+    gold = [list(d.items) for d in test]
+    runs = []
+    for kind, path in scorers:
+        sc = load_scorer(kind, path, n_ctx=n_ctx)
+        t = time.time()
+        if kind == "cpu":
+            pred = [list(p) for p in sc.predict_many([d.turns for d in test])]
+        else:
+            pred = [list(sc.predict(d.turns)) for d in tqdm(test, desc=f"scoring {Path(path).name}", disable=not progress)]
+        m = score_metrics(pred, gold)
+        m.update(spearman_totals=spearman_totals(pred, gold), scorer=sc.identity, path=str(path),
+                 seconds_per_dialogue=(time.time() - t) / max(len(test), 1))
+        runs.append((m, pred))
+    agg = {k: statistics.fmean(m[k] for m, _ in runs) for k in ("acc", "acc_soft", "mae", "spearman_totals")}
+    agg.update({f"{k}_std_seeds": statistics.pstdev([m[k] for m, _ in runs]) for k in ("acc", "acc_soft", "mae")})
+    base = {"constant mode": score_metrics(constant_mode(train, len(test)), gold),
+            "length regression": score_metrics(length_regression(train, test), gold)}
+    for name, (m, pred) in zip(("constant mode", "length regression"), [
+            (base["constant mode"], constant_mode(train, len(test))), (base["length regression"], length_regression(train, test))]):
+        m["spearman_totals"] = spearman_totals(pred, gold) if name != "constant mode" else 0.0
+    result = {"acc": agg["acc"], "acc_soft": agg["acc_soft"], "mae": agg["mae"], "aggregate": agg,
+              "runs": [m for m, _ in runs], "baselines": base, "paper": PAPER, "n_test": len(test),
+              "split": {"name": "scorer fixed test (8:1:1)", "hash": split.as_dict()["hash"]["test"],
+                        "ids": list(split.test)[: len(test)]},
+              "settings": {"scorers": scorers, "limit": limit, "n_ctx": n_ctx}, "versions": library_versions(),
+              "seconds": round(time.time() - t0, 1)}
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (out / "report.md").write_text(markdown(result), encoding="utf-8")
+        per_item_plot(runs[0][0], out / "per_item.png")
+        totals_plot([sum(p) for p in runs[0][1]], [sum(g) for g in gold], out / "totals.png")
+    return result
+
+
+def markdown(r: dict) -> str:
+    a = r["aggregate"]
+    rows = [("This scorer" + (f" (mean ± std over {len(r['runs'])})" if len(r["runs"]) > 1 else ""),
+             f"{a['acc']:.2f}" + (f" ± {a['acc_std_seeds']:.2f}" if len(r["runs"]) > 1 else ""),
+             f"{a['acc_soft']:.2f}", f"{a['mae']:.4f}", f"{a['spearman_totals']:.3f}")]
+    for name, m in r["baselines"].items():
+        rows.append((f"Baseline: {name}", f"{m['acc']:.2f}", f"{m['acc_soft']:.2f}", f"{m['mae']:.4f}",
+                     f"{m['spearman_totals']:.3f}"))
+    for name, m in r["paper"].items():
+        rows.append((name, f"{m['acc']:.2f}", f"{m['acc_soft']:.2f}", f"{m['mae']:.4f}", "–"))
+    lines = [f"# Score prediction on the fixed test split ({r['n_test']} dialogues)", "",
+             "Table 5 layout (paper numbers are on the paper's own split).", "",
+             "| model | ACC | ACC_soft | MAE | Spearman (totals) |", "| --- | --- | --- | --- | --- |"]
+    lines += ["| " + " | ".join(x) + " |" for x in rows]
+    lines += ["", "Table 8 layout (first scorer):", "", "| Dim. | item | ACC | ACC_soft | MAE |", "| --- | --- | --- | --- | --- |"]
+    for it, m in zip(ITEMS, r["runs"][0]["per_item"]):
+        lines.append(f"| {it.dim} | {it.label_ja} | {m['acc']:.2f} | {m['acc_soft']:.2f} | {m['mae']:.4f} |")
+    return "\n".join(lines) + "\n"

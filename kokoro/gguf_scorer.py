@@ -1,0 +1,50 @@
+"""A scorer GGUF (fine-tuned with ``python -m training scorer``) run through llama.cpp with a
+grammar that only admits the 20 items as integers 0–5, in order — llama-cpp-python ignores
+JSON-schema minimum/maximum, so the range is enforced by the grammar itself."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .chat_formats import ChatFormat, get_format
+from .dataset import Turn
+from .items import ITEMS
+from .prompts import SCORER_SYSTEM, parse_scores, scorer_prompt
+
+
+def scores_grammar() -> str:
+    """GBNF for exactly the JSON that ``prompts.scores_json`` writes."""
+    parts = " \", \" ".join(f'"\\"{it.key}\\": " d' for it in ITEMS)
+    return f'root ::= "{{" {parts} "}}"\nd ::= [0-5]\n'
+
+
+class GgufScorer:
+    def __init__(self, model: str | Path, n_ctx: int = 8192, n_threads: int = 0, n_gpu_layers: int = 0,
+                 chat_format: str | None = None, system: str | None = None):
+        from llama_cpp import Llama, LlamaGrammar
+
+        self.llm = Llama(model_path=str(model), n_ctx=n_ctx, n_threads=n_threads or None,
+                         n_gpu_layers=n_gpu_layers, verbose=False, seed=0)
+        md = self.llm.metadata
+        if md.get("tokenizer.chat_template"):
+            tok = lambda k: self.llm.detokenize([int(md[k])], special=True).decode() if k in md else ""
+            self.fmt = ChatFormat("gguf", md["tokenizer.chat_template"],
+                                  tok("tokenizer.ggml.eot_token_id") or tok("tokenizer.ggml.eos_token_id"),
+                                  tok("tokenizer.ggml.bos_token_id"), tok("tokenizer.ggml.eos_token_id"))
+        else:
+            self.fmt = get_format(chat_format or "llama3")
+        self.grammar = LlamaGrammar.from_string(scores_grammar(), verbose=False)
+        self.system = system or SCORER_SYSTEM
+        self.n_ctx = n_ctx
+        self.identity = {"kind": "kokoro-gguf-scorer", "model": str(model), "chat_format": self.fmt.name,
+                         "items": [it.key for it in ITEMS]}
+
+    def count(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def predict(self, turns: Sequence[Turn]) -> tuple[int, ...]:
+        prompt, _ = scorer_prompt(self.fmt, turns, self.system, max_tokens=self.n_ctx, count_tokens=self.count,
+                                  reserve=400)
+        tokens = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        out = self.llm.create_completion(tokens, max_tokens=400, temperature=0.0, grammar=self.grammar)
+        return parse_scores(out["choices"][0]["text"])
