@@ -9,7 +9,7 @@ from typing import Sequence
 from .chat_formats import ChatFormat, get_format
 from .dataset import Turn
 from .items import ITEMS
-from .prompts import SCORER_SYSTEM, parse_scores, scorer_prompt
+from .prompts import SCORER_SYSTEM, parse_scores, scorer_prompt, scores_json
 
 
 def scores_grammar() -> str:
@@ -36,6 +36,8 @@ class GgufScorer:
         self.grammar = LlamaGrammar.from_string(scores_grammar(), verbose=False)
         self.system = system or SCORER_SYSTEM
         self.n_ctx = n_ctx
+        # under the grammar the model may spell the JSON in short tokens: budget one token per character
+        self.max_out = len(scores_json([0] * len(ITEMS))) + 8
         self.identity = {"kind": "kokoro-gguf-scorer", "model": str(model), "chat_format": self.fmt.name,
                          "items": [it.key for it in ITEMS]}
 
@@ -44,7 +46,7 @@ class GgufScorer:
 
     def predict(self, turns: Sequence[Turn]) -> tuple[int, ...]:
         prompt, _ = scorer_prompt(self.fmt, turns, self.system, max_tokens=self.n_ctx, count_tokens=self.count,
-                                  reserve=400)
+                                  reserve=self.max_out)
         tokens = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
-        out = self.llm.create_completion(tokens, max_tokens=400, temperature=0.0, grammar=self.grammar)
+        out = self.llm.create_completion(tokens, max_tokens=self.max_out, temperature=0.0, grammar=self.grammar)
         return parse_scores(out["choices"][0]["text"])

@@ -90,3 +90,12 @@ def test_errors_name_what_is_missing(tiny_run, tmp_path, setup, args, msg):
     r = subprocess.run([sys.executable, "-m", "convert", str(run), "--out", str(tmp_path / "o")] + args,
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and msg in r.stderr
+
+
+def test_gguf_scorer_grammar_keeps_every_item_in_range(tiny_gguf, dialogues):
+    from kokoro.gguf_scorer import GgufScorer
+
+    sc = GgufScorer(tiny_gguf, n_ctx=2048, n_threads=1)
+    pred = sc.predict(dialogues[0].turns[:12])
+    assert len(pred) == 20 and all(0 <= x <= 5 for x in pred)
+    assert sc.identity["chat_format"] == "gguf"
