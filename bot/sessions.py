@@ -17,6 +17,7 @@ from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
+from .safety import crisis_message, is_crisis
 from .store import Store, iso, now
 
 log = logging.getLogger("kokoro.bot.sessions")
@@ -82,6 +83,10 @@ class Engine:
         sess = self.store.open_session(user_id) or self.start(user_id)
         self.store.add_turn(sess, "client", text)
         self.store.update_session(sess["id"], last_client_at=now(), pending_reply=1, idle_warned=0)
+        if is_crisis(text):  # answer at once with people who can help; the session stays open
+            self.store.update_session(sess["id"], crisis=1)
+            log.warning("crisis expression in session %s: resources sent", sess["id"])
+            self.send(user_id, [M.text(crisis_message())])
         self.api.loading(user_id, 20)
 
     # ------------------------------------------------------------ timers (the scheduler's tick)
