@@ -132,3 +132,13 @@ def start(engine: Engine, uid: str) -> None:
 @on_postback(M.END)
 def end(engine: Engine, uid: str) -> None:
     engine.end(uid, "user")
+
+
+@on_postback(M.DELETE)
+def delete(engine: Engine, uid: str) -> None:
+    engine.delete_everything(uid)
+
+
+@on_postback(M.KEEP)
+def keep(engine: Engine, uid: str) -> None:
+    engine.send(uid, M.kept())

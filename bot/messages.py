@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 CONSENT, DECLINE, START, END = "action=consent", "action=decline", "action=start", "action=end"
+DELETE, KEEP = "action=delete", "action=keep"
 END_WORDS = ("終了", "おわり", "終わり")
+DELETE_WORDS = ("削除",)
 CRISIS_CONTACTS = ("・緊急のときは 119（救急）/ 110（警察）\n"
                    "・よりそいホットライン 0120-279-338（24時間）\n"
                    "・こころの健康相談統一ダイヤル 0570-064-556")
@@ -79,3 +81,15 @@ def not_text() -> list[dict]:
 def group_not_supported() -> list[dict]:
     return [text("ごめんなさい、グループやトークルームでは相談をお受けできません。"
                  "1対1のトークで友だち追加してください。退出します。")]
+
+
+def confirm_delete() -> list[dict]:
+    return [text("これまでの相談の内容と設定をすべて削除します。よろしいですか？", [("削除する", DELETE), ("やめる", KEEP)])]
+
+
+def deleted() -> list[dict]:
+    return [text("保存されていた内容をすべて削除しました。また話したくなったら、いつでもメッセージを送ってください。")]
+
+
+def kept() -> list[dict]:
+    return [text("削除はしませんでした。")]

@@ -73,7 +73,21 @@ class Engine:
             self.send(user_id, M.closing(reason))
         log.info("session %s closed (%s)", sess["id"], reason)
 
+    def delete_everything(self, user_id: str) -> None:
+        sess = self.store.open_session(user_id)
+        if sess and getattr(self.backend, "forget", None):
+            self.backend.forget(str(sess["id"]))
+        token = self.store.user(user_id).get("reply_token")
+        ts = self.store.user(user_id).get("reply_token_ts") or 0
+        self.store.delete_user(user_id)
+        log.info("a user's data was deleted on request")
+        self.outbox.send(user_id, M.deleted(), token, ts + self.s.reply_deadline_s if token else None)
+        self.store.db.execute("delete from outbox where user_id = ? and status = 'sent'", [user_id])
+
     def client_text(self, user_id: str, text: str) -> None:
+        if text.strip() in M.DELETE_WORDS:
+            self.send(user_id, M.confirm_delete())
+            return
         if not self.consented(user_id):
             self.send(user_id, M.consent_needed())
             return

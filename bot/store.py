@@ -78,8 +78,14 @@ class Store:
         return [dict(r, event=json.loads(r["body"])) for r in rows]
 
     def mark_event(self, event_id: str, status: str = "done"):
+        """Mark a processed event and drop its message text: the id is kept for dedupe, the words
+        live only in ``turns`` (and only for users who consented)."""
         with self.lock:
-            self.db["events"].update(event_id, {"status": status})
+            row = self.db["events"].get(event_id)
+            ev = json.loads(row["body"])
+            if isinstance(ev.get("message"), dict):
+                ev["message"] = {k: v for k, v in ev["message"].items() if k in ("id", "type")}
+            self.db["events"].update(event_id, {"status": status, "body": json.dumps(ev, ensure_ascii=False)})
 
     # ---------------------------------------------------------------- users
     def user(self, user_id: str) -> dict:

@@ -289,3 +289,58 @@ def test_bot_requirements_have_no_torch():
 
     reqs = set(_reqs(REPO / "requirements" / "bot.txt"))
     assert not {"torch", "transformers", "peft", "bitsandbytes"} & reqs and "line-bot-sdk" in reqs
+
+
+def test_delete_removes_everything_after_confirmation(emu):
+    from bot import messages as M
+
+    user = consented_user(emu)
+    emu.text(user, "秘密の話です")
+    settle(emu, user, 4)
+    store = emu.runtime.engine.store
+    assert store.turns(store.open_session(user)["id"])
+    n = len(emu.fake.delivered(user))
+    emu.text(user, "削除")
+    got = settle(emu, user, n + 1)
+    assert "よろしいですか" in got[n]["text"]
+    emu.postback(user, M.DELETE)
+    got = settle(emu, user, n + 2)
+    assert "削除しました" in got[n + 1]["text"]
+    for table in ("turns", "sessions", "users"):
+        assert store.db[table].count_where("user_id = ?", [user]) == 0
+    assert not any("秘密の話です" in (r["body"] or "") for r in store.db["events"].rows)
+    assert not any("秘密の話です" in (r["messages"] or "") for r in store.db["outbox"].rows)
+
+
+def test_unconsented_text_is_not_kept(emu):
+    user = "U" + "7" * 32
+    emu.text(user, "まだ同意していない話")
+    settle(emu, user, 1)
+    time.sleep(0.3)
+    store = emu.runtime.engine.store
+    assert store.db["turns"].count == 0
+    assert not any("まだ同意していない話" in r["body"] for r in store.db["events"].rows)
+
+
+def test_no_message_text_reaches_the_logs(tiny_gguf, tmp_path, caplog):
+    import logging
+
+    from bot import messages as M
+    from bot.emulator.client import Emulator
+
+    caplog.set_level(logging.DEBUG)
+    e = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "l.sqlite3"), **FAST)
+    try:
+        user = consented_user(e)
+        for t in ("とても個人的な悩みA", "もう死にたい気持ちB"):
+            e.text(user, t)
+            time.sleep(0.5)
+        e.fake.wait_for(6, 30, user)
+        bot_texts = [m["text"] for m in e.fake.delivered(user)]
+        e.text(user, "終了")
+        settle(e, user, len(bot_texts) + 1)
+    finally:
+        e.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "とても個人的な悩みA" not in logged and "もう死にたい気持ちB" not in logged
+    assert not any(len(t) > 8 and t in logged for t in bot_texts)
