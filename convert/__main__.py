@@ -39,6 +39,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-top1", default="", help="override thresholds, e.g. f16=0.99,q8_0=0.9")
     p.add_argument("--max-token-mismatches", type=int, default=0, help="allowed tokenization mismatches")
     p.add_argument("--no-parity", action="store_true", help="skip the parity checks (lint still runs)")
+    p.add_argument("--lora-base", help="also check the adapter GGUF on this base GGUF (e.g. the quantized base a "
+                                       "deployment serves it on); threshold: --min-top1 lora_base=… (default 0.75)")
     p.add_argument("--base-gguf", default="auto", choices=["auto", "yes", "no"],
                    help="also convert the unmerged base, to check adapter GGUF + base GGUF (runtime LoRA) "
                         "against the merged model (auto: bases under 2 GB)")
@@ -125,6 +127,14 @@ def convert(args) -> dict:
                            and r["top1_agreement"] >= mins["f16"])
             report["parity"]["adapter"] = r
             report["outputs"]["base"] = str(base_gguf)
+        if args.lora_base:
+            print(f"parity: {args.lora_base} + adapter", file=sys.stderr)
+            r = check(hf, adapter, run, held, args.parity_prompts, args.n_ctx, lora=adapter,
+                      base_gguf=Path(args.lora_base))
+            r["passed"] = (r["tokenization_mismatches"] <= args.max_token_mismatches
+                           and r["top1_agreement"] >= mins.get("lora_base", 0.75))
+            r["base"] = str(args.lora_base)
+            report["parity"]["lora_base"] = r
         report["passed"] = report["passed"] and all(r["passed"] for r in report["parity"].values())
     settings = {"run": str(run_dir.resolve()), "base": str(base.resolve()), "dtype": dtype, "quants": quants,
                 "llama_cpp_dir": str(llama_dir), "llama_cpp_python": llama_cpp_python_version(),
@@ -142,7 +152,7 @@ def summary(report: dict) -> str:
     lines = [f"# Conversion parity: {'PASSED' if report['passed'] else 'FAILED'}", "",
              "| output | lint | tokenization mismatches | top-1 agreement | max logit diff | greedy match | passed |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name in report["outputs"]:
+    for name in list(report["outputs"]) + [k for k in report["parity"] if k not in report["outputs"]]:
         lint_ok = "ok" if not report["lint"].get(name) else "; ".join(report["lint"][name])
         r = report["parity"].get(name)
         if r:

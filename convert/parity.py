@@ -8,7 +8,7 @@ from kokoro.chat_formats import ChatFormat
 from kokoro.dataset import Dialogue
 from kokoro.prompts import counselor_prompt
 
-DEFAULT_MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "bf16": 0.99, "q8_0": 0.90, "q6_k": 0.85, "q5_k_m": 0.80,
+DEFAULT_MIN_TOP1 = {"f32": 0.99, "f16": 0.99, "bf16": 0.99, "q8_0": 0.90, "q6_k": 0.85, "q5_k_m": 0.80, "lora_base": 0.75,
                     "q5_0": 0.80, "q4_k_m": 0.75, "q4_0": 0.70}
 
 
