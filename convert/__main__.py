@@ -74,16 +74,22 @@ def convert(args) -> dict:
         dtype = "float32" if base_params_bytes(base) < 4 * 10**9 else "bfloat16"
     print(f"merge: {run_dir}/adapter into {base} ({dtype})", file=sys.stderr)
     hf = merge(run, run_dir, base, out / "hf", dtype)
-    f16 = out / "model-f16.gguf"
-    raw = out / "model-f16.raw.gguf"
-    print("convert: HF → GGUF f16", file=sys.stderr)
-    run_script(llama_dir / "convert_hf_to_gguf.py", [str(hf), "--outfile", str(raw), "--outtype", "f16"], llama_dir)
     tpl = out / "chat_template.jinja"
     tpl.write_text(run["chat_format"]["template"], encoding="utf-8")
-    run_script(llama_dir / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
-               [str(raw), str(f16), "--chat-template-file", str(tpl), "--special-token", "eot",
-                run["chat_format"]["eot_token"], "--force"], llama_dir)
-    raw.unlink()
+
+    def to_gguf(src: Path, dst: Path) -> Path:
+        """llama.cpp's converter, then the training chat template and end-of-turn into the metadata."""
+        raw = dst.with_name(dst.name + ".raw")
+        run_script(llama_dir / "convert_hf_to_gguf.py", [str(src), "--outfile", str(raw), "--outtype", "f16"],
+                   llama_dir)
+        run_script(llama_dir / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
+                   [str(raw), str(dst), "--chat-template-file", str(tpl), "--special-token", "eot",
+                    run["chat_format"]["eot_token"], "--force"], llama_dir)
+        raw.unlink()
+        return dst
+
+    print("convert: HF → GGUF f16", file=sys.stderr)
+    f16 = to_gguf(hf, out / "model-f16.gguf")
     outputs = {"f16": f16}
     for q in quants:
         print(f"quantize: {q}", file=sys.stderr)
@@ -95,14 +101,7 @@ def convert(args) -> dict:
 
     base_gguf = None
     if args.base_gguf == "yes" or args.base_gguf == "auto" and base_params_bytes(base) < 2 * 10**9:
-        base_gguf = out / "base-f16.gguf"
-        raw = out / "base-f16.raw.gguf"
-        run_script(llama_dir / "convert_hf_to_gguf.py", [str(base), "--outfile", str(raw), "--outtype", "f16"],
-                   llama_dir)
-        run_script(llama_dir / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
-                   [str(raw), str(base_gguf), "--chat-template-file", str(tpl), "--special-token", "eot",
-                    run["chat_format"]["eot_token"], "--force"], llama_dir)
-        raw.unlink()
+        base_gguf = to_gguf(base, out / "base-f16.gguf")
     problems = {name: lint(p, run) for name, p in outputs.items()}
     problems["adapter"] = lint(adapter, run, adapter=True)
     if base_gguf:

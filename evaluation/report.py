@@ -1,19 +1,7 @@
-"""Report helpers: versions and plots."""
+"""Report plots."""
 from __future__ import annotations
 
-import importlib.metadata as md
-import platform
 from pathlib import Path
-
-
-def library_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for p in ("numpy", "scikit-learn", "scipy", "llama-cpp-python", "sacrebleu", "rouge-score", "fugashi", "unidic-lite"):
-        try:
-            out[p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def _plt():

@@ -13,7 +13,9 @@ from kokoro.scoring import score_metrics
 from kokoro.splits import scorer_split
 
 from .baselines import constant_mode, length_regression
-from .report import library_versions, per_item_plot, totals_plot
+from kokoro.versions import library_versions
+
+from .report import per_item_plot, totals_plot
 
 PAPER = {  # Table 5
     "Llama-3.1 (paper)": {"acc": 28.70, "acc_soft": 72.53, "mae": 1.0540},

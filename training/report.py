@@ -1,24 +1,10 @@
 """Run artifacts: run.json, the loss plot, library versions."""
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
-import platform
 from pathlib import Path
 
-
-def library_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "scikit-learn",
-                 "numpy", "llama-cpp-python", "jinja2"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    from kokoro import __version__
-
-    out["kokoro"] = __version__
-    return out
+from kokoro.versions import library_versions  # noqa: F401  (re-exported for training)
 
 
 def write_json(path: Path, obj) -> None:
