@@ -66,7 +66,9 @@ def convert(args) -> dict:
     quants = parse_quants(args.quant)
     mins = thresholds(args.min_top1)
     llama_dir = converter_dir(args.llama_cpp)
-    out.mkdir(parents=True, exist_ok=True)
+    from .merge import check_disk
+
+    check_disk(base, out, len(quants))
     dtype = args.dtype
     if dtype == "auto":
         from .merge import base_params_bytes

@@ -35,6 +35,18 @@ def check_memory(base: Path, dtype: str) -> None:
                            "adapter GGUF on a base GGUF with runtime LoRA (--adapter-only)")
 
 
+def check_disk(base: Path, out: Path, n_quants: int) -> None:
+    """Merged HF + f16 GGUF (+ base GGUF) + quantized files: refuse before writing when they cannot fit."""
+    size = base_params_bytes(base)
+    need = int(size * 3.2 + size * 0.6 * n_quants) + 2**28
+    out.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise ConvertError(f"{out} has {free / 2**30:.1f} GiB free but the conversion writes about "
+                           f"{need / 2**30:.1f} GiB (merged HF model, f16 GGUF, {n_quants} quantized file(s)); "
+                           "free disk space or pass --out on a larger disk")
+
+
 def merge(run: dict, run_dir: Path, base: Path, out: Path, dtype: str) -> Path:
     import torch
     from peft import PeftModel

@@ -99,3 +99,14 @@ def test_gguf_scorer_grammar_keeps_every_item_in_range(tiny_gguf, dialogues):
     pred = sc.predict(dialogues[0].turns[:12])
     assert len(pred) == 20 and all(0 <= x <= 5 for x in pred)
     assert sc.identity["chat_format"] == "gguf"
+
+
+def test_not_enough_disk_is_named(tiny_run, tmp_path, monkeypatch):
+    import shutil as sh
+
+    from convert.llamacpp import ConvertError
+    from convert.merge import check_disk
+
+    monkeypatch.setattr(sh, "disk_usage", lambda p: sh._ntuple_diskusage(10, 10, 1))
+    with pytest.raises(ConvertError, match="GiB free but the conversion writes"):
+        check_disk(tiny_run / "base", tmp_path / "o", 2)

@@ -1,0 +1,31 @@
+"""Keep the README's two commands and CI honest."""
+import re
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def commands():
+    return re.findall(r"```sh\n(.+?)\n```", README, re.S)
+
+
+def test_readme_gives_main_and_test_commands_and_ci_runs_the_test_command():
+    main, test = commands()[0], commands()[1]
+    assert main == "./setup.sh && .venv/bin/python -m bot chat"
+    assert test == "./setup.sh && .venv/bin/python -m pytest -q"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ci.strip().splitlines()[-1] == test
+
+
+def test_setup_installs_everything_requirements_name():
+    setup = (REPO / "setup.sh").read_text()
+    assert "-m venv .venv" in setup and "-r requirements.txt" in setup
+    req = (REPO / "requirements.txt").read_text()
+    for part in ("core", "training", "convert", "bot", "evaluation", "dev"):
+        assert f"requirements/{part}.txt" in req
+
+
+def test_every_cli_named_in_the_readme_exists():
+    for mod in set(re.findall(r"python -m (\w+)", README)):
+        assert (REPO / mod / "__main__.py").is_file() or mod == "pytest", mod
