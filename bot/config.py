@@ -94,6 +94,11 @@ class Settings:
                                  "(pip install -r requirements/bot.txt)") from None
         self.counselor_gguf, self.counselor_lora = str(assemble()), str(adapter)
         self.chat_format = self.chat_format or "gemma"
+        run_json = adapter.with_name("run.json")
+        if run_json.is_file():  # serve the way it was trained: same history window and system prompt
+            trained = json.loads(run_json.read_text(encoding="utf-8")).get("settings", {})
+            self.history_turns = self.history_turns or trained.get("history_turns", 0)
+            self.system_prompt = self.system_prompt or trained.get("system_prompt")
 
     @classmethod
     def load(cls, config_file: str | None = None, environ=None, **overrides) -> "Settings":
