@@ -40,9 +40,10 @@ class LlamaBackend:
         self.lock = threading.Lock()
         self.pool: OrderedDict[str, object] = OrderedDict()
         self.spare: list = []
-        first = self._new()
-        self.spare.append(first)
-        self.fmt = self._format(first)
+        # all contexts are made at start-up, so a new session never waits for one to load
+        self.spare = [self._new() for _ in range(max(1, s.contexts))]
+        self.fmt = self._format(self.spare[0])
+        self.last_usage: dict = {}
         self.identity = {"backend": "llama", "model": s.counselor_gguf, "lora": s.counselor_lora,
                          "chat_format": self.fmt.name, "decoding": decoding(s)}
 
@@ -80,8 +81,6 @@ class LlamaBackend:
             return self.pool[key]
         if self.spare:
             llm = self.spare.pop()
-        elif len(self.pool) < max(1, self.s.contexts):
-            llm = self._new()
         else:
             _, llm = self.pool.popitem(last=False)
             llm.reset()
@@ -100,6 +99,7 @@ class LlamaBackend:
             llm = self.context(key)
             tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
             out = llm.create_completion(tokens, stop=list(self.fmt.stops), **decoding(self.s))
+            self.last_usage = out.get("usage", {})
             return out["choices"][0]["text"].strip()
 
 

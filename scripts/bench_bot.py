@@ -44,10 +44,14 @@ def client_turns(data, n):
     raise SystemExit(f"no test dialogue has {n} client turns")
 
 
+TOKENS: list[int] = []
+
+
 def timed_turn(engine, user, text):
     engine.client_text(user, text)
     t = time.perf_counter()
     engine.respond(user)
+    TOKENS.append(max(1, engine.backend.last_usage.get("completion_tokens", 1)))
     return time.perf_counter() - t
 
 
@@ -71,7 +75,10 @@ def main():
     # 2. one session: turn N vs turn 1
     solo = "U" + "0" * 32
     lat = [timed_turn(engine, solo, t) for t in texts]
+    solo_tok = list(TOKENS)
     r_len = statistics.fmean(lat[-3:]) / statistics.fmean(lat[:3])
+    per_tok = [x / n for x, n in zip(lat, solo_tok)]
+    r_len_tok = statistics.fmean(per_tok[-3:]) / statistics.fmean(per_tok[:3])
     # 3. 8 interleaved sessions vs 1 (turns 1..6 of each, round robin)
     users = [f"U{i:032x}" for i in range(1, 9)]
     inter = []
@@ -79,6 +86,8 @@ def main():
         for u in users:
             inter.append(timed_turn(engine, u, texts[k]))
     r_inter = statistics.fmean(inter) / statistics.fmean(lat[:6])
+    inter_tok = TOKENS[len(solo_tok):]
+    r_inter_tok = (sum(inter) / sum(inter_tok)) / (sum(lat[:6]) / sum(solo_tok[:6]))
     # 4. overhead vs raw llama-cpp on the same prompt
     from llama_cpp import Llama
 
@@ -144,8 +153,9 @@ def main():
     print(f"1. webhook ack while generating: p50 {1000 * pct(acks, .5):.0f} ms, p99 {1000 * pct(acks, .99):.0f} ms "
           f"({len(acks)} posts from 8 threads; p99 / 2 s deadline = {pct(acks, .99) / 2:.3f})")
     print(f"2. turn latency turn {a.turns} / turn 1 (3-turn means): {r_len:.2f}  "
-          f"(turn 1 {statistics.fmean(lat[:3]):.2f} s, turn {a.turns} {statistics.fmean(lat[-3:]):.2f} s)")
-    print(f"3. 8 interleaved sessions / 1 session (turns 1-6): {r_inter:.2f}")
+          f"(turn 1 {statistics.fmean(lat[:3]):.2f} s, turn {a.turns} {statistics.fmean(lat[-3:]):.2f} s); "
+          f"per generated token: {r_len_tok:.2f}")
+    print(f"3. 8 interleaved sessions / 1 session (turns 1-6): {r_inter:.2f}; per generated token: {r_inter_tok:.2f}")
     print(f"4. bot overhead vs raw llama-cpp on the same prompt: {100 * overhead:+.1f} %")
     print(f"5. capacity at p95 < 10 s, one client turn per ~120 s per session: {cap} sessions "
           f"(mean service {statistics.fmean(service):.2f} s)")
