@@ -344,3 +344,67 @@ def test_no_message_text_reaches_the_logs(tiny_gguf, tmp_path, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "とても個人的な悩みA" not in logged and "もう死にたい気持ちB" not in logged
     assert not any(len(t) > 8 and t in logged for t in bot_texts)
+
+
+def test_standby_and_unknown_events_are_acknowledged_without_replies(emu):
+    user = "U" + "5" * 32
+    ev = emu.event(user, "follow", follow={"isUnblocked": False})
+    ev["mode"] = "standby"
+    assert emu.post([ev]) == 200
+    assert emu.post([emu.event(user, "somethingNew", payload={"x": 1})]) == 200
+    time.sleep(0.8)
+    store = emu.runtime.engine.store
+    assert [r["status"] for r in store.db["events"].rows] == ["done", "done"]
+    assert emu.fake.delivered(user) == []
+
+
+def test_session_limit_notice_then_end(emu):
+    s = emu.runtime.engine.s
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)
+    n = len(emu.fake.delivered(user))
+    s.session_limit_s, s.limit_notice_s = 3.0, 2.5
+    got = settle(emu, user, n + 2, timeout=10)
+    assert "相談時間の終了まで" in got[n]["text"] and "上限" in got[n + 1]["text"]
+    assert list(emu.runtime.engine.store.db["sessions"].rows)[0]["end_reason"] == "limit"
+
+
+def test_background_work_starts_once_per_deployment(emu):
+    from bot.runtime import Runtime
+
+    other = Runtime(emu.runtime.engine, 1.0)
+    assert other.start(emu.settings.db_path) is False  # the first app holds the lock
+    other._lock_file.close()
+
+
+def test_openai_compatible_backend_sends_our_prompt(tmp_path):
+    import json as _json
+    import threading
+
+    from flask import Flask, request
+    from werkzeug.serving import make_server
+
+    from bot.backends import OpenAIBackend
+    from bot.config import Settings
+
+    seen = []
+    app = Flask("fake-openai")
+
+    @app.post("/v1/completions")
+    def completions():
+        seen.append(request.get_json())
+        return {"choices": [{"text": " そうなんですね。 "}]}
+
+    srv = make_server("127.0.0.1", 0, app)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        s = Settings.load(environ={}, backend="openai", openai_url=f"http://127.0.0.1:{srv.server_port}/v1",
+                          chat_format="gemma", temperature=0.0, repeat_penalty=1.3)
+        b = OpenAIBackend(s)
+        assert b.generate("7", "<bos><start_of_turn>user\nこんにちは<end_of_turn>\n<start_of_turn>model\n") == "そうなんですね。"
+    finally:
+        srv.shutdown()
+    body = seen[0]
+    assert body["prompt"].endswith("<start_of_turn>model\n") and body["stop"][0] == "<end_of_turn>"
+    assert body["repeat_penalty"] == 1.3 and body["temperature"] == 0.0 and body["user"] == "7"
