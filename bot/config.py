@@ -55,12 +55,18 @@ class Settings:
     limit_notice_s: float = _env("KOKORO_LIMIT_NOTICE", "notice this long before the session limit", 300.0, float)
     max_retries: int = _env("KOKORO_MAX_RETRIES", "retries of a failed LINE API call before it waits in the outbox", 4, int)
     retry_base_s: float = _env("KOKORO_RETRY_BASE", "first back-off in seconds", 0.5, float)
+    unfollow: str = _env("KOKORO_UNFOLLOW", "what unfollow (block) does: close (end the session, keep data) | "
+                         "delete (delete everything stored for the user)", "close")
+    retention_days: float = _env("KOKORO_RETENTION_DAYS", "purge sessions that ended more than this many days ago "
+                                 "(0 = keep)", 0.0, float)
     tick_s: float = _env("KOKORO_TICK", "seconds between timer checks", 1.0, float)
     scheduler: bool = _env("KOKORO_SCHEDULER", "run timers/jobs in this process (one per deployment)", True, _bool)
 
     def __post_init__(self):
         if self.backend not in ("llama", "openai"):
             raise BotConfigError(f"KOKORO_BACKEND must be llama or openai, got {self.backend!r}")
+        if self.unfollow not in ("close", "delete"):
+            raise BotConfigError(f"KOKORO_UNFOLLOW must be close or delete, got {self.unfollow!r}")
         if self.idle_warning_s >= self.idle_timeout_s or self.limit_notice_s >= self.session_limit_s:
             raise BotConfigError("the idle warning and the limit notice must come before their timeouts")
 

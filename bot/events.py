@@ -68,7 +68,10 @@ def unfollow(engine: Engine, ev: dict) -> None:
     uid = user_of(ev)
     if uid:
         engine.end(uid, "unfollow", notify=False)  # a blocked user cannot be messaged
-        engine.store.update_user(uid, followed=0)
+        if engine.s.unfollow == "delete":
+            engine.store.delete_user(uid)
+        else:
+            engine.store.update_user(uid, followed=0)
 
 
 @on("join")

@@ -58,7 +58,9 @@ class Runtime:
         self.scheduler = BackgroundScheduler()
         self.scheduler.add_job(self.engine.tick, "interval", seconds=self.tick_s, max_instances=1, coalesce=True,
                                id="tick")
+        self.scheduler.add_job(self.engine.purge, "interval", hours=1, max_instances=1, coalesce=True, id="retention")
         self.scheduler.start()
+        self.engine.purge()
         self.wake.set()
         return True
 

@@ -73,6 +73,15 @@ class Engine:
             self.send(user_id, M.closing(reason))
         log.info("session %s closed (%s)", sess["id"], reason)
 
+    def purge(self) -> int:
+        """The retention job: forget sessions that ended more than ``retention_days`` ago."""
+        if not self.s.retention_days:
+            return 0
+        n = self.store.purge_sessions(now() - self.s.retention_days * 86400)
+        if n:
+            log.info("retention: purged %d session(s)", n)
+        return n
+
     def delete_everything(self, user_id: str) -> None:
         sess = self.store.open_session(user_id)
         if sess and getattr(self.backend, "forget", None):

@@ -168,6 +168,16 @@ class Store:
         with self.lock:
             self.db["outbox"].update(oid, values)
 
+    def purge_sessions(self, ended_before: float) -> int:
+        """Delete closed sessions (and their turns) that ended before ``ended_before``."""
+        with self.lock:
+            ids = [r["id"] for r in self.db["sessions"].rows_where("status = 'closed' and ended_at < ?", [ended_before])]
+            for sid in ids:
+                self.db.execute("delete from turns where session_id = ?", [sid])
+                self.db.execute("delete from sessions where id = ?", [sid])
+            self.db.execute("delete from outbox where status != 'pending' and created_at < ?", [ended_before])
+            return len(ids)
+
     def delete_user(self, user_id: str):
         """Everything stored for this user."""
         with self.lock:

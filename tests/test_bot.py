@@ -408,3 +408,32 @@ def test_openai_compatible_backend_sends_our_prompt(tmp_path):
     body = seen[0]
     assert body["prompt"].endswith("<start_of_turn>model\n") and body["stop"][0] == "<end_of_turn>"
     assert body["repeat_penalty"] == 1.3 and body["temperature"] == 0.0 and body["user"] == "7"
+
+
+def test_unfollow_can_delete_everything(emu):
+    emu.runtime.engine.s.unfollow = "delete"
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)
+    emu.post([dict(emu.event(user, "unfollow"), replyToken=None)])
+    time.sleep(0.8)
+    store = emu.runtime.engine.store
+    for table in ("turns", "sessions", "users"):
+        assert store.db[table].count_where("user_id = ?", [user]) == 0
+
+
+def test_retention_job_purges_old_sessions_only(emu):
+    engine = emu.runtime.engine
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)
+    emu.text(user, "終了")
+    settle(emu, user, 5)
+    engine.store.start_session("U" + "8" * 32)  # an open session is never purged
+    engine.s.retention_days = 30
+    assert engine.purge() == 0
+    old = list(engine.store.db["sessions"].rows_where("status = 'closed'"))[0]
+    engine.store.update_session(old["id"], ended_at=time.time() - 31 * 86400)
+    assert engine.purge() == 1
+    assert engine.store.db["turns"].count_where("session_id = ?", [old["id"]]) == 0
+    assert engine.store.db["sessions"].count == 1
