@@ -55,6 +55,9 @@ class Settings:
     limit_notice_s: float = _env("KOKORO_LIMIT_NOTICE", "notice this long before the session limit", 300.0, float)
     max_retries: int = _env("KOKORO_MAX_RETRIES", "retries of a failed LINE API call before it waits in the outbox", 4, int)
     retry_base_s: float = _env("KOKORO_RETRY_BASE", "first back-off in seconds", 0.5, float)
+    scorer: str | None = _env("KOKORO_SCORER", "post-session scorer: a CPU scorer folder (python -m training scorer "
+                              "--preset cpu) or a scorer GGUF; default models/cpu-scorer when present",
+                              str(REPO / "models" / "cpu-scorer"))
     unfollow: str = _env("KOKORO_UNFOLLOW", "what unfollow (block) does: close (end the session, keep data) | "
                          "delete (delete everything stored for the user)", "close")
     retention_days: float = _env("KOKORO_RETENTION_DAYS", "purge sessions that ended more than this many days ago "

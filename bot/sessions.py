@@ -32,6 +32,9 @@ class Engine:
         self.queued: set[str] = set()
         self.qlock = threading.Lock()
         self.stop = threading.Event()
+        from .feedback import load_scorer
+
+        self.scorer = load_scorer(s.scorer)
 
     # ------------------------------------------------------------ sending
     def send(self, user_id: str, msgs: list[dict]) -> None:
@@ -71,6 +74,12 @@ class Engine:
             forget(str(sess["id"]))
         if notify:
             self.send(user_id, M.closing(reason))
+            try:
+                from .feedback import give_feedback
+
+                give_feedback(self, sess)
+            except Exception as e:  # feedback is a bonus: the session is already closed and stored
+                log.error("feedback failed: %s", type(e).__name__)
         log.info("session %s closed (%s)", sess["id"], reason)
 
     def purge(self) -> int:

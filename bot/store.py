@@ -53,6 +53,9 @@ class Store:
             t("turns").create({"id": int, "session_id": int, "user_id": str, "role": str, "text": str,
                                "time": str, "ts": float}, pk="id")
             t("turns").create_index(["session_id"])
+        if not t("scores").exists():
+            t("scores").create({"id": int, "session_id": int, "user_id": str, "source": str, "scorer": str,
+                                "items": str, "total": int, "created_at": float}, pk="id")
         if not t("outbox").exists():
             t("outbox").create({"id": int, "user_id": str, "reply_token": str, "token_deadline": float,
                                 "messages": str, "retry_key": str, "status": str, "attempts": int,
@@ -140,6 +143,12 @@ class Store:
     def open_sessions(self) -> list[dict]:
         return list(self.db["sessions"].rows_where("status = 'open'"))
 
+    def add_scores(self, session: dict, source: str, scorer: dict, items, total: int) -> None:
+        with self.lock:
+            self.db["scores"].insert({"session_id": session["id"], "user_id": session["user_id"], "source": source,
+                                      "scorer": json.dumps(scorer, ensure_ascii=False, default=str),
+                                      "items": json.dumps(list(items)), "total": total, "created_at": now()})
+
     # ---------------------------------------------------------------- outbox
     def enqueue(self, user_id: str, messages: list[dict], reply_token: str | None, token_deadline: float | None) -> int:
         with self.lock:
@@ -174,6 +183,7 @@ class Store:
             ids = [r["id"] for r in self.db["sessions"].rows_where("status = 'closed' and ended_at < ?", [ended_before])]
             for sid in ids:
                 self.db.execute("delete from turns where session_id = ?", [sid])
+                self.db.execute("delete from scores where session_id = ?", [sid])
                 self.db.execute("delete from sessions where id = ?", [sid])
             self.db.execute("delete from outbox where status != 'pending' and created_at < ?", [ended_before])
             return len(ids)
@@ -181,6 +191,6 @@ class Store:
     def delete_user(self, user_id: str):
         """Everything stored for this user."""
         with self.lock:
-            for table in ("turns", "sessions", "outbox", "events"):
+            for table in ("turns", "scores", "sessions", "outbox", "events"):
                 self.db.execute(f"delete from {table} where user_id = ?", [user_id])
             self.db.execute("delete from users where user_id = ?", [user_id])

@@ -94,3 +94,17 @@ def tiny_gguf(tiny_run, tmp_path_factory):
 
 
 SAMPLES = REPO.parent / "shared" / "line" / "webhook-samples"
+
+
+@pytest.fixture(scope="session")
+def small_cpu_scorer(kokoro_dir, tmp_path_factory):
+    """A CPU scorer fitted on a 500-dialogue slice: (folder, printed metrics)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("cpu") / "scorer"
+    r = subprocess.run([sys.executable, "-m", "training", "scorer", "--preset", "cpu", "--data", str(kokoro_dir),
+                        "--out", str(out), "--set", "limit=500", "--set", "max_features=5000"],
+                       cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out, json.loads(r.stdout.strip().splitlines()[-1])

@@ -437,3 +437,30 @@ def test_retention_job_purges_old_sessions_only(emu):
     assert engine.purge() == 1
     assert engine.store.db["turns"].count_where("session_id = ?", [old["id"]]) == 0
     assert engine.store.db["sessions"].count == 1
+
+
+def test_post_session_feedback_card(tiny_gguf, small_cpu_scorer, tmp_path):
+    from bot.emulator.client import Emulator
+    from kokoro.items import ITEMS
+
+    scorer_dir, _ = small_cpu_scorer
+    e = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "f.sqlite3"), scorer=str(scorer_dir), **FAST)
+    try:
+        user = consented_user(e)
+        e.text(user, "仕事のことで悩んでいます")
+        settle(e, user, 4)
+        n = len(e.fake.delivered(user))
+        e.text(user, "終了")
+        got = settle(e, user, n + 3)
+        flex = next(m for m in got[n:] if m["type"] == "flex")
+        assert e.fake.errors == []  # the card passed the Messaging API schema
+        body = json.dumps(flex, ensure_ascii=False)
+        assert all(it.label_ja in body for it in ITEMS) and "/ 100" in flex["altText"]
+        assert len(body.encode()) < 30_000
+        row = list(e.runtime.engine.store.db["scores"].rows)[0]
+        items = json.loads(row["items"])
+        assert len(items) == 20 and row["total"] == sum(items) and row["source"] == "predicted"
+        assert json.loads(row["scorer"])["kind"] == "kokoro-cpu-scorer"
+        assert any("合計" in m.get("text", "") for m in got[n:] if m["type"] == "text")
+    finally:
+        e.close()

@@ -7,14 +7,9 @@ import pytest
 from conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def small_scorer(kokoro_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cpu") / "scorer"
-    r = subprocess.run([sys.executable, "-m", "training", "scorer", "--preset", "cpu", "--data", str(kokoro_dir),
-                        "--out", str(out), "--set", "limit=500", "--set", "max_features=5000"],
-                       cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out, json.loads(r.stdout.strip().splitlines()[-1])
+@pytest.fixture
+def small_scorer(small_cpu_scorer):
+    return small_cpu_scorer
 
 
 def test_cpu_scorer_prints_metrics_json(small_scorer):

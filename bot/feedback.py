@@ -1,0 +1,82 @@
+"""Post-session feedback: the configured scorer predicts the 20 client-feedback items; the total
+follows the paper's rule; the client gets a Flex card grouped as the paper's Table 2 (bars, total
+/100) and a short text summary; the prediction is stored with the scorer's identity."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from kokoro.dataset import Turn
+from kokoro.items import ITEMS, table2_groups, total_score
+
+from .messages import text
+from .store import now
+
+log = logging.getLogger("kokoro.bot.feedback")
+ASPECT_JA = {"Sense of Validation": "受け止められた感覚", "Awareness and Hope": "気づきと希望", "Engagement": "取り組み",
+             "Flow and Comfort": "リズムと居心地", "Overall Evaluation": "全体の評価", "Flow of Conversation": "始まりと終わり",
+             "Counseling Skills": "カウンセリングの技法"}
+
+
+def load_scorer(path: str | None):
+    """The CPU scorer folder or a scorer GGUF; None when not configured or missing."""
+    if not path or not Path(path).exists():
+        return None
+    if Path(path).is_dir():
+        from kokoro.cpu_scorer import CpuScorer
+
+        return CpuScorer.load(path)
+    from kokoro.gguf_scorer import GgufScorer
+
+    return GgufScorer(path)
+
+
+def _bar(value: int) -> dict:
+    pct = f"{max(2, value * 20)}%"
+    return {"type": "box", "layout": "horizontal", "height": "8px", "backgroundColor": "#EEEEEE", "cornerRadius": "4px",
+            "contents": [{"type": "box", "layout": "vertical", "width": pct, "backgroundColor": "#4F9D69",
+                          "cornerRadius": "4px", "contents": [{"type": "filler"}]}]}
+
+
+def card(items: tuple[int, ...], total: int) -> dict:
+    body: list[dict] = [{"type": "text", "text": f"合計 {total} / 100", "weight": "bold", "size": "xl"},
+                        {"type": "text", "text": "AIによる推定です（相談者の評価20項目・0〜5）", "size": "xs", "color": "#888888"}]
+    for _, aspect, its in table2_groups():
+        body += [{"type": "separator", "margin": "md"},
+                 {"type": "text", "text": ASPECT_JA.get(aspect, aspect), "weight": "bold", "size": "sm", "margin": "md"}]
+        for it in its:
+            v = items[it.number - 1]
+            body.append({"type": "box", "layout": "vertical", "margin": "sm", "spacing": "xs", "contents": [
+                {"type": "text", "text": f"{it.label_ja}　{v}", "size": "xxs", "wrap": True}, _bar(v)]})
+    bubble = {"type": "bubble", "size": "mega",
+              "header": {"type": "box", "layout": "vertical", "contents": [
+                  {"type": "text", "text": "今回の相談のふりかえり", "weight": "bold", "size": "md"}]},
+              "body": {"type": "box", "layout": "vertical", "contents": body}}
+    return {"type": "flex", "altText": f"今回の相談のふりかえり（合計 {total} / 100）", "contents": bubble}
+
+
+def summary(items: tuple[int, ...], total: int) -> str:
+    ranked = sorted(ITEMS, key=lambda it: (-items[it.number - 1], it.number))
+    high = "、".join(it.label_ja for it in ranked[:2])
+    low = "、".join(it.label_ja for it in sorted(ITEMS, key=lambda it: (items[it.number - 1], it.number))[:2])
+    return (f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。"
+            f"よかったと推定される点は「{high}」、これから伸ばせそうな点は「{low}」です。")
+
+
+def give_feedback(engine, session: dict) -> bool:
+    """Score a finished session and send the card; False when there is nothing to score."""
+    scorer = engine.scorer
+    rows = engine.store.turns(session["id"])
+    if scorer is None or not any(r["role"] == "client" for r in rows):
+        return False
+    turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
+    items = tuple(scorer.predict(turns))
+    total = total_score(items)
+    engine.store.add_scores(session, "predicted", scorer.identity, items, total)
+    c = card(items, total)
+    if len(json.dumps(c, ensure_ascii=False).encode()) > 30_000:
+        raise ValueError("feedback card is over LINE's 30 KB Flex limit")
+    engine.send(session["user_id"], [c, text(summary(items, total))])
+    log.info("session %s scored", session["id"])
+    return True
