@@ -51,3 +51,26 @@ def crisis_message() -> str:
             "今すぐ危険を感じるときは、ためらわずに 119 か 110 に電話してください。"
             "ひとりで抱えずに、次の窓口にも相談できます。\n" + "\n".join(lines) +
             "\n\nこの相談はこのまま続けられます。よければ、今の気持ちをもう少し聞かせてください。")
+
+
+# ---------------------------------------------------------------- the bot's own words
+# The platform's screening items (paper App. A.3): harmful remarks from ignorance or carelessness,
+# statements that read as a diagnosis or medication advice, occult claims, sexual remarks.
+DRAFT_RULES = {
+    "harmful": [r"(普通|ふつう)じゃない", r"(異常|いじょう)(だ|です)", r"あなた(にも|が)(悪|わる)い", r"(責任|せきにん)は?あなた",
+                r"(我慢|がまん)(が|し)(足|た)りない", r"(甘|あま)えて?(いる|る|だ|です)", r"もう(一人|ひとり)(産|う)め",
+                r"(いじめ|虐待)(られる|される)(方|ほう)にも", r"(死|し)ね", r"(気|き)にしすぎ(だ|です)"],
+    "medical": [r"(うつ|鬱|そう|統合失調|発達障害|adhd|パニック障害|適応障害|双極)(病|症)?(です|だと思います|でしょう)(ね|よ)?$",
+                r"(診断|しんだん)(します|できます|すると)", r"(薬|くすり)(を|は)(やめ|止め|増や|減ら|飲ん|のん)",
+                r"(服用|ふくよう)(して|を)", r"(睡眠薬|抗うつ薬|安定剤|ss?ri)を"],
+    "occult": [r"(霊|れい)(が|の)(せい|仕業|しわざ|障り)", r"(呪|のろ)い", r"(前世|ぜんせ)の", r"(祟|たた)り", r"(除霊|お祓い|おはらい)"],
+    "sexual": [r"(性的|せいてき)な", r"(体|からだ)の(関係|かんけい)", r"(下着|したぎ)", r"(裸|はだか)", r"(胸|むね)の(大き|サイズ)"],
+}
+_draft = {k: re.compile("|".join(v)) for k, v in DRAFT_RULES.items()}
+SAFE_REPLY = "お話ししてくださってありがとうございます。よろしければ、そのときのお気持ちをもう少し聞かせていただけますか？"
+
+
+def screen_draft(text: str) -> list[str]:
+    """The screening items a draft reply would fail (empty = fine)."""
+    t = unicodedata.normalize("NFKC", text).lower()
+    return [k for k, rx in _draft.items() if rx.search(t)]

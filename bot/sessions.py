@@ -17,7 +17,7 @@ from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
-from .safety import crisis_message, is_crisis
+from .safety import SAFE_REPLY, crisis_message, is_crisis, screen_draft
 from .store import Store, iso, now
 
 log = logging.getLogger("kokoro.bot.sessions")
@@ -174,6 +174,10 @@ class Engine:
         last_client = max((r["id"] for r in turns if r["role"] == "client"), default=None)
         prompt, start = self.prompt(sess, turns)
         reply = self.backend.generate(str(sess["id"]), prompt) or M.fallback()[0]["text"]
+        failed = screen_draft(reply)
+        if failed:  # the platform's screening items: never send a draft that fails them
+            log.warning("draft reply in session %s failed screening (%s); safe reply sent", sess["id"], ",".join(failed))
+            reply = SAFE_REPLY
         fresh = self.store.session(sess["id"])
         if fresh["status"] != "open":
             return

@@ -64,3 +64,52 @@ def test_bot_answers_a_crisis_at_once_and_keeps_the_session(tiny_gguf, tmp_path)
         assert sess is not None and sess["crisis"] == 1
     finally:
         emu.close()
+
+
+@pytest.mark.parametrize("draft,item", [
+    ("それは普通じゃないですね", "harmful"), ("あなたにも悪いところがあります", "harmful"), ("甘えているだけです", "harmful"),
+    ("それはうつ病ですね", "medical"), ("お薬をやめてみましょう", "medical"), ("睡眠薬を使うといいですよ", "medical"),
+    ("霊のせいかもしれません", "occult"), ("前世の因縁です", "occult"), ("性的な話をしましょう", "sexual"),
+])
+def test_drafts_failing_screening_items_are_caught(draft, item):
+    from bot.safety import screen_draft
+
+    assert item in screen_draft(draft)
+
+
+@pytest.mark.parametrize("draft", ["そうなんですね。", "お仕事、大変でしたね。", "眠れない日が続いているのですね。",
+                                   "病院には行かれましたか？", "お話ししてくださってありがとうございます。"])
+def test_ordinary_counselor_replies_pass(draft):
+    from bot.safety import screen_draft
+
+    assert screen_draft(draft) == []
+
+
+def test_gold_counselor_turns_rarely_fail_screening(dialogues):
+    from bot.safety import screen_draft
+
+    turns = [t.text for d in dialogues[:300] for t in d.merged() if t.role == "counselor"]
+    assert sum(bool(screen_draft(t)) for t in turns) / len(turns) < 0.01
+
+
+def test_a_failing_draft_is_replaced_by_a_safe_reply(tiny_gguf, tmp_path):
+    from bot import messages as M
+    from bot.emulator.client import Emulator
+    from bot.safety import SAFE_REPLY
+
+    emu = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "s.sqlite3"), quiet_gap_s=0.2, tick_s=0.1,
+                   n_threads=1, max_tokens=8, n_ctx=512)
+    try:
+        emu.runtime.engine.backend.generate = lambda key, prompt: "それはうつ病ですね"
+        u = "U" + "6" * 32
+        emu.follow(u)
+        emu.fake.wait_for(1, 10, u)
+        emu.postback(u, M.CONSENT)
+        emu.fake.wait_for(2, 10, u)
+        emu.text(u, "眠れません")
+        got = emu.fake.wait_for(4, 20, u)
+        assert got[3]["text"] == SAFE_REPLY
+        turns = emu.runtime.engine.store.turns(emu.runtime.engine.store.open_session(u)["id"])
+        assert turns[-1]["text"] == SAFE_REPLY and "うつ病" not in "".join(t["text"] for t in turns)
+    finally:
+        emu.close()
