@@ -23,6 +23,10 @@ def make_parser():
     s.add_argument("--config", help="JSON settings file")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
+    e = sub.add_parser("export", help="write completely self-rated sessions as KokoroChat JSON")
+    e.add_argument("--format", default="kokorochat", choices=["kokorochat"])
+    e.add_argument("--db", default=os.environ.get("KOKORO_BOT_DB", "bot.sqlite3"), help="the bot's SQLite file")
+    e.add_argument("--out", required=True)
     b = sub.add_parser("build-demo", help="train and convert the CPU demo counselor (gemma-3-270m, ~30 min)")
     b.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
     b.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
@@ -38,6 +42,17 @@ def main(argv=None) -> int:
             lines = open(args.script, encoding="utf-8").readlines() if args.script else interactive_lines()
             return run_chat(lines, consent=not args.no_consent, config_file=args.config, db_path=args.db,
                             quiet_gap_s=args.quiet_gap, tick_s=0.2)
+        if args.cmd == "export":
+            from pathlib import Path
+
+            from .rating import export
+            from .store import Store
+
+            if not Path(args.db).is_file():
+                raise BotConfigError(f"no bot database at {args.db}; pass --db PATH")
+            written, skipped = export(Store(args.db), Path(args.out))
+            print(f"wrote {written} session(s) to {args.out}; {skipped} rating(s) with skipped items not exported")
+            return 0
         if args.cmd == "serve":
             from .app import create_app
             from .config import Settings

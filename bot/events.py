@@ -6,6 +6,7 @@ import logging
 from typing import Callable
 
 from . import messages as M
+from . import rating
 from .sessions import Engine
 from .store import now
 
@@ -108,6 +109,8 @@ def postback(engine: Engine, ev: dict) -> None:
     data = (ev.get("postback") or {}).get("data", "")
     if uid and data in POSTBACKS:
         POSTBACKS[data](engine, uid)
+    elif uid and data.startswith(rating.PREFIX):
+        rating.answer(engine, uid, data)
     elif uid:
         log.info("unknown postback acknowledged")
 
@@ -145,3 +148,13 @@ def delete(engine: Engine, uid: str) -> None:
 @on_postback(M.KEEP)
 def keep(engine: Engine, uid: str) -> None:
     engine.send(uid, M.kept())
+
+
+@on_postback(rating.RATE)
+def rate(engine: Engine, uid: str) -> None:
+    rating.start(engine, uid)
+
+
+@on_postback(rating.NO_RATE)
+def no_rate(engine: Engine, uid: str) -> None:
+    engine.send(uid, [M.text("わかりました。ご利用ありがとうございました。")])

@@ -80,6 +80,10 @@ class Engine:
                 give_feedback(self, sess)
             except Exception as e:  # feedback is a bonus: the session is already closed and stored
                 log.error("feedback failed: %s", type(e).__name__)
+            if any(r["role"] == "client" for r in self.store.turns(sess["id"])):
+                from .rating import invite
+
+                self.send(user_id, invite())
         log.info("session %s closed (%s)", sess["id"], reason)
 
     def purge(self) -> int:

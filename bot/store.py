@@ -56,6 +56,9 @@ class Store:
         if not t("scores").exists():
             t("scores").create({"id": int, "session_id": int, "user_id": str, "source": str, "scorer": str,
                                 "items": str, "total": int, "created_at": float}, pk="id")
+        if not t("ratings").exists():
+            t("ratings").create({"session_id": int, "user_id": str, "step": int, "items": str, "flags": str,
+                                 "status": str, "updated_at": float}, pk="session_id")
         if not t("outbox").exists():
             t("outbox").create({"id": int, "user_id": str, "reply_token": str, "token_deadline": float,
                                 "messages": str, "retry_key": str, "status": str, "attempts": int,
@@ -143,6 +146,21 @@ class Store:
     def open_sessions(self) -> list[dict]:
         return list(self.db["sessions"].rows_where("status = 'open'"))
 
+    def last_closed_session(self, user_id: str) -> dict | None:
+        rows = list(self.db["sessions"].rows_where("user_id = ? and status = 'closed'", [user_id],
+                                                   order_by="ended_at desc", limit=1))
+        return rows[0] if rows else None
+
+    def save_rating(self, session: dict, step: int, items, flags, status: str) -> None:
+        with self.lock:
+            self.db["ratings"].upsert({"session_id": session["id"], "user_id": session["user_id"], "step": step,
+                                       "items": json.dumps(items), "flags": json.dumps(flags), "status": status,
+                                       "updated_at": now()}, pk="session_id")
+
+    def rating(self, session_id: int) -> dict | None:
+        rows = list(self.db["ratings"].rows_where("session_id = ?", [session_id]))
+        return rows[0] if rows else None
+
     def add_scores(self, session: dict, source: str, scorer: dict, items, total: int) -> None:
         with self.lock:
             self.db["scores"].insert({"session_id": session["id"], "user_id": session["user_id"], "source": source,
@@ -184,6 +202,7 @@ class Store:
             for sid in ids:
                 self.db.execute("delete from turns where session_id = ?", [sid])
                 self.db.execute("delete from scores where session_id = ?", [sid])
+                self.db.execute("delete from ratings where session_id = ?", [sid])
                 self.db.execute("delete from sessions where id = ?", [sid])
             self.db.execute("delete from outbox where status != 'pending' and created_at < ?", [ended_before])
             return len(ids)
@@ -191,6 +210,6 @@ class Store:
     def delete_user(self, user_id: str):
         """Everything stored for this user."""
         with self.lock:
-            for table in ("turns", "scores", "sessions", "outbox", "events"):
+            for table in ("turns", "scores", "ratings", "sessions", "outbox", "events"):
                 self.db.execute(f"delete from {table} where user_id = ?", [user_id])
             self.db.execute("delete from users where user_id = ?", [user_id])

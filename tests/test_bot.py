@@ -464,3 +464,37 @@ def test_post_session_feedback_card(tiny_gguf, small_cpu_scorer, tmp_path):
         assert any("合計" in m.get("text", "") for m in got[n:] if m["type"] == "text")
     finally:
         e.close()
+
+
+def test_self_rating_exports_as_kokorochat_that_the_loader_accepts(emu, tmp_path):
+    from bot import rating
+    from kokoro.dataset import load_dir
+    from kokoro.items import ITEMS
+
+    user = consented_user(emu)
+    emu.text(user, "仕事のことで悩んでいます")
+    settle(emu, user, 4)
+    emu.text(user, "終了")
+    got = settle(emu, user, 6)
+    assert "評価" in got[-1]["text"] and got[-1]["quickReply"]["items"][0]["action"]["data"] == rating.RATE
+    emu.postback(user, rating.RATE)
+    n = len(settle(emu, user, 7))
+    sid = list(emu.runtime.engine.store.db["sessions"].rows)[0]["id"]
+    values = [(i * 7) % 6 for i in range(20)]
+    for step, v in enumerate(values):
+        emu.postback(user, f"rate={sid}:{step}:{v}")
+        n = len(emu.fake.wait_for(n + 1, 10, user))
+    emu.postback(user, f"rate={sid}:0:5")  # a stale tap changes nothing
+    for step, yes in ((20, False), (21, False), (22, True)):
+        emu.postback(user, f"rate={sid}:{step}:{'yes' if yes else 'no'}")
+        n = len(emu.fake.wait_for(n + 1, 10, user))
+    assert "ありがとうございました" in emu.fake.delivered(user)[-1]["text"]
+    out = tmp_path / "export"
+    r = subprocess.run([sys.executable, "-m", "bot", "export", "--format", "kokorochat", "--db", emu.settings.db_path,
+                        "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "wrote 1 session" in r.stdout, r.stderr
+    [d] = load_dir(out).dialogues  # strict: the score rule is re-checked
+    assert list(d.items) == values and d.flags["unwilling_to_continue"] and d.score == sum(values) // 2
+    assert [t.role for t in d.turns][:2] == ["counselor", "client"] and d.turns[1].text == "仕事のことで悩んでいます"
+    raw = json.loads(next(out.glob("*.json")).read_text())
+    assert raw["review_by_client_jp"][ITEMS[16].label_ja] == values[16] and "clarified_issues_cleraly" in raw["review_by_client_en"]
