@@ -27,7 +27,8 @@ def make_parser():
     e.add_argument("--format", default="kokorochat", choices=["kokorochat"])
     e.add_argument("--db", default=os.environ.get("KOKORO_BOT_DB", "bot.sqlite3"), help="the bot's SQLite file")
     e.add_argument("--out", required=True)
-    b = sub.add_parser("build-demo", help="train and convert the CPU demo counselor (gemma-3-270m, ~30 min)")
+    b = sub.add_parser("build-demo", help="train and convert the CPU demo counselor (gemma-3-270m, ~30 min) "
+                                          "and train the CPU scorer (~4 min) into models/")
     b.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
     b.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
     return p
@@ -72,7 +73,11 @@ def main(argv=None) -> int:
         for name in ("adapter-f16.gguf", "parity.json", "parity.md", "convert.json"):
             shutil.copy(os.path.join(conv, name), os.path.join(args.out, name))
         shutil.copy(os.path.join(run, "run.json"), os.path.join(args.out, "run.json"))
-        print(f"demo counselor ready in {args.out} (merged q8_0 GGUF: {conv}/model-q8_0.gguf)")
+        scorer = os.path.join(os.path.dirname(os.path.abspath(args.out)), "cpu-scorer")
+        if subprocess.call([sys.executable, "-m", "training", "scorer", "--preset", "cpu", "--out", scorer] + data):
+            return 1
+        print(f"demo counselor ready in {args.out} (merged q8_0 GGUF: {conv}/model-q8_0.gguf); "
+              f"post-session scorer in {scorer}")
         return 0
     except BotConfigError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -35,6 +35,9 @@ class Engine:
         from .feedback import load_scorer
 
         self.scorer = load_scorer(s.scorer)
+        if self.scorer is None:
+            log.info("no post-session scorer at %s: feedback cards are off. Build the CPU scorer with "
+                     "`python -m training scorer --preset cpu --data DIR --out models/cpu-scorer`", s.scorer)
 
     # ------------------------------------------------------------ sending
     def send(self, user_id: str, msgs: list[dict]) -> None:
