@@ -21,12 +21,45 @@ def make_parser():
     s.add_argument("--limit", type=int, default=0, help="only the first N test dialogues (smoke runs)")
     s.add_argument("--out", help="report folder (metrics.json, report.md, plots)")
     s.add_argument("--n-ctx", type=int, default=8192)
+    r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
+    r.add_argument("--db", required=True, help="the bot's SQLite file")
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--cpu-scorer", help="CPU scorer folder")
+    g.add_argument("--model", help="scorer GGUF")
+    r.add_argument("--since", help="only sessions that ended on or after this date (YYYY-MM-DD)")
+    r.add_argument("--limit", type=int, default=0)
+    r.add_argument("--nightly", metavar="HH:MM", help="keep running and re-score every day at this time")
     return p
+
+
+def run_rescore(args) -> int:
+    from pathlib import Path
+
+    from .rescore import nightly, rescore
+    from .scores import load_scorer
+
+    if not Path(args.db).is_file():
+        print(f"error: no bot database at {args.db}", file=sys.stderr)
+        return 2
+    scorer = load_scorer("cpu" if args.cpu_scorer else "gguf", args.cpu_scorer or args.model)
+    job = lambda: print(json.dumps(rescore(args.db, scorer, args.since, args.limit)), flush=True)
+    if args.nightly:
+        nightly(args.nightly, job).start()
+    else:
+        job()
+    return 0
 
 
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     from kokoro.cpu_scorer import ScorerArtifactError
+
+    if args.cmd == "rescore":
+        try:
+            return run_rescore(args)
+        except ScorerArtifactError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
 
     from .scores import evaluate, markdown
 

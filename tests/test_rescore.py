@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+import time
+
+from conftest import REPO
+
+
+def make_db(path, dialogues, n=3):
+    from bot.store import Store
+
+    store = Store(str(path))
+    for d in dialogues[:n]:
+        sess = store.start_session(f"U{d.id:0>32}")
+        for t in d.turns[:30]:
+            store.add_turn(sess, t.role, t.text)
+        store.end_session(sess["id"], "user")
+    store.start_session("Uopen")  # open sessions are not scored
+    return store
+
+
+def test_rescore_is_resumable_and_records_the_scorer(small_cpu_scorer, dialogues, tmp_path):
+    scorer_dir, _ = small_cpu_scorer
+    store = make_db(tmp_path / "bot.sqlite3", dialogues)
+    cmd = [sys.executable, "-m", "evaluation", "rescore", "--db", str(tmp_path / "bot.sqlite3"), "--cpu-scorer",
+           str(scorer_dir)]
+    first = json.loads(subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout)
+    assert first["scored"] == 3 and first["sessions_per_second"] > 0
+    again = json.loads(subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout)
+    assert again["scored"] == 0 and again["skipped_already_scored"] == 3
+    rows = list(store.db["scores"].rows)
+    assert len(rows) == 3 and all(json.loads(r["scorer"])["kind"] == "kokoro-cpu-scorer" for r in rows)
+    assert all(r["total"] == sum(json.loads(r["items"])) for r in rows)
+
+
+def test_rescore_since_filters_by_end_date(small_cpu_scorer, dialogues, tmp_path):
+    from evaluation.rescore import rescore
+    from kokoro.cpu_scorer import CpuScorer
+
+    store = make_db(tmp_path / "b.sqlite3", dialogues, n=2)
+    first = list(store.db["sessions"].rows)[0]
+    store.update_session(first["id"], ended_at=time.time() - 10 * 86400)
+    since = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    r = rescore(str(tmp_path / "b.sqlite3"), CpuScorer.load(small_cpu_scorer[0]), since=since, progress=False)
+    assert r["scored"] == 1
+
+
+def test_nightly_job_is_a_daily_cron(small_cpu_scorer):
+    from evaluation.rescore import nightly
+
+    sched = nightly("03:30", lambda: None)
+    job = sched.get_jobs()[0]
+    fields = {f.name: str(f) for f in job.trigger.fields}
+    assert fields["hour"] == "3" and fields["minute"] == "30"
