@@ -21,6 +21,18 @@ def make_parser():
     s.add_argument("--limit", type=int, default=0, help="only the first N test dialogues (smoke runs)")
     s.add_argument("--out", help="report folder (metrics.json, report.md, plots)")
     s.add_argument("--n-ctx", type=int, default=8192)
+    g2 = sub.add_parser("responses", help="BLEU/ROUGE/Distinct of a counselor GGUF on the test set")
+    g2.add_argument("--model", required=True, help="counselor GGUF (or the base GGUF with --lora)")
+    g2.add_argument("--lora", help="LoRA adapter GGUF applied at run time")
+    g2.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
+    g2.add_argument("--limit", type=int, default=0, help="only the first N counselor turns (smoke runs)")
+    g2.add_argument("--out", help="report folder (metrics.json, report.md, replies.jsonl)")
+    g2.add_argument("--n-ctx", type=int, default=4096)
+    g2.add_argument("--max-tokens", type=int, default=128)
+    g2.add_argument("--history-turns", type=int, default=0, help="history window in merged turns (0 = all that fit)")
+    g2.add_argument("--chat-format", help="llama3|gemma when the GGUF has no chat template")
+    g2.add_argument("--threads", type=int, default=0)
+    g2.add_argument("--json", action="store_true")
     r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
     r.add_argument("--db", required=True, help="the bot's SQLite file")
     g = r.add_mutually_exclusive_group(required=True)
@@ -54,6 +66,20 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     from kokoro.cpu_scorer import ScorerArtifactError
 
+    if args.cmd == "responses":
+        from .responses import evaluate as ev_responses
+        from .responses import markdown as md_responses
+
+        try:
+            r = ev_responses(args.model, args.lora, args.data, args.limit, Path(args.out) if args.out else None,
+                             args.n_ctx, args.max_tokens, args.history_turns, args.chat_format, args.threads,
+                             progress=not args.json)
+        except (DataError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({k: r[k] for k in ("model", "retrieval", "n", "evaluated_over_naive", "signature")},
+                         ensure_ascii=False) if args.json else md_responses(r))
+        return 0
     if args.cmd == "rescore":
         try:
             return run_rescore(args)

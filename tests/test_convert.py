@@ -110,3 +110,18 @@ def test_not_enough_disk_is_named(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setattr(sh, "disk_usage", lambda p: sh._ntuple_diskusage(10, 10, 1))
     with pytest.raises(ConvertError, match="GiB free but the conversion writes"):
         check_disk(tiny_run / "base", tmp_path / "o", 2)
+
+
+def test_evaluation_responses_on_the_tiny_gguf(tiny_gguf, kokoro_dir, tmp_path):
+    out = tmp_path / "resp"
+    r = subprocess.run([sys.executable, "-m", "evaluation", "responses", "--model", str(tiny_gguf), "--data",
+                        str(kokoro_dir), "--limit", "12", "--n-ctx", "512", "--max-tokens", "16", "--threads", "1",
+                        "--json", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(r.stdout)
+    assert m["n"] == 12 and set(m["model"]) >= {"bleu1", "bleu4", "rouge1", "rougeL", "dist1", "dist2"}
+    assert m["retrieval"]["bleu1"] > 0  # the baseline returns real counselor replies
+    assert m["evaluated_over_naive"] < 0.5  # consecutive turns reuse the KV prefix
+    assert m["signature"].startswith("tok:mecab") and "split:" in m["signature"]
+    lines = (out / "replies.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 12 and "Kokoro-High (paper" in (out / "report.md").read_text(encoding="utf-8")
