@@ -33,6 +33,22 @@ def make_parser():
     g2.add_argument("--chat-format", help="llama3|gemma when the GGUF has no chat template")
     g2.add_argument("--threads", type=int, default=0)
     g2.add_argument("--json", action="store_true")
+    sm = sub.add_parser("simulate", help="simulated-client sessions through the bot's session engine, then scored")
+    sm.add_argument("--counselor", default="demo", help="counselor GGUF, or 'demo' (the embedded default)")
+    sm.add_argument("--lora", help="counselor LoRA GGUF")
+    sm.add_argument("--client", default="replay", help="'replay' (KokoroChat test clients) or a client GGUF (App. E prompt)")
+    sm.add_argument("--client-lora")
+    sm.add_argument("--client-chat-format")
+    g3 = sm.add_mutually_exclusive_group(required=True)
+    g3.add_argument("--cpu-scorer")
+    g3.add_argument("--scorer-model")
+    sm.add_argument("--data")
+    sm.add_argument("--n", type=int, default=5, help="sessions")
+    sm.add_argument("--max-turns", type=int, default=20)
+    sm.add_argument("--n-ctx", type=int, default=2048)
+    sm.add_argument("--max-tokens", type=int, default=96)
+    sm.add_argument("--threads", type=int, default=2)
+    sm.add_argument("--out")
     r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
     r.add_argument("--db", required=True, help="the bot's SQLite file")
     g = r.add_mutually_exclusive_group(required=True)
@@ -79,6 +95,20 @@ def main(argv=None) -> int:
             return 2
         print(json.dumps({k: r[k] for k in ("model", "retrieval", "n", "evaluated_over_naive", "signature")},
                          ensure_ascii=False) if args.json else md_responses(r))
+        return 0
+    if args.cmd == "simulate":
+        from .simulate import run as simulate
+
+        try:
+            r = simulate(args.counselor, args.lora, args.client, "cpu" if args.cpu_scorer else "gguf",
+                         args.cpu_scorer or args.scorer_model, args.data, args.n, args.max_turns,
+                         out=Path(args.out) if args.out else None, threads=args.threads, n_ctx=args.n_ctx,
+                         max_tokens=args.max_tokens, client_lora=args.client_lora,
+                         client_chat_format=args.client_chat_format)
+        except (DataError, ScorerArtifactError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({k: r[k] for k in ("n", "mean_total", "mean_client_turns", "seconds")}, ensure_ascii=False))
         return 0
     if args.cmd == "rescore":
         try:

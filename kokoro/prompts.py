@@ -179,6 +179,34 @@ def scorer_example(fmt: ChatFormat, dialogue: Dialogue, system: str | None = SCO
     return Example(prompt, completion, target, start)
 
 
+# ---------------------------------------------------------------- simulated client (paper App. E)
+CLIENT_SIM_SYSTEM = (
+    "あなたは、心理カウンセリングを受けに来た相談者です。次の指示に従って、カウンセラーと会話してください。\n"
+    "・あなたは今、気持ちのつらさやストレスを抱えていて、話を聴いてほしくて相談に来ました。\n"
+    "・初めてカウンセラーと話すので少し緊張していますが、心の底では助けてほしいと思っています。\n"
+    "・自分の考えや気持ちを言葉にするのが難しいことがあります。\n"
+    "・状況や気持ちに応じて、次の特徴のうち一つ以上を持つ相談者としてふるまってください（必要なら無作為に選んでかまいません）。\n"
+    "　- 最近なかなか眠れず、毎日疲れを感じている。\n"
+    "　- 職場や学校での人間関係に悩み、孤立を感じている。\n"
+    "　- 失恋や家族の問題で気持ちが落ち込んでいる。\n"
+    "　- 将来への強い不安があり、自信が持てない。\n"
+    "　- 何を話せばよいかわからず、黙ってしまうことがある。\n"
+    "・会話が10往復を超え、自然に終わりそうで別れのあいさつをするときは、その発言の最後に <end> を付けてください。\n"
+    "相談者として、短いチャットのメッセージで答えてください。"
+)
+CLIENT_END = "<end>"
+
+
+def client_sim_messages(history: Sequence[Turn], system: str = CLIENT_SIM_SYSTEM) -> list[dict]:
+    """Messages for a client-simulating LLM: the counselor is the ``user``, the client the ``assistant``."""
+    msgs: list[dict] = [{"role": "system", "content": system}]
+    turns = merge_turns(history)
+    if not turns or turns[0].role == "client":
+        msgs.append({"role": "user", "content": OPENING_CUE})
+    msgs += [{"role": "assistant" if t.role == "client" else "user", "content": t.text} for t in turns]
+    return msgs
+
+
 # ---------------------------------------------------------------- shared rules
 def _split_completion(fmt: ChatFormat, msgs: list[dict], target: str) -> tuple[str, str]:
     prompt = fmt.render(msgs, add_generation_prompt=True)

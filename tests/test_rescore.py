@@ -52,3 +52,29 @@ def test_nightly_job_is_a_daily_cron(small_cpu_scorer):
     job = sched.get_jobs()[0]
     fields = {f.name: str(f) for f in job.trigger.fields}
     assert fields["hour"] == "3" and fields["minute"] == "30"
+
+
+def test_simulate_replay_and_llm_clients_through_the_session_engine(tiny_gguf, small_cpu_scorer, kokoro_dir, tmp_path):
+    base = [sys.executable, "-m", "evaluation", "simulate", "--counselor", str(tiny_gguf), "--cpu-scorer",
+            str(small_cpu_scorer[0]), "--data", str(kokoro_dir), "--n-ctx", "512", "--max-tokens", "12",
+            "--threads", "1"]
+    r = subprocess.run(base + ["--client", "replay", "--n", "2", "--max-turns", "3", "--out", str(tmp_path / "a")],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(r.stdout)
+    assert m["n"] == 2 and m["mean_client_turns"] == 3.0 and 0 <= m["mean_total"] <= 100
+    sessions = [json.loads(x) for x in (tmp_path / "a" / "sessions.jsonl").read_text().splitlines()]
+    roles = [t["role"] for t in sessions[0]["turns"]]
+    assert roles[0] == "counselor" and roles.count("client") == 3 and roles[-1] == "counselor"
+    r = subprocess.run(base + ["--client", str(tiny_gguf), "--n", "1", "--max-turns", "2"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and json.loads(r.stdout)["mean_client_turns"] == 2.0, r.stderr[-2000:]
+
+
+def test_client_simulator_prompt_follows_appendix_e():
+    from kokoro.dataset import Turn
+    from kokoro.prompts import CLIENT_END, CLIENT_SIM_SYSTEM, client_sim_messages
+
+    assert "10往復" in CLIENT_SIM_SYSTEM and CLIENT_END in CLIENT_SIM_SYSTEM
+    msgs = client_sim_messages([Turn("counselor", "t", "こんにちは"), Turn("client", "t", "はい")])
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant"]  # the client speaks as the assistant
