@@ -118,7 +118,7 @@ def evaluate(model: str, lora: str | None = None, data=None, limit: int = 0, out
     result = {"model": model_m, "retrieval": retr_m, "paper": PAPER_TABLE4, "n": len(jobs),
               "prompt_tokens_evaluated": evaluated, "prompt_tokens_naive": naive,
               "evaluated_over_naive": evaluated / max(naive, 1),
-              "signature": signature(ids_hash(split.test)),
+              "signature": signature(ids_hash(split.test)), "split": {"test_ids": list(split.test)},
               "settings": {"model": model, "lora": lora, "n_ctx": n_ctx, "max_tokens": max_tokens, "greedy": True,
                            "history_turns": history_turns, "chat_format": fmt.name, "limit": limit},
               "seconds_generation": round(gen_secs, 1)}
