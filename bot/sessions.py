@@ -171,6 +171,9 @@ class Engine:
                 self.respond(uid)
             except Exception as e:  # a reply every time: never leave the client without an answer
                 log.error("generation failed: %s", type(e).__name__)
+                sess = self.store.open_session(uid)
+                if sess:
+                    self.store.update_session(sess["id"], pending_reply=0)  # answered: do not retry in a loop
                 self.send(uid, M.fallback())
 
     def respond(self, user_id: str) -> None:

@@ -498,3 +498,16 @@ def test_self_rating_exports_as_kokorochat_that_the_loader_accepts(emu, tmp_path
     assert [t.role for t in d.turns][:2] == ["counselor", "client"] and d.turns[1].text == "仕事のことで悩んでいます"
     raw = json.loads(next(out.glob("*.json")).read_text())
     assert raw["review_by_client_jp"][ITEMS[16].label_ja] == values[16] and "clarified_issues_cleraly" in raw["review_by_client_en"]
+
+
+def test_a_failing_model_still_answers_once(emu):
+    user = consented_user(emu)
+
+    def broken(key, prompt):
+        raise RuntimeError("model crashed")
+
+    emu.runtime.engine.backend.generate = broken
+    emu.text(user, "こんにちは")
+    time.sleep(2.0)
+    texts = [m["text"] for m in emu.fake.delivered(user)][2:]
+    assert len(texts) == 2 and "もう一度" in texts[1]  # the opening, then exactly one apology
