@@ -7,6 +7,7 @@ import fcntl
 import logging
 import threading
 
+from . import messages as M
 from .events import dispatch
 from .sessions import Engine
 
@@ -30,6 +31,11 @@ class Runtime:
             except Exception as e:
                 log.error("event %s failed: %s", row["type"], type(e).__name__)
                 self.engine.store.mark_event(row["id"], "error")
+                if row["type"] == "message" and row["source_type"] == "user" and row["user_id"]:
+                    try:  # a reply every time, even when handling failed
+                        self.engine.send(row["user_id"], M.fallback())
+                    except Exception as e2:
+                        log.error("fallback failed: %s", type(e2).__name__)
             n += 1
         return n
 
