@@ -15,7 +15,7 @@ import urllib.request
 from collections import OrderedDict
 from typing import Protocol
 
-from kokoro.chat_formats import ChatFormat, get_format
+from kokoro.chat_formats import ChatFormat, TemplateError, from_gguf, get_format
 
 from .config import BotConfigError, Settings
 
@@ -55,20 +55,10 @@ class LlamaBackend:
                      n_gpu_layers=self.s.n_gpu_layers, seed=0, verbose=False)
 
     def _format(self, llm) -> ChatFormat:
-        md = llm.metadata
-        template = md.get("tokenizer.chat_template")
-        if not template:
-            if not self.s.chat_format:
-                raise BotConfigError(f"{self.s.counselor_gguf} has no chat template; convert it with "
-                                     "`python -m convert` or set KOKORO_CHAT_FORMAT=llama3|gemma")
-            return get_format(self.s.chat_format)
-
-        def text(key):
-            i = md.get(key)
-            return llm.detokenize([int(i)], special=True).decode("utf-8", "replace") if i is not None else ""
-
-        eot = text("tokenizer.ggml.eot_token_id") or text("tokenizer.ggml.eos_token_id")
-        return ChatFormat("gguf", template, eot, text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id"))
+        try:
+            return from_gguf(llm, self.s.chat_format)
+        except TemplateError as e:
+            raise BotConfigError(f"{self.s.counselor_gguf}: {e} (KOKORO_CHAT_FORMAT)") from None
 
     def count_tokens(self, text: str) -> int:
         llm = next(iter(self.pool.values()), None) or self.spare[0]

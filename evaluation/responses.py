@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from kokoro.chat_formats import ChatFormat, get_format
+from kokoro.chat_formats import ChatFormat, TemplateError, from_gguf, get_format
 from kokoro.dataset import load
 from kokoro.prompts import COUNSELOR_SYSTEM, counselor_prompt, counselor_targets
 from kokoro.splits import counselor_split, ids_hash
@@ -30,14 +30,10 @@ WINDOW_SLACK = 0.6
 
 
 def _fmt(llm, name: str | None) -> ChatFormat:
-    md = llm.metadata
-    if name:
-        return get_format(name)
-    if not md.get("tokenizer.chat_template"):
-        raise ValueError("the GGUF has no chat template; pass --chat-format llama3|gemma")
-    tok = lambda k: llm.detokenize([int(md[k])], special=True).decode() if k in md else ""
-    return ChatFormat("gguf", md["tokenizer.chat_template"], tok("tokenizer.ggml.eot_token_id") or
-                      tok("tokenizer.ggml.eos_token_id"), tok("tokenizer.ggml.bos_token_id"), tok("tokenizer.ggml.eos_token_id"))
+    try:
+        return get_format(name) if name else from_gguf(llm)
+    except TemplateError as e:
+        raise ValueError(str(e)) from None
 
 
 def _lcp(a: list[int], b: list[int]) -> int:

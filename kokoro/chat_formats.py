@@ -127,3 +127,23 @@ def get_format(name: str) -> ChatFormat:
         return FORMATS[name]
     except KeyError:
         raise TemplateError(f"unknown chat format {name!r}; known: {sorted(FORMATS)}") from None
+
+
+def from_gguf(llm, fallback: str | None = None) -> ChatFormat:
+    """The chat format a llama.cpp model carries in its metadata (template, BOS/EOS, end-of-turn),
+    or the named ``fallback`` when the GGUF has no template."""
+    md = llm.metadata
+    template = md.get("tokenizer.chat_template")
+    if not template:
+        if not fallback:
+            raise TemplateError("the GGUF has no chat template; convert it with `python -m convert` "
+                                "or name the chat format (llama3|gemma)")
+        return get_format(fallback)
+
+    def token(key: str) -> str:
+        i = md.get(key)
+        return llm.detokenize([int(i)], special=True).decode("utf-8", "replace") if i is not None else ""
+
+    eos = token("tokenizer.ggml.eos_token_id")
+    return ChatFormat("gguf", template, token("tokenizer.ggml.eot_token_id") or eos,
+                      token("tokenizer.ggml.bos_token_id"), eos)

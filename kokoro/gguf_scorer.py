@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .chat_formats import ChatFormat, get_format
+from .chat_formats import from_gguf
 from .dataset import Turn
 from .items import ITEMS
 from .prompts import SCORER_SYSTEM, parse_scores, scorer_prompt, scores_json
@@ -25,14 +25,7 @@ class GgufScorer:
 
         self.llm = Llama(model_path=str(model), n_ctx=n_ctx, n_threads=n_threads or None,
                          n_gpu_layers=n_gpu_layers, verbose=False, seed=0)
-        md = self.llm.metadata
-        if md.get("tokenizer.chat_template"):
-            tok = lambda k: self.llm.detokenize([int(md[k])], special=True).decode() if k in md else ""
-            self.fmt = ChatFormat("gguf", md["tokenizer.chat_template"],
-                                  tok("tokenizer.ggml.eot_token_id") or tok("tokenizer.ggml.eos_token_id"),
-                                  tok("tokenizer.ggml.bos_token_id"), tok("tokenizer.ggml.eos_token_id"))
-        else:
-            self.fmt = get_format(chat_format or "llama3")
+        self.fmt = from_gguf(self.llm, chat_format or "llama3")
         self.grammar = LlamaGrammar.from_string(scores_grammar(), verbose=False)
         self.system = system or SCORER_SYSTEM
         self.n_ctx = n_ctx
