@@ -87,9 +87,10 @@ def evaluate(scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Pat
 
 def markdown(r: dict) -> str:
     a = r["aggregate"]
-    rows = [("This scorer" + (f" (mean ± std over {len(r['runs'])})" if len(r["runs"]) > 1 else ""),
-             f"{a['acc']:.2f}" + (f" ± {a['acc_std_seeds']:.2f}" if len(r["runs"]) > 1 else ""),
-             f"{a['acc_soft']:.2f}", f"{a['mae']:.4f}", f"{a['spearman_totals']:.3f}")]
+    many = len(r["runs"]) > 1
+    pm = lambda k, f: f"{a[k]:{f}}" + (f" ± {a[k + '_std_seeds']:{f}}" if many else "")
+    rows = [("This scorer" + (f" (mean ± std over {len(r['runs'])})" if many else ""),
+             pm("acc", ".2f"), pm("acc_soft", ".2f"), pm("mae", ".4f"), f"{a['spearman_totals']:.3f}")]
     for name, m in r["baselines"].items():
         rows.append((f"Baseline: {name}", f"{m['acc']:.2f}", f"{m['acc_soft']:.2f}", f"{m['mae']:.4f}",
                      f"{m['spearman_totals']:.3f}"))
