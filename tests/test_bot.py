@@ -27,6 +27,14 @@ def settle(emu, user, n, timeout=60):
     return emu.fake.delivered(user)
 
 
+def in_session(emu):
+    """A consented user after one exchange; returns (user, messages delivered so far)."""
+    user = consented_user(emu)
+    emu.text(user, "こんにちは")
+    settle(emu, user, 4)
+    return user, len(emu.fake.delivered(user))
+
+
 def consented_user(emu, user="U" + "a" * 32):
     emu.follow(user)
     settle(emu, user, 1)
@@ -213,10 +221,7 @@ def test_unfollow_closes_the_session(emu):
 
 def test_idle_warning_then_end(emu):
     s = emu.runtime.engine.s
-    user = consented_user(emu)
-    emu.text(user, "こんにちは")
-    settle(emu, user, 4)
-    n = len(emu.fake.delivered(user))
+    user, n = in_session(emu)
     s.idle_timeout_s, s.idle_warning_s = 1.5, 1.0
     got = settle(emu, user, n + 2, timeout=10)
     assert "あと" in got[n]["text"] and "ここまで" in got[n + 1]["text"]
@@ -360,10 +365,7 @@ def test_standby_and_unknown_events_are_acknowledged_without_replies(emu):
 
 def test_session_limit_notice_then_end(emu):
     s = emu.runtime.engine.s
-    user = consented_user(emu)
-    emu.text(user, "こんにちは")
-    settle(emu, user, 4)
-    n = len(emu.fake.delivered(user))
+    user, n = in_session(emu)
     s.session_limit_s, s.limit_notice_s = 3.0, 2.5
     got = settle(emu, user, n + 2, timeout=10)
     assert "相談時間の終了まで" in got[n]["text"] and "上限" in got[n + 1]["text"]

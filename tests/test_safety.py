@@ -41,29 +41,37 @@ def test_resources_file_has_a_last_checked_date():
     assert "119" in crisis_message() and "0120-279-338" in crisis_message()
 
 
-def test_bot_answers_a_crisis_at_once_and_keeps_the_session(tiny_gguf, tmp_path):
-    from bot import messages as M
+@pytest.fixture
+def emu(tiny_gguf, tmp_path):
     from bot.emulator.client import Emulator
 
-    emu = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "b.sqlite3"), quiet_gap_s=0.3, tick_s=0.1,
-                   n_threads=1, max_tokens=8, n_ctx=512)
-    try:
-        u = "U" + "9" * 32
-        emu.follow(u)
-        emu.fake.wait_for(1, 10, u)
-        emu.postback(u, M.CONSENT)
-        emu.fake.wait_for(2, 10, u)
-        emu.text(u, "もう 死にたい")
-        got = emu.fake.wait_for(5, 30, u)  # opening, crisis resources, counselor reply
-        texts = [m["text"] for m in got[2:]]
-        assert any("0120-279-338" in t for t in texts)
-        i = next(i for i, t in enumerate(texts) if "0120-279-338" in t)
-        assert i < len(texts) - 1  # the counselor reply came after the resources
-        store = emu.runtime.engine.store
-        sess = store.open_session(u)
-        assert sess is not None and sess["crisis"] == 1
-    finally:
-        emu.close()
+    e = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "b.sqlite3"), quiet_gap_s=0.3, tick_s=0.1,
+                 n_threads=1, max_tokens=8, n_ctx=512)
+    yield e
+    e.close()
+
+
+def consent(emu, u):
+    from bot import messages as M
+
+    emu.follow(u)
+    emu.fake.wait_for(1, 10, u)
+    emu.postback(u, M.CONSENT)
+    emu.fake.wait_for(2, 10, u)
+
+
+def test_bot_answers_a_crisis_at_once_and_keeps_the_session(emu):
+    u = "U" + "9" * 32
+    consent(emu, u)
+    emu.text(u, "もう 死にたい")
+    got = emu.fake.wait_for(5, 30, u)  # opening, crisis resources, counselor reply
+    texts = [m["text"] for m in got[2:]]
+    assert any("0120-279-338" in t for t in texts)
+    i = next(i for i, t in enumerate(texts) if "0120-279-338" in t)
+    assert i < len(texts) - 1  # the counselor reply came after the resources
+    store = emu.runtime.engine.store
+    sess = store.open_session(u)
+    assert sess is not None and sess["crisis"] == 1
 
 
 @pytest.mark.parametrize("draft,item", [
@@ -92,24 +100,14 @@ def test_gold_counselor_turns_rarely_fail_screening(dialogues):
     assert sum(bool(screen_draft(t)) for t in turns) / len(turns) < 0.01
 
 
-def test_a_failing_draft_is_replaced_by_a_safe_reply(tiny_gguf, tmp_path):
-    from bot import messages as M
-    from bot.emulator.client import Emulator
+def test_a_failing_draft_is_replaced_by_a_safe_reply(emu):
     from bot.safety import SAFE_REPLY
 
-    emu = Emulator(counselor_gguf=str(tiny_gguf), db_path=str(tmp_path / "s.sqlite3"), quiet_gap_s=0.2, tick_s=0.1,
-                   n_threads=1, max_tokens=8, n_ctx=512)
-    try:
-        emu.runtime.engine.backend.generate = lambda key, prompt: "それはうつ病ですね"
-        u = "U" + "6" * 32
-        emu.follow(u)
-        emu.fake.wait_for(1, 10, u)
-        emu.postback(u, M.CONSENT)
-        emu.fake.wait_for(2, 10, u)
-        emu.text(u, "眠れません")
-        got = emu.fake.wait_for(4, 20, u)
-        assert got[3]["text"] == SAFE_REPLY
-        turns = emu.runtime.engine.store.turns(emu.runtime.engine.store.open_session(u)["id"])
-        assert turns[-1]["text"] == SAFE_REPLY and "うつ病" not in "".join(t["text"] for t in turns)
-    finally:
-        emu.close()
+    emu.runtime.engine.backend.generate = lambda key, prompt: "それはうつ病ですね"
+    u = "U" + "6" * 32
+    consent(emu, u)
+    emu.text(u, "眠れません")
+    got = emu.fake.wait_for(4, 20, u)
+    assert got[3]["text"] == SAFE_REPLY
+    turns = emu.runtime.engine.store.turns(emu.runtime.engine.store.open_session(u)["id"])
+    assert turns[-1]["text"] == SAFE_REPLY and "うつ病" not in "".join(t["text"] for t in turns)
