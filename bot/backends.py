@@ -39,7 +39,6 @@ class LlamaBackend:
         self.s = s
         self.lock = threading.Lock()
         self.pool: OrderedDict[str, object] = OrderedDict()
-        self.spare: list = []
         # all contexts are made at start-up, so a new session never waits for one to load
         self.spare = [self._new() for _ in range(max(1, s.contexts))]
         self.fmt = self._format(self.spare[0])

@@ -40,14 +40,17 @@ class Engine:
                      "`python -m training scorer --preset cpu --data DIR --out models/cpu-scorer`", s.scorer)
 
     # ------------------------------------------------------------ sending
-    def send(self, user_id: str, msgs: list[dict]) -> None:
-        """Reply with the user's fresh reply token if there is one, else push."""
+    def take_token(self, user_id: str) -> tuple[str | None, float | None]:
+        """The user's reply token (single-use: cleared here) and the deadline for using it."""
         with self.store.lock:
             u = self.store.user(user_id)
             token, ts = u.get("reply_token"), u.get("reply_token_ts") or 0
             self.store.update_user(user_id, reply_token=None)
-        deadline = ts + self.s.reply_deadline_s if token else None
-        self.outbox.send(user_id, msgs, token, deadline)
+        return token, ts + self.s.reply_deadline_s if token else None
+
+    def send(self, user_id: str, msgs: list[dict]) -> None:
+        """Reply with the user's fresh reply token if there is one, else push."""
+        self.outbox.send(user_id, msgs, *self.take_token(user_id))
 
     def remember_token(self, user_id: str, token: str | None, event_ts_ms: int | None) -> None:
         if token:
@@ -102,11 +105,10 @@ class Engine:
         sess = self.store.open_session(user_id)
         if sess and getattr(self.backend, "forget", None):
             self.backend.forget(str(sess["id"]))
-        token = self.store.user(user_id).get("reply_token")
-        ts = self.store.user(user_id).get("reply_token_ts") or 0
+        token, deadline = self.take_token(user_id)
         self.store.delete_user(user_id)
         log.info("a user's data was deleted on request")
-        self.outbox.send(user_id, M.deleted(), token, ts + self.s.reply_deadline_s if token else None)
+        self.outbox.send(user_id, M.deleted(), token, deadline)
         self.store.db.execute("delete from outbox where user_id = ? and status = 'sent'", [user_id])
 
     def client_text(self, user_id: str, text: str) -> None:

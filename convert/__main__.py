@@ -18,7 +18,7 @@ from kokoro.splits import sort_ids
 
 from .llamacpp import ConvertError, converter_dir, llama_cpp_python_version, run_script
 from .lint import lint
-from .merge import merge, read_run
+from .merge import base_params_bytes, check_disk, merge, read_run
 from .parity import DEFAULT_MIN_TOP1, check
 from .quantize import parse_quants, quantize
 
@@ -66,13 +66,9 @@ def convert(args) -> dict:
     quants = parse_quants(args.quant)
     mins = thresholds(args.min_top1)
     llama_dir = converter_dir(args.llama_cpp)
-    from .merge import check_disk
-
     check_disk(base, out, len(quants))
     dtype = args.dtype
     if dtype == "auto":
-        from .merge import base_params_bytes
-
         dtype = "float32" if base_params_bytes(base) < 4 * 10**9 else "bfloat16"
     print(f"merge: {run_dir}/adapter into {base} ({dtype})", file=sys.stderr)
     hf = merge(run, run_dir, base, out / "hf", dtype)
@@ -99,8 +95,6 @@ def convert(args) -> dict:
     adapter = out / "adapter-f16.gguf"
     run_script(llama_dir / "convert_lora_to_gguf.py", [str(run_dir / "adapter"), "--base", str(base),
                                                         "--outfile", str(adapter), "--outtype", "f16"], llama_dir)
-    from .merge import base_params_bytes
-
     base_gguf = None
     if args.base_gguf == "yes" or args.base_gguf == "auto" and base_params_bytes(base) < 2 * 10**9:
         base_gguf = to_gguf(base, out / "base-f16.gguf")

@@ -65,11 +65,12 @@ def evaluate(scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Pat
         runs.append((m, pred))
     agg = {k: statistics.fmean(m[k] for m, _ in runs) for k in ("acc", "acc_soft", "mae", "spearman_totals")}
     agg.update({f"{k}_std_seeds": statistics.pstdev([m[k] for m, _ in runs]) for k in ("acc", "acc_soft", "mae")})
-    base = {"constant mode": score_metrics(constant_mode(train, len(test)), gold),
-            "length regression": score_metrics(length_regression(train, test), gold)}
-    for name, (m, pred) in zip(("constant mode", "length regression"), [
-            (base["constant mode"], constant_mode(train, len(test))), (base["length regression"], length_regression(train, test))]):
-        m["spearman_totals"] = spearman_totals(pred, gold) if name != "constant mode" else 0.0
+    base = {}
+    for name, pred in (("constant mode", constant_mode(train, len(test))),
+                       ("length regression", length_regression(train, test))):
+        base[name] = score_metrics(pred, gold)
+        # a constant prediction has no rank order: its Spearman is undefined, reported as 0
+        base[name]["spearman_totals"] = spearman_totals(pred, gold) if name != "constant mode" else 0.0
     result = {"acc": agg["acc"], "acc_soft": agg["acc_soft"], "mae": agg["mae"], "aggregate": agg,
               "runs": [m for m, _ in runs], "baselines": base, "paper": PAPER, "n_test": len(test),
               "split": {"name": "scorer fixed test (8:1:1)", "hash": split.as_dict()["hash"]["test"],

@@ -209,9 +209,7 @@ def test_other_event_types(emu):
 
 
 def test_unfollow_closes_the_session(emu):
-    user = consented_user(emu)
-    emu.text(user, "こんにちは")
-    settle(emu, user, 4)
+    user, _ = in_session(emu)
     emu.post([dict(emu.event(user, "unfollow"), replyToken=None)])
     time.sleep(0.8)
     store = emu.runtime.engine.store
@@ -414,9 +412,7 @@ def test_openai_compatible_backend_sends_our_prompt(tmp_path):
 
 def test_unfollow_can_delete_everything(emu):
     emu.runtime.engine.s.unfollow = "delete"
-    user = consented_user(emu)
-    emu.text(user, "こんにちは")
-    settle(emu, user, 4)
+    user, _ = in_session(emu)
     emu.post([dict(emu.event(user, "unfollow"), replyToken=None)])
     time.sleep(0.8)
     store = emu.runtime.engine.store
