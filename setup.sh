@@ -12,3 +12,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   .venv/bin/pip install --disable-pip-version-check -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# llama.cpp's converter, of the version llama-cpp-python vendors (its sdist), cached once for
+# `python -m convert`; tests never download it (KOKORO_NO_FETCH=1 in tests/conftest.py)
+.venv/bin/python -m convert.llamacpp >/dev/null || echo "setup: warning: llama.cpp's converter was not fetched; \
+python -m convert will need --llama-cpp DIR" >&2

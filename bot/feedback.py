@@ -1,6 +1,7 @@
 """Post-session feedback: the configured scorer predicts the 20 client-feedback items; the total
 follows the paper's rule; the client gets a Flex card grouped as the paper's Table 2 (bars, total
 /100) and a short text summary; the prediction is stored with the scorer's identity."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,17 @@ from kokoro.dataset import Turn
 from kokoro.items import ITEMS, table2_groups, total_score
 
 from .messages import text
-from .store import now
 
 log = logging.getLogger("kokoro.bot.feedback")
-ASPECT_JA = {"Sense of Validation": "受け止められた感覚", "Awareness and Hope": "気づきと希望", "Engagement": "取り組み",
-             "Flow and Comfort": "リズムと居心地", "Overall Evaluation": "全体の評価", "Flow of Conversation": "始まりと終わり",
-             "Counseling Skills": "カウンセリングの技法"}
+ASPECT_JA = {
+    "Sense of Validation": "受け止められた感覚",
+    "Awareness and Hope": "気づきと希望",
+    "Engagement": "取り組み",
+    "Flow and Comfort": "リズムと居心地",
+    "Overall Evaluation": "全体の評価",
+    "Flow of Conversation": "始まりと終わり",
+    "Counseling Skills": "カウンセリングの技法",
+}
 
 
 def load_scorer(path: str | None):
@@ -34,25 +40,56 @@ def load_scorer(path: str | None):
 
 def _bar(value: int) -> dict:
     pct = f"{max(2, value * 20)}%"
-    return {"type": "box", "layout": "horizontal", "height": "8px", "backgroundColor": "#EEEEEE", "cornerRadius": "4px",
-            "contents": [{"type": "box", "layout": "vertical", "width": pct, "backgroundColor": "#4F9D69",
-                          "cornerRadius": "4px", "contents": [{"type": "filler"}]}]}
+    return {
+        "type": "box",
+        "layout": "horizontal",
+        "height": "8px",
+        "backgroundColor": "#EEEEEE",
+        "cornerRadius": "4px",
+        "contents": [
+            {
+                "type": "box",
+                "layout": "vertical",
+                "width": pct,
+                "backgroundColor": "#4F9D69",
+                "cornerRadius": "4px",
+                "contents": [{"type": "filler"}],
+            }
+        ],
+    }
 
 
 def card(items: tuple[int, ...], total: int) -> dict:
-    body: list[dict] = [{"type": "text", "text": f"合計 {total} / 100", "weight": "bold", "size": "xl"},
-                        {"type": "text", "text": "AIによる推定です（相談者の評価20項目・0〜5）", "size": "xs", "color": "#888888"}]
+    body: list[dict] = [
+        {"type": "text", "text": f"合計 {total} / 100", "weight": "bold", "size": "xl"},
+        {"type": "text", "text": "AIによる推定です（相談者の評価20項目・0〜5）", "size": "xs", "color": "#888888"},
+    ]
     for _, aspect, its in table2_groups():
-        body += [{"type": "separator", "margin": "md"},
-                 {"type": "text", "text": ASPECT_JA.get(aspect, aspect), "weight": "bold", "size": "sm", "margin": "md"}]
+        body += [
+            {"type": "separator", "margin": "md"},
+            {"type": "text", "text": ASPECT_JA.get(aspect, aspect), "weight": "bold", "size": "sm", "margin": "md"},
+        ]
         for it in its:
             v = items[it.number - 1]
-            body.append({"type": "box", "layout": "vertical", "margin": "sm", "spacing": "xs", "contents": [
-                {"type": "text", "text": f"{it.label_ja}　{v}", "size": "xxs", "wrap": True}, _bar(v)]})
-    bubble = {"type": "bubble", "size": "mega",
-              "header": {"type": "box", "layout": "vertical", "contents": [
-                  {"type": "text", "text": "今回の相談のふりかえり", "weight": "bold", "size": "md"}]},
-              "body": {"type": "box", "layout": "vertical", "contents": body}}
+            body.append(
+                {
+                    "type": "box",
+                    "layout": "vertical",
+                    "margin": "sm",
+                    "spacing": "xs",
+                    "contents": [{"type": "text", "text": f"{it.label_ja}　{v}", "size": "xxs", "wrap": True}, _bar(v)],
+                }
+            )
+    bubble = {
+        "type": "bubble",
+        "size": "mega",
+        "header": {
+            "type": "box",
+            "layout": "vertical",
+            "contents": [{"type": "text", "text": "今回の相談のふりかえり", "weight": "bold", "size": "md"}],
+        },
+        "body": {"type": "box", "layout": "vertical", "contents": body},
+    }
     return {"type": "flex", "altText": f"今回の相談のふりかえり（合計 {total} / 100）", "contents": bubble}
 
 
@@ -60,8 +97,10 @@ def summary(items: tuple[int, ...], total: int) -> str:
     ranked = sorted(ITEMS, key=lambda it: (-items[it.number - 1], it.number))
     high = "、".join(it.label_ja for it in ranked[:2])
     low = "、".join(it.label_ja for it in sorted(ITEMS, key=lambda it: (items[it.number - 1], it.number))[:2])
-    return (f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。"
-            f"よかったと推定される点は「{high}」、これから伸ばせそうな点は「{low}」です。")
+    return (
+        f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。"
+        f"よかったと推定される点は「{high}」、これから伸ばせそうな点は「{low}」です。"
+    )
 
 
 def give_feedback(engine, session: dict) -> bool:

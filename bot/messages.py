@@ -1,52 +1,76 @@
 """What the bot says outside the counseling model: consent, opening, notices, fallbacks.
 (Counseling prompts live in kokoro.prompts; this is interface copy.)"""
+
 from __future__ import annotations
 
 CONSENT, DECLINE, START, END = "action=consent", "action=decline", "action=start", "action=end"
 DELETE, KEEP = "action=delete", "action=keep"
 END_WORDS = ("終了", "おわり", "終わり")
 DELETE_WORDS = ("削除",)
-CRISIS_CONTACTS = ("・緊急のときは 119（救急）/ 110（警察）\n"
-                   "・よりそいホットライン 0120-279-338（24時間）\n"
-                   "・こころの健康相談統一ダイヤル 0570-064-556")
+CRISIS_CONTACTS = (
+    "・緊急のときは 119（救急）/ 110（警察）\n"
+    "・よりそいホットライン 0120-279-338（24時間）\n"
+    "・こころの健康相談統一ダイヤル 0570-064-556"
+)
 
 
 def text(t: str, quick: list[tuple[str, str]] | None = None) -> dict:
     m: dict = {"type": "text", "text": t}
     if quick:
-        m["quickReply"] = {"items": [{"type": "action", "action": {"type": "postback", "label": label, "data": data,
-                                                                    "displayText": label}} for label, data in quick]}
+        m["quickReply"] = {
+            "items": [
+                {"type": "action", "action": {"type": "postback", "label": label, "data": data, "displayText": label}}
+                for label, data in quick
+            ]
+        }
     return m
 
 
 def greeting() -> list[dict]:
-    return [text(
-        "友だち追加ありがとうございます。\n"
-        "こちらは、KokoroChat（カウンセラーによるロールプレイ対話のデータ）で学習したAIの相談相手です。研究用の試作で、"
-        "医療機関やカウンセラーの代わりではありません。\n\n"
-        "・会話の内容は、この相談の運営と改善のためにデータベースに保存されます。\n"
-        "・「削除」と送ると、保存された内容をすべて削除できます。\n"
-        "・つらくて命の危険を感じるときは、すぐに次の窓口へ連絡してください。\n" + CRISIS_CONTACTS +
-        "\n\n内容に同意いただける場合は「同意する」を押してください。",
-        [("同意する", CONSENT), ("同意しない", DECLINE)])]
+    return [
+        text(
+            "友だち追加ありがとうございます。\n"
+            "こちらは、KokoroChat（カウンセラーによるロールプレイ対話のデータ）で学習したAIの相談相手です。研究用の試作で、"
+            "医療機関やカウンセラーの代わりではありません。\n\n"
+            "・会話の内容は、この相談の運営と改善のためにデータベースに保存されます。\n"
+            "・「削除」と送ると、保存された内容をすべて削除できます。\n"
+            "・つらくて命の危険を感じるときは、すぐに次の窓口へ連絡してください。\n"
+            + CRISIS_CONTACTS
+            + "\n\n内容に同意いただける場合は「同意する」を押してください。",
+            [("同意する", CONSENT), ("同意しない", DECLINE)],
+        )
+    ]
 
 
 def consent_needed() -> list[dict]:
-    return [text("相談を始める前に、ご案内への同意をお願いしています。", [("同意する", CONSENT), ("同意しない", DECLINE)])]
+    return [
+        text("相談を始める前に、ご案内への同意をお願いしています。", [("同意する", CONSENT), ("同意しない", DECLINE)])
+    ]
 
 
 def consented() -> list[dict]:
-    return [text("ありがとうございます。話したくなったら「相談を始める」を押すか、そのままメッセージを送ってください。",
-                 [("相談を始める", START)])]
+    return [
+        text(
+            "ありがとうございます。話したくなったら「相談を始める」を押すか、そのままメッセージを送ってください。",
+            [("相談を始める", START)],
+        )
+    ]
 
 
 def declined() -> list[dict]:
-    return [text("わかりました。同意いただけない間は、会話の内容を保存せず、相談もお受けしません。"
-                 "気が変わったら「同意する」を押してください。", [("同意する", CONSENT)])]
+    return [
+        text(
+            "わかりました。同意いただけない間は、会話の内容を保存せず、相談もお受けしません。"
+            "気が変わったら「同意する」を押してください。",
+            [("同意する", CONSENT)],
+        )
+    ]
 
 
-OPENING = ("こんにちは。相談員です。よろしくお願いします。\n"
-           "はじめに、差し支えなければ年齢と性別を教えていただけますか？ それから、今日はどのようなご相談でしょうか。")
+OPENING = (
+    "こんにちは。相談員です。よろしくお願いします。\n"
+    "はじめに、差し支えなければ年齢と性別を教えていただけますか？ それから、今日はどのようなご相談でしょうか。"
+)
 
 
 def opening() -> list[dict]:
@@ -54,15 +78,28 @@ def opening() -> list[dict]:
 
 
 def closing(reason: str) -> list[dict]:
-    lead = {"user": "", "idle": "しばらくお返事がなかったので、", "limit": "相談時間の上限になりましたので、",
-            "unfollow": ""}.get(reason, "")
-    return [text(f"{lead}本日の相談はここまでとさせていただきます。お話しいただきありがとうございました。"
-                 "また話したくなったら、いつでもメッセージを送ってください。", [("相談を始める", START)])]
+    lead = {
+        "user": "",
+        "idle": "しばらくお返事がなかったので、",
+        "limit": "相談時間の上限になりましたので、",
+        "unfollow": "",
+    }.get(reason, "")
+    return [
+        text(
+            f"{lead}本日の相談はここまでとさせていただきます。お話しいただきありがとうございました。"
+            "また話したくなったら、いつでもメッセージを送ってください。",
+            [("相談を始める", START)],
+        )
+    ]
 
 
 def idle_warning(seconds_left: float) -> list[dict]:
-    return [text(f"お返事がしばらくないようです。あと{max(1, round(seconds_left / 60))}分ほどで相談を終了します。"
-                 "続ける場合は、何か送ってください。")]
+    return [
+        text(
+            f"お返事がしばらくないようです。あと{max(1, round(seconds_left / 60))}分ほどで相談を終了します。"
+            "続ける場合は、何か送ってください。"
+        )
+    ]
 
 
 def limit_notice(seconds_left: float) -> list[dict]:
@@ -74,17 +111,27 @@ def fallback() -> list[dict]:
 
 
 def not_text() -> list[dict]:
-    return [text("ありがとうございます。ごめんなさい、スタンプや画像・音声・ファイルの内容はわからないので、"
-                 "よろしければ文字で教えていただけますか？")]
+    return [
+        text(
+            "ありがとうございます。ごめんなさい、スタンプや画像・音声・ファイルの内容はわからないので、"
+            "よろしければ文字で教えていただけますか？"
+        )
+    ]
 
 
 def group_not_supported() -> list[dict]:
-    return [text("ごめんなさい、グループやトークルームでは相談をお受けできません。"
-                 "1対1のトークで友だち追加してください。退出します。")]
+    return [
+        text(
+            "ごめんなさい、グループやトークルームでは相談をお受けできません。"
+            "1対1のトークで友だち追加してください。退出します。"
+        )
+    ]
 
 
 def confirm_delete() -> list[dict]:
-    return [text("これまでの相談の内容と設定をすべて削除します。よろしいですか？", [("削除する", DELETE), ("やめる", KEEP)])]
+    return [
+        text("これまでの相談の内容と設定をすべて削除します。よろしいですか？", [("削除する", DELETE), ("やめる", KEEP)])
+    ]
 
 
 def deleted() -> list[dict]:

@@ -1,6 +1,7 @@
 """Client self-rating: after a session the client may rate it on the same 20 items (0–5, skip
 allowed) and the three screening questions, as on the platform KokoroChat came from. Complete
 ratings export as KokoroChat JSON, so logged sessions become new training data."""
+
 from __future__ import annotations
 
 import json
@@ -10,20 +11,26 @@ from kokoro.dataset import load_dialogue
 from kokoro.items import FLAG_CHECKED, FLAGS, ITEMS, total_score
 
 from .messages import text
-from .store import iso, now
+from .store import iso
 
 RATE, NO_RATE, PREFIX = "action=rate", "action=norate", "rate="
 FLAG_QUESTIONS = {
     "harmful_due_to_ignorance": "相談員の言葉で、無理解や軽率さから傷ついた発言はありましたか？",
-    "other_potentially_unethical": "診断のように聞こえる発言、薬についての助言、非科学的な話、性的な発言など、問題のある発言はありましたか？",
+    "other_potentially_unethical": (
+        "診断のように聞こえる発言、薬についての助言、非科学的な話、性的な発言など、問題のある発言はありましたか？"
+    ),
     "unwilling_to_continue": "この相談員とは、もう話したくないと感じましたか？",
 }
 STEPS = len(ITEMS) + len(FLAGS)
 
 
 def invite() -> list[dict]:
-    return [text("よろしければ、今回の相談を20の項目（0〜5）で評価していただけますか？ 途中の項目はスキップもできます。",
-                 [("評価する", RATE), ("今回はしない", NO_RATE)])]
+    return [
+        text(
+            "よろしければ、今回の相談を20の項目（0〜5）で評価していただけますか？ 途中の項目はスキップもできます。",
+            [("評価する", RATE), ("今回はしない", NO_RATE)],
+        )
+    ]
 
 
 def question(sid: int, step: int) -> dict:
@@ -46,7 +53,7 @@ def start(engine, user_id: str) -> None:
 
 def answer(engine, user_id: str, data: str) -> None:
     try:
-        sid_s, step_s, value = data[len(PREFIX):].split(":")
+        sid_s, step_s, value = data[len(PREFIX) :].split(":")
         sid, step = int(sid_s), int(step_s)
     except ValueError:
         return
@@ -61,8 +68,12 @@ def answer(engine, user_id: str, data: str) -> None:
     done = step + 1 >= STEPS
     sess = engine.store.session(sid)
     engine.store.save_rating(sess, step=step + 1, items=items, flags=flags, status="done" if done else "asking")
-    engine.send(user_id, [text("ご協力ありがとうございました。いただいた評価は今後の改善に使わせていただきます。")] if done
-                else [question(sid, step + 1)])
+    engine.send(
+        user_id,
+        [text("ご協力ありがとうございました。いただいた評価は今後の改善に使わせていただきます。")]
+        if done
+        else [question(sid, step + 1)],
+    )
 
 
 def to_kokorochat(session: dict, turns: list[dict], rating: dict) -> dict:
@@ -70,15 +81,30 @@ def to_kokorochat(session: dict, turns: list[dict], rating: dict) -> dict:
     items, flags = json.loads(rating["items"]), json.loads(rating["flags"])
     score = total_score(items, flags)
     created = iso(rating["updated_at"])
-    en = {"evaluation_id": session["id"], "evaluation_created_at": created, "client_id": None, "counselor_id": None,
-          "score": score}
-    jp = {"評価ID": session["id"], "評価作成日時": created, "クライアント役ID": None, "カウンセラー役ID": None, "点数": score}
+    en = {
+        "evaluation_id": session["id"],
+        "evaluation_created_at": created,
+        "client_id": None,
+        "counselor_id": None,
+        "score": score,
+    }
+    jp = {
+        "評価ID": session["id"],
+        "評価作成日時": created,
+        "クライアント役ID": None,
+        "カウンセラー役ID": None,
+        "点数": score,
+    }
     for it, v in zip(ITEMS, items):
         en[it.key], jp[it.label_ja] = v, v
     for f in FLAGS:
         en[f.key] = jp[f.label_ja] = FLAG_CHECKED if flags.get(f.key) else None
-    return {"dialogue": [{"role": t["role"], "time": t["time"], "utterance": t["text"]} for t in turns],
-            "topic": None, "review_by_client_jp": jp, "review_by_client_en": en}
+    return {
+        "dialogue": [{"role": t["role"], "time": t["time"], "utterance": t["text"]} for t in turns],
+        "topic": None,
+        "review_by_client_jp": jp,
+        "review_by_client_en": en,
+    }
 
 
 def export(store, out: Path) -> tuple[int, int]:
@@ -91,8 +117,9 @@ def export(store, out: Path) -> tuple[int, int]:
             continue
         sess = store.session(r["session_id"])
         path = out / f"{sess['id']}.json"
-        path.write_text(json.dumps(to_kokorochat(sess, store.turns(sess["id"]), r), ensure_ascii=False, indent=1),
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps(to_kokorochat(sess, store.turns(sess["id"]), r), ensure_ascii=False, indent=1), encoding="utf-8"
+        )
         load_dialogue(path)  # what we write must pass kokoro's own validation
         written += 1
     return written, skipped

@@ -5,8 +5,10 @@ Client messages are stored as they arrive (utterances, as in KokoroChat); the co
 the merged burst once the client has been quiet for ``quiet_gap_s``. Timers (idle warning and
 end, session-limit notice and end, outbox retries) run from one periodic tick.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -16,9 +18,10 @@ from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
 
 from . import messages as M
 from .config import Settings
-from .line_api import LineApi, Outbox
-from .safety import SAFE_REPLY, crisis_message, is_crisis, screen_draft
-from .store import Store, iso, now
+from .line_api import LineApi, Outbox, prepare
+from .safety import crisis_message, detect
+from .screening import SAFE_REPLY, screen_draft
+from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")
 WINDOW_SLACK = 0.6  # after a cut, keep this share of the budget so the next turns reuse the prefix
@@ -32,12 +35,18 @@ class Engine:
         self.queued: set[str] = set()
         self.qlock = threading.Lock()
         self.stop = threading.Event()
+        self._effect = threading.local()  # the event being handled on this thread: keys its sends
+        self.beats: dict[str, float] = {}  # loop → time.monotonic() of its last round (for /healthz)
+        self.busy_since: float | None = None  # when the running generation started
         from .feedback import load_scorer
 
         self.scorer = load_scorer(s.scorer)
         if self.scorer is None:
-            log.info("no post-session scorer at %s: feedback cards are off. Build the CPU scorer with "
-                     "`python -m training scorer --preset cpu --data DIR --out models/cpu-scorer`", s.scorer)
+            log.info(
+                "no post-session scorer at %s: feedback cards are off. Build the CPU scorer with "
+                "`python -m training scorer --preset cpu --data DIR --out models/cpu-scorer`",
+                s.scorer,
+            )
 
     # ------------------------------------------------------------ sending
     def take_token(self, user_id: str) -> tuple[str | None, float | None]:
@@ -48,14 +57,31 @@ class Engine:
             self.store.update_user(user_id, reply_token=None)
         return token, ts + self.s.reply_deadline_s if token else None
 
-    def send(self, user_id: str, msgs: list[dict]) -> None:
-        """Reply with the user's fresh reply token if there is one, else push."""
-        self.outbox.send(user_id, msgs, *self.take_token(user_id))
+    @contextlib.contextmanager
+    def effects_of(self, event_id: str):
+        """Sends made while handling ``event_id`` are keyed by it (and their order), so replaying the
+        event after a crash finds them already made instead of sending them again."""
+        self._effect.key, self._effect.n = event_id, 0
+        try:
+            yield
+        finally:
+            self._effect.key = None
+
+    def send(
+        self, user_id: str, msgs: list[dict], priority: int = 0, key: str | None = None, ttl_s: float | None = None
+    ) -> None:
+        """Reply with the user's fresh reply token if there is one, else push. ``key`` names the
+        effect (default: the event being handled, and the n-th send for it): once per key."""
+        if key is None and getattr(self._effect, "key", None):
+            key = f"event:{self._effect.key}#{self._effect.n}"
+            self._effect.n += 1
+        self.outbox.send(
+            user_id, msgs, *self.take_token(user_id), priority=priority, key=key, ttl_s=ttl_s or self.s.message_ttl_s
+        )
 
     def remember_token(self, user_id: str, token: str | None, event_ts_ms: int | None) -> None:
         if token:
-            self.store.update_user(user_id, reply_token=token,
-                                   reply_token_ts=(event_ts_ms or now() * 1000) / 1000)
+            self.store.update_user(user_id, reply_token=token, reply_token_ts=(event_ts_ms or now() * 1000) / 1000)
 
     # ------------------------------------------------------------ flow
     def consented(self, user_id: str) -> bool:
@@ -66,15 +92,20 @@ class Engine:
         if sess:
             return sess
         sess = self.store.start_session(user_id)
+        crisis_at = self.store.user(user_id).get("crisis_at")
+        if crisis_at and now() - crisis_at < 86400:  # a crisis line before this session (e.g. before consent)
+            self.store.update_session(sess["id"], crisis=1)
         self.store.add_turn(sess, "counselor", M.OPENING)
-        self.send(user_id, M.opening())
+        self.send(user_id, M.opening(), key=f"opening:{sess['id']}")
         return sess
 
-    def end(self, user_id: str, reason: str, notify: bool = True) -> None:
+    def end(self, user_id: str, reason: str, notify: bool = True, idle_before: float | None = None) -> bool:
+        """Close the user's open session once (whoever closes it sends closing, feedback and the
+        rating invite; a racing 終了 and timer do not both). ``idle_before``: only if the client is
+        still silent since then (checked in the same statement that closes)."""
         sess = self.store.open_session(user_id)
-        if not sess:
-            return
-        self.store.end_session(sess["id"], reason)
+        if not sess or not self.store.close_session(sess["id"], reason, idle_before):
+            return False
         forget = getattr(self.backend, "forget", None)
         if forget:
             forget(str(sess["id"]))
@@ -91,6 +122,7 @@ class Engine:
 
                 self.send(user_id, invite())
         log.info("session %s closed (%s)", sess["id"], reason)
+        return True
 
     def purge(self) -> int:
         """The retention job: forget sessions that ended more than ``retention_days`` ago."""
@@ -111,24 +143,46 @@ class Engine:
         self.outbox.send(user_id, M.deleted(), token, deadline)
         self.store.db.execute("delete from outbox where user_id = ? and status = 'sent'", [user_id])
 
-    def client_text(self, user_id: str, text: str) -> None:
+    def crisis_first(self, user_id: str, text: str) -> list[str]:
+        """Check a client's text before anything else (consent, sessions, rating, generation) and
+        answer a crisis at once with the protocol message, ahead of anything queued for the user.
+        No message text is stored here: the flag and the time only."""
+        cats = detect(text)
+        if not cats:
+            return []
+        log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
+        self.store.update_user(user_id, crisis_at=now())
+        sess = self.store.open_session(user_id)
+        if sess:
+            self.store.update_session(sess["id"], crisis=1)
+        self.send(user_id, [M.text(crisis_message(cats))], priority=1)
+        return cats
+
+    def client_text(
+        self, user_id: str, text: str, crisis: list[str] | None = None, message_id: str | None = None
+    ) -> None:
+        """A client's text; ``crisis`` holds the categories crisis_first found (already answered).
+        The turn and the reply it is owed are stored together, once per LINE message id."""
         if text.strip() in M.DELETE_WORDS:
             self.send(user_id, M.confirm_delete())
             return
-        if not self.consented(user_id):
+        if not self.consented(user_id):  # no text is kept before consent; a crisis was answered already
             self.send(user_id, M.consent_needed())
             return
         if text.strip() in M.END_WORDS:
             self.end(user_id, "user")
             return
         sess = self.store.open_session(user_id) or self.start(user_id)
-        self.store.add_turn(sess, "client", text)
-        self.store.update_session(sess["id"], last_client_at=now(), pending_reply=1, idle_warned=0)
-        if is_crisis(text):  # answer at once with people who can help; the session stays open
-            self.store.update_session(sess["id"], crisis=1)
-            log.warning("crisis expression in session %s: resources sent", sess["id"])
-            self.send(user_id, [M.text(crisis_message())])
-        self.api.loading(user_id, 20)
+        # a crisis turn's answer was the protocol message: the model does not reply to it
+        answer = crisis_message(crisis) if crisis else None
+        if self.store.add_client_turn(sess, text, message_id, answer) and not crisis and not self.outbox.api_down:
+            if self.api.loading(user_id, 20) == 0:  # cosmetic: skipped while LINE is not answering
+                self.outbox._answered(0)
+
+    def unsend(self, user_id: str, message_id: str) -> None:
+        """The client unsent a message: it leaves the transcript and every later prompt."""
+        if self.store.unsend(user_id, message_id):
+            log.info("an unsent message was removed from its session")
 
     # ------------------------------------------------------------ timers (the scheduler's tick)
     def tick(self) -> None:
@@ -141,16 +195,31 @@ class Engine:
                 self.end(uid, "limit")
                 continue
             if idle >= self.s.idle_timeout_s and not sess["pending_reply"]:
-                self.end(uid, "idle")
+                # re-checked as it closes: a message written since this snapshot keeps it open
+                self.end(uid, "idle", idle_before=t - self.s.idle_timeout_s)
                 continue
             if sess["pending_reply"] and idle >= self.s.quiet_gap_s:
                 self.enqueue(uid)
-            if not sess["idle_warned"] and not sess["pending_reply"] and idle >= self.s.idle_timeout_s - self.s.idle_warning_s:
+            if (
+                not sess["idle_warned"]
+                and not sess["pending_reply"]
+                and idle >= self.s.idle_timeout_s - self.s.idle_warning_s
+            ):
                 self.store.update_session(sid, idle_warned=1)
-                self.send(uid, M.idle_warning(self.s.idle_timeout_s - idle))
+                self.send(
+                    uid,
+                    M.idle_warning(self.s.idle_timeout_s - idle),
+                    key=f"idle-warning:{sid}:{sess['last_client_at']}",
+                    ttl_s=self.s.idle_warning_s,
+                )
             if not sess["limit_noticed"] and age >= self.s.session_limit_s - self.s.limit_notice_s:
                 self.store.update_session(sid, limit_noticed=1)
-                self.send(uid, M.limit_notice(self.s.session_limit_s - age))
+                self.send(
+                    uid,
+                    M.limit_notice(self.s.session_limit_s - age),
+                    key=f"limit-notice:{sid}",
+                    ttl_s=self.s.limit_notice_s,
+                )
         self.outbox.flush()
 
     def enqueue(self, user_id: str) -> None:
@@ -162,21 +231,35 @@ class Engine:
 
     # ------------------------------------------------------------ generation (one thread)
     def run_generation(self) -> None:
+        import time
+
         while not self.stop.is_set():
+            self.beats["generation"] = time.monotonic()
             try:
                 uid = self.jobs.get(timeout=0.2)
             except queue.Empty:
                 continue
             with self.qlock:
                 self.queued.discard(uid)
+            self.busy_since = time.monotonic()
             try:
-                self.respond(uid)
-            except Exception as e:  # a reply every time: never leave the client without an answer
-                log.error("generation failed: %s", type(e).__name__)
+                self._respond_once(uid)
+            finally:
+                self.busy_since = None
+                self.jobs.task_done()  # jobs.unfinished_tasks == 0: no generation queued or running
+
+    def _respond_once(self, uid: str) -> None:
+        try:
+            self.respond(uid)
+        except Exception as e:  # a reply every time: never leave the client without an answer
+            log.error("generation failed: %s", type(e).__name__)
+            try:
                 sess = self.store.open_session(uid)
                 if sess:
-                    self.store.update_session(sess["id"], pending_reply=0)  # answered: do not retry in a loop
+                    self.store.update_session(sess["id"], pending_reply=0)  # answered: no retry loop
                 self.send(uid, M.fallback())
+            except Exception as e2:  # the thread lives on whatever happens here
+                log.error("generation fallback failed: %s", type(e2).__name__)
 
     def respond(self, user_id: str) -> None:
         sess = self.store.open_session(user_id)
@@ -188,30 +271,46 @@ class Engine:
         reply = self.backend.generate(str(sess["id"]), prompt) or M.fallback()[0]["text"]
         failed = screen_draft(reply)
         if failed:  # the platform's screening items: never send a draft that fails them
-            log.warning("draft reply in session %s failed screening (%s); safe reply sent", sess["id"], ",".join(failed))
+            log.warning(
+                "draft reply in session %s failed screening (%s); safe reply sent", sess["id"], ",".join(failed)
+            )
             reply = SAFE_REPLY
-        fresh = self.store.session(sess["id"])
-        if fresh["status"] != "open":
-            return
-        newer = any(r["role"] == "client" and r["id"] > last_client for r in self.store.turns(sess["id"]))
-        self.store.add_turn(sess, "counselor", reply)
-        self.store.update_session(sess["id"], window_start=start, pending_reply=1 if newer else 0)
-        self.send(user_id, [M.text(reply)])
+        token, deadline = self.take_token(user_id)
+        key = f"reply:{sess['id']}:{last_client}"
+        rows = [
+            dict(
+                user_id=user_id,
+                messages=chunk,
+                reply_token=token if i == 0 else None,
+                token_deadline=deadline,
+                key=f"{key}/{i}",
+                ttl_s=self.s.message_ttl_s,
+            )
+            for i, chunk in enumerate(prepare([M.text(reply)]))
+        ]
+        if not self.store.add_reply(sess["id"], reply, last_client, start, rows):
+            return  # the session closed while generating
+        self.outbox.flush_user(user_id)
 
     def prompt(self, sess: dict, rows: list[dict]) -> tuple[str, int]:
         history = [Turn(r["role"], r["time"], r["text"]) for r in rows]
         budget = self.s.n_ctx - self.s.max_tokens
-        kw = dict(system=self.s.system_prompt or COUNSELOR_SYSTEM, count_tokens=self.backend.count_tokens,
-                  max_turns=self.s.history_turns)
+        kw = dict(
+            system=self.s.system_prompt or COUNSELOR_SYSTEM,
+            count_tokens=self.backend.count_tokens,
+            max_turns=self.s.history_turns,
+        )
         try:
-            prompt, start = counselor_prompt(self.backend.fmt, history, max_tokens=budget,
-                                             min_start=sess["window_start"] or 0, **kw)
+            prompt, start = counselor_prompt(
+                self.backend.fmt, history, max_tokens=budget, min_start=sess["window_start"] or 0, **kw
+            )
             if start != (sess["window_start"] or 0):  # the window moved: leave slack for the next turns
-                prompt, start = counselor_prompt(self.backend.fmt, history, max_tokens=int(budget * WINDOW_SLACK),
-                                                 min_start=start, **kw)
+                prompt, start = counselor_prompt(
+                    self.backend.fmt, history, max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw
+                )
             return prompt, start
         except ContextTooShort:  # one huge message: answer its end
             merged = merge_turns(history)
             last = merged[-1]
-            tail = [Turn(last.role, last.time, last.text[-max(16, budget // 4):])]
+            tail = [Turn(last.role, last.time, last.text[-max(16, budget // 4) :])]
             return counselor_prompt(self.backend.fmt, tail, max_tokens=budget, **kw)[0], len(merged) - 1

@@ -3,6 +3,7 @@
 A lost template or a wrong stop token is the classic "fine in the notebook, garbage after GGUF"
 failure; this makes it loud.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,9 @@ def lint(path: Path, run: dict, adapter: bool = False) -> list[str]:
     tokens = md.get("tokens", [])
     eot = md.get("tokenizer.ggml.eot_token_id")
     if eot != run["eot_token_id"]:
-        problems.append(f"{path.name}: end-of-turn id is {eot}, training used {run['eot_token_id']} "
-                        f"({fmt['eot_token']!r})")
+        problems.append(
+            f"{path.name}: end-of-turn id is {eot}, training used {run['eot_token_id']} ({fmt['eot_token']!r})"
+        )
     elif tokens and tokens[eot] != fmt["eot_token"]:
         problems.append(f"{path.name}: token {eot} is {tokens[eot]!r}, not the end-of-turn {fmt['eot_token']!r}")
     eos = md.get("tokenizer.ggml.eos_token_id")

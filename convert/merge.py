@@ -1,4 +1,5 @@
 """Merge a LoRA adapter into its base in 16/32-bit (never into 4-bit weights) and save HF safetensors."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,11 @@ def check_memory(base: Path, dtype: str) -> None:
     except (ValueError, OSError):
         return
     if need > avail:
-        raise ConvertError(f"merging needs about {need / 2**30:.1f} GiB of RAM but {avail / 2**30:.1f} GiB is free "
-                           "(an 8B base in bf16 needs ~17 GB). Free memory, use a larger machine, or serve the "
-                           "adapter GGUF on a base GGUF with runtime LoRA (--adapter-only)")
+        raise ConvertError(
+            f"merging needs about {need / 2**30:.1f} GiB of RAM but {avail / 2**30:.1f} GiB is free "
+            "(an 8B base in bf16 needs ~17 GB). Free memory, use a larger machine, or serve the "
+            "adapter GGUF on a base GGUF with runtime LoRA (--adapter-only)"
+        )
 
 
 def check_disk(base: Path, out: Path, n_quants: int) -> None:
@@ -42,9 +45,11 @@ def check_disk(base: Path, out: Path, n_quants: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(out).free
     if need > free:
-        raise ConvertError(f"{out} has {free / 2**30:.1f} GiB free but the conversion writes about "
-                           f"{need / 2**30:.1f} GiB (merged HF model, f16 GGUF, {n_quants} quantized file(s)); "
-                           "free disk space or pass --out on a larger disk")
+        raise ConvertError(
+            f"{out} has {free / 2**30:.1f} GiB free but the conversion writes about "
+            f"{need / 2**30:.1f} GiB (merged HF model, f16 GGUF, {n_quants} quantized file(s)); "
+            "free disk space or pass --out on a larger disk"
+        )
 
 
 def merge(run: dict, run_dir: Path, base: Path, out: Path, dtype: str) -> Path:

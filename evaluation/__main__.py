@@ -1,4 +1,5 @@
 """python -m evaluation scores — score-prediction metrics beside baselines and the paper."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,9 @@ def make_parser():
     sm = sub.add_parser("simulate", help="simulated-client sessions through the bot's session engine, then scored")
     sm.add_argument("--counselor", default="demo", help="counselor GGUF, or 'demo' (the embedded default)")
     sm.add_argument("--lora", help="counselor LoRA GGUF")
-    sm.add_argument("--client", default="replay", help="'replay' (KokoroChat test clients) or a client GGUF (App. E prompt)")
+    sm.add_argument(
+        "--client", default="replay", help="'replay' (KokoroChat test clients) or a client GGUF (App. E prompt)"
+    )
     sm.add_argument("--client-lora")
     sm.add_argument("--client-chat-format")
     g3 = sm.add_mutually_exclusive_group(required=True)
@@ -87,24 +90,50 @@ def main(argv=None) -> int:
         from .responses import markdown as md_responses
 
         try:
-            r = ev_responses(args.model, args.lora, args.data, args.limit, Path(args.out) if args.out else None,
-                             args.n_ctx, args.max_tokens, args.history_turns, args.chat_format, args.threads,
-                             progress=not args.json)
+            r = ev_responses(
+                args.model,
+                args.lora,
+                args.data,
+                args.limit,
+                Path(args.out) if args.out else None,
+                args.n_ctx,
+                args.max_tokens,
+                args.history_turns,
+                args.chat_format,
+                args.threads,
+                progress=not args.json,
+            )
         except (DataError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(json.dumps({k: r[k] for k in ("model", "retrieval", "n", "evaluated_over_naive", "signature")},
-                         ensure_ascii=False) if args.json else md_responses(r))
+        print(
+            json.dumps(
+                {k: r[k] for k in ("model", "retrieval", "n", "evaluated_over_naive", "signature")}, ensure_ascii=False
+            )
+            if args.json
+            else md_responses(r)
+        )
         return 0
     if args.cmd == "simulate":
         from .simulate import run as simulate
 
         try:
-            r = simulate(args.counselor, args.lora, args.client, "cpu" if args.cpu_scorer else "gguf",
-                         args.cpu_scorer or args.scorer_model, args.data, args.n, args.max_turns,
-                         out=Path(args.out) if args.out else None, threads=args.threads, n_ctx=args.n_ctx,
-                         max_tokens=args.max_tokens, client_lora=args.client_lora,
-                         client_chat_format=args.client_chat_format)
+            r = simulate(
+                args.counselor,
+                args.lora,
+                args.client,
+                "cpu" if args.cpu_scorer else "gguf",
+                args.cpu_scorer or args.scorer_model,
+                args.data,
+                args.n,
+                args.max_turns,
+                out=Path(args.out) if args.out else None,
+                threads=args.threads,
+                n_ctx=args.n_ctx,
+                max_tokens=args.max_tokens,
+                client_lora=args.client_lora,
+                client_chat_format=args.client_chat_format,
+            )
         except (DataError, ScorerArtifactError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -121,16 +150,23 @@ def main(argv=None) -> int:
 
     scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
     try:
-        r = evaluate(scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx,
-                     progress=not args.json)
+        r = evaluate(
+            scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx, progress=not args.json
+        )
     except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({k: r[k] for k in ("acc", "acc_soft", "mae", "n_test")} | {
-            "spearman_totals": r["aggregate"]["spearman_totals"],
-            "baselines": {k: {m: v[m] for m in ("acc", "acc_soft", "mae")} for k, v in r["baselines"].items()}},
-            ensure_ascii=False))
+        print(
+            json.dumps(
+                {k: r[k] for k in ("acc", "acc_soft", "mae", "n_test")}
+                | {
+                    "spearman_totals": r["aggregate"]["spearman_totals"],
+                    "baselines": {k: {m: v[m] for m in ("acc", "acc_soft", "mae")} for k, v in r["baselines"].items()},
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         print(markdown(r))
     return 0

@@ -1,4 +1,5 @@
 """Trivial baselines every scorer report sits beside (fitted on the scorer split's train part)."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -8,6 +8,7 @@ Text is tokenized with MeCab (fugashi + unidic-lite) into words; then
 * Distinct-n: distinct n-grams / all n-grams over all generated replies.
 All values are percentages. ``signature()`` states the choices and versions, like sacrebleu's.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -56,7 +57,7 @@ def rouge(hyps: Sequence[str], refs: Sequence[str]) -> dict:
 
 
 def distinct(hyps: Sequence[str], n: int) -> float:
-    grams = [tuple(w[i:i + n]) for w in (words(h) for h in hyps) for i in range(len(w) - n + 1)]
+    grams = [tuple(w[i : i + n]) for w in (words(h) for h in hyps) for i in range(len(w) - n + 1)]
     return 100 * len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -70,8 +71,14 @@ def reply_metrics(hyps: Sequence[str], refs: Sequence[str]) -> dict:
 
 def signature(split_hash: str = "") -> str:
     v = lambda p: md.version(p)
-    parts = [f"tok:mecab-fugashi{v('fugashi')}-unidic-lite{v('unidic-lite')}", f"sacrebleu:{v('sacrebleu')}",
-             "bleu:corpus-cumulative", f"rouge-score:{v('rouge-score')}", "rouge:f1-mean", "distinct:corpus"]
+    parts = [
+        f"tok:mecab-fugashi{v('fugashi')}-unidic-lite{v('unidic-lite')}",
+        f"sacrebleu:{v('sacrebleu')}",
+        "bleu:corpus-cumulative",
+        f"rouge-score:{v('rouge-score')}",
+        "rouge:f1-mean",
+        "distinct:corpus",
+    ]
     if split_hash:
         parts.append(f"split:{split_hash}")
     return "|".join(parts)

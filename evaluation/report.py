@@ -1,4 +1,5 @@
 """Report plots."""
+
 from __future__ import annotations
 
 from pathlib import Path

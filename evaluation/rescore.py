@@ -1,5 +1,6 @@
 """`python -m evaluation rescore`: batch re-scoring of the bot's logged sessions with a scorer,
 resumable (sessions this scorer already scored are skipped), written back with its identity."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,11 @@ def rescore(db_path: str, scorer, since: str | None = None, limit: int = 0, prog
 
     store = Store(db_path)
     ident = dict(scorer.identity, key=scorer_key(scorer.identity))
-    done = {r["session_id"] for r in store.db.query(
-        "select session_id, scorer from scores where source = 'rescore'") if json.loads(r["scorer"]).get("key") == ident["key"]}
+    done = {
+        r["session_id"]
+        for r in store.db.query("select session_id, scorer from scores where source = 'rescore'")
+        if json.loads(r["scorer"]).get("key") == ident["key"]
+    }
     where, params = "status = 'closed'", []
     if since:
         where += " and ended_at >= ?"
@@ -40,8 +44,14 @@ def rescore(db_path: str, scorer, since: str | None = None, limit: int = 0, prog
         store.add_scores(sess, "rescore", ident, items, total_score(items))
         n += 1
     secs = time.time() - t0
-    return {"scored": n, "skipped_already_scored": len(done), "skipped_empty": empty, "seconds": round(secs, 2),
-            "sessions_per_second": round(n / secs, 2) if secs > 0 else None, "scorer_key": ident["key"]}
+    return {
+        "scored": n,
+        "skipped_already_scored": len(done),
+        "skipped_empty": empty,
+        "seconds": round(secs, 2),
+        "sessions_per_second": round(n / secs, 2) if secs > 0 else None,
+        "scorer_key": ident["key"],
+    }
 
 
 def nightly(at: str, job) -> "object":

@@ -5,6 +5,7 @@ BLEU/ROUGE/Distinct beside a retrieval baseline and the paper's Table 4.
 Consecutive turns of a dialogue reuse the KV prefix (one llama.cpp context walks a dialogue; the
 history window only moves in steps, as in the bot); the report counts prompt tokens evaluated
 against a naive loop that evaluates every prompt from scratch."""
+
 from __future__ import annotations
 
 import json
@@ -36,13 +37,13 @@ def _fmt(llm, name: str | None) -> ChatFormat:
         raise ValueError(str(e)) from None
 
 
-def _lcp(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+def decoded_tokens(llm) -> int:
+    """Tokens llama.cpp itself has decoded in this context (its perf counters: prompt batches and
+    single steps), so prefix reuse is measured from llama.cpp's work, not computed by us."""
+    import llama_cpp
+
+    d = llama_cpp.llama_perf_context(llm._ctx.ctx)
+    return d.n_p_eval + d.n_eval
 
 
 def retrieval_baseline(train_dialogues, queries: list[str]) -> list[str]:
@@ -62,14 +63,25 @@ def retrieval_baseline(train_dialogues, queries: list[str]) -> list[str]:
     Q = vec.transform(queries)
     out = []
     for i in range(0, Q.shape[0], 256):
-        sims = (Q[i:i + 256] @ X.T).toarray()
+        sims = (Q[i : i + 256] @ X.T).toarray()
         out += [replies[j] for j in sims.argmax(1)]
     return out
 
 
-def evaluate(model: str, lora: str | None = None, data=None, limit: int = 0, out: Path | None = None,
-             n_ctx: int = 4096, max_tokens: int = 128, history_turns: int = 0, chat_format: str | None = None,
-             threads: int = 0, system: str | None = None, progress: bool = True) -> dict:
+def evaluate(
+    model: str,
+    lora: str | None = None,
+    data=None,
+    limit: int = 0,
+    out: Path | None = None,
+    n_ctx: int = 4096,
+    max_tokens: int = 128,
+    history_turns: int = 0,
+    chat_format: str | None = None,
+    threads: int = 0,
+    system: str | None = None,
+    progress: bool = True,
+) -> dict:
     from llama_cpp import Llama
     from tqdm import tqdm
 
@@ -85,25 +97,27 @@ def evaluate(model: str, lora: str | None = None, data=None, limit: int = 0, out
     jobs = [(d, i) for d in test for i, t in enumerate(d.merged()) if t.role == "counselor"][: limit or None]
     hyps, refs, queries = [], [], []
     evaluated = naive = 0
-    prev: list[int] = []
     window, current = 0, None
     budget = n_ctx - max_tokens
     for d, i in tqdm(jobs, desc="generating", disable=not progress):
         merged = d.merged()
         if d.id != current:
-            current, window, prev = d.id, 0, []
+            current, window = d.id, 0
             llm.reset()
         kw = dict(system=system, count_tokens=count, max_turns=history_turns)
         prompt, start = counselor_prompt(fmt, merged[:i], max_tokens=budget, min_start=window, **kw)
         if start != window:
-            prompt, start = counselor_prompt(fmt, merged[:i], max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw)
+            prompt, start = counselor_prompt(
+                fmt, merged[:i], max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw
+            )
             window = start
         toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-        evaluated += len(toks) - _lcp(toks, prev)
+        before = decoded_tokens(llm)
         naive += len(toks)
         res = llm.create_completion(toks, max_tokens=max_tokens, temperature=0.0, stop=list(fmt.stops))
+        # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
+        evaluated += decoded_tokens(llm) - before - max(0, res["usage"]["completion_tokens"] - 1)
         text = res["choices"][0]["text"].strip()
-        prev = toks + llm.tokenize(text.encode(), add_bos=False, special=False)
         hyps.append(text)
         refs.append(merged[i].text)
         queries.append(next((t.text for t in reversed(merged[:i]) if t.role == "client"), ""))
@@ -111,31 +125,59 @@ def evaluate(model: str, lora: str | None = None, data=None, limit: int = 0, out
     model_m = reply_metrics(hyps, refs)
     train = [by[x] for x in split.train]
     retr_m = reply_metrics(retrieval_baseline(train, queries), refs)
-    result = {"model": model_m, "retrieval": retr_m, "paper": PAPER_TABLE4, "n": len(jobs),
-              "prompt_tokens_evaluated": evaluated, "prompt_tokens_naive": naive,
-              "evaluated_over_naive": evaluated / max(naive, 1),
-              "signature": signature(ids_hash(split.test)), "split": {"test_ids": list(split.test)},
-              "settings": {"model": model, "lora": lora, "n_ctx": n_ctx, "max_tokens": max_tokens, "greedy": True,
-                           "history_turns": history_turns, "chat_format": fmt.name, "limit": limit},
-              "seconds_generation": round(gen_secs, 1)}
+    result = {
+        "model": model_m,
+        "retrieval": retr_m,
+        "paper": PAPER_TABLE4,
+        "n": len(jobs),
+        "prompt_tokens_evaluated": evaluated,
+        "prompt_tokens_naive": naive,
+        "evaluated_over_naive": evaluated / max(naive, 1),
+        "signature": signature(ids_hash(split.test)),
+        "split": {"test_ids": list(split.test)},
+        "settings": {
+            "model": model,
+            "lora": lora,
+            "n_ctx": n_ctx,
+            "max_tokens": max_tokens,
+            "greedy": True,
+            "history_turns": history_turns,
+            "chat_format": fmt.name,
+            "limit": limit,
+        },
+        "seconds_generation": round(gen_secs, 1),
+    }
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        (out / "replies.jsonl").write_text("".join(json.dumps({"dialogue": d.id, "turn": i, "gold": r, "model": h},
-                                                              ensure_ascii=False) + "\n"
-                                                   for (d, i), h, r in zip(jobs, hyps, refs)), encoding="utf-8")
+        (out / "replies.jsonl").write_text(
+            "".join(
+                json.dumps({"dialogue": d.id, "turn": i, "gold": r, "model": h}, ensure_ascii=False) + "\n"
+                for (d, i), h, r in zip(jobs, hyps, refs)
+            ),
+            encoding="utf-8",
+        )
         (out / "report.md").write_text(markdown(result), encoding="utf-8")
     return result
 
 
 def markdown(r: dict) -> str:
     head = "| model | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-1 | ROUGE-2 | ROUGE-L | Dist-1 | Dist-2 |"
-    lines = [f"# Reply generation on the test set ({r['n']} counselor turns)", "", f"Signature: `{r['signature']}`", "",
-             head, "|" + " --- |" * 10]
+    lines = [
+        f"# Reply generation on the test set ({r['n']} counselor turns)",
+        "",
+        f"Signature: `{r['signature']}`",
+        "",
+        head,
+        "|" + " --- |" * 10,
+    ]
     for name, m in (("this model", r["model"]), ("retrieval baseline", r["retrieval"])):
         lines.append(f"| {name} | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS) + " |")
     for name, vals in r["paper"].items():
         lines.append(f"| {name} (paper, its tokenizer) | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
-    lines += ["", f"Prompt tokens evaluated: {r['prompt_tokens_evaluated']:,} vs {r['prompt_tokens_naive']:,} for a naive "
-              f"loop ({r['evaluated_over_naive']:.3f})."]
+    lines += [
+        "",
+        f"Prompt tokens evaluated: {r['prompt_tokens_evaluated']:,} vs {r['prompt_tokens_naive']:,} for a naive "
+        f"loop ({r['evaluated_over_naive']:.3f}).",
+    ]
     return "\n".join(lines) + "\n"

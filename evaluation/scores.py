@@ -1,5 +1,6 @@
 """`python -m evaluation scores`: ACC / ACC_soft / MAE per item (Table 8) and averaged (Table 5),
 mean ± std over scorers (seeds), Spearman of totals — always beside the baselines and the paper."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,9 @@ from kokoro.dataset import load
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
 from kokoro.splits import scorer_split
-
-from .baselines import constant_mode, length_regression
 from kokoro.versions import library_versions
 
+from .baselines import constant_mode, length_regression
 from .report import per_item_plot, totals_plot
 
 PAPER = {  # Table 5
@@ -40,8 +40,9 @@ def load_scorer(kind: str, path: str, **kw):
     return GgufScorer(path, **kw)
 
 
-def evaluate(scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Path | None = None,
-             n_ctx: int = 8192, progress=True) -> dict:
+def evaluate(
+    scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Path | None = None, n_ctx: int = 8192, progress=True
+) -> dict:
     from tqdm import tqdm
 
     t0 = time.time()
@@ -58,25 +59,45 @@ def evaluate(scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Pat
         if kind == "cpu":
             pred = [list(p) for p in sc.predict_many([d.turns for d in test])]
         else:
-            pred = [list(sc.predict(d.turns)) for d in tqdm(test, desc=f"scoring {Path(path).name}", disable=not progress)]
+            pred = [
+                list(sc.predict(d.turns)) for d in tqdm(test, desc=f"scoring {Path(path).name}", disable=not progress)
+            ]
         m = score_metrics(pred, gold)
-        m.update(spearman_totals=spearman_totals(pred, gold), scorer=sc.identity, path=str(path),
-                 seconds_per_dialogue=(time.time() - t) / max(len(test), 1))
+        m.update(
+            spearman_totals=spearman_totals(pred, gold),
+            scorer=sc.identity,
+            path=str(path),
+            seconds_per_dialogue=(time.time() - t) / max(len(test), 1),
+        )
         runs.append((m, pred))
     agg = {k: statistics.fmean(m[k] for m, _ in runs) for k in ("acc", "acc_soft", "mae", "spearman_totals")}
     agg.update({f"{k}_std_seeds": statistics.pstdev([m[k] for m, _ in runs]) for k in ("acc", "acc_soft", "mae")})
     base = {}
-    for name, pred in (("constant mode", constant_mode(train, len(test))),
-                       ("length regression", length_regression(train, test))):
+    for name, pred in (
+        ("constant mode", constant_mode(train, len(test))),
+        ("length regression", length_regression(train, test)),
+    ):
         base[name] = score_metrics(pred, gold)
         # a constant prediction has no rank order: its Spearman is undefined, reported as 0
         base[name]["spearman_totals"] = spearman_totals(pred, gold) if name != "constant mode" else 0.0
-    result = {"acc": agg["acc"], "acc_soft": agg["acc_soft"], "mae": agg["mae"], "aggregate": agg,
-              "runs": [m for m, _ in runs], "baselines": base, "paper": PAPER, "n_test": len(test),
-              "split": {"name": "scorer fixed test (8:1:1)", "hash": split.as_dict()["hash"]["test"],
-                        "ids": list(split.test)[: len(test)]},
-              "settings": {"scorers": scorers, "limit": limit, "n_ctx": n_ctx}, "versions": library_versions(),
-              "seconds": round(time.time() - t0, 1)}
+    result = {
+        "acc": agg["acc"],
+        "acc_soft": agg["acc_soft"],
+        "mae": agg["mae"],
+        "aggregate": agg,
+        "runs": [m for m, _ in runs],
+        "baselines": base,
+        "paper": PAPER,
+        "n_test": len(test),
+        "split": {
+            "name": "scorer fixed test (8:1:1)",
+            "hash": split.as_dict()["hash"]["test"],
+            "ids": list(split.test)[: len(test)],
+        },
+        "settings": {"scorers": scorers, "limit": limit, "n_ctx": n_ctx},
+        "versions": library_versions(),
+        "seconds": round(time.time() - t0, 1),
+    }
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -90,18 +111,43 @@ def markdown(r: dict) -> str:
     a = r["aggregate"]
     many = len(r["runs"]) > 1
     pm = lambda k, f: f"{a[k]:{f}}" + (f" ± {a[k + '_std_seeds']:{f}}" if many else "")
-    rows = [("This scorer" + (f" (mean ± std over {len(r['runs'])})" if many else ""),
-             pm("acc", ".2f"), pm("acc_soft", ".2f"), pm("mae", ".4f"), f"{a['spearman_totals']:.3f}")]
+    rows = [
+        (
+            "This scorer" + (f" (mean ± std over {len(r['runs'])})" if many else ""),
+            pm("acc", ".2f"),
+            pm("acc_soft", ".2f"),
+            pm("mae", ".4f"),
+            f"{a['spearman_totals']:.3f}",
+        )
+    ]
     for name, m in r["baselines"].items():
-        rows.append((f"Baseline: {name}", f"{m['acc']:.2f}", f"{m['acc_soft']:.2f}", f"{m['mae']:.4f}",
-                     f"{m['spearman_totals']:.3f}"))
+        rows.append(
+            (
+                f"Baseline: {name}",
+                f"{m['acc']:.2f}",
+                f"{m['acc_soft']:.2f}",
+                f"{m['mae']:.4f}",
+                f"{m['spearman_totals']:.3f}",
+            )
+        )
     for name, m in r["paper"].items():
         rows.append((name, f"{m['acc']:.2f}", f"{m['acc_soft']:.2f}", f"{m['mae']:.4f}", "–"))
-    lines = [f"# Score prediction on the fixed test split ({r['n_test']} dialogues)", "",
-             "Table 5 layout (paper numbers are on the paper's own split).", "",
-             "| model | ACC | ACC_soft | MAE | Spearman (totals) |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Score prediction on the fixed test split ({r['n_test']} dialogues)",
+        "",
+        "Table 5 layout (paper numbers are on the paper's own split).",
+        "",
+        "| model | ACC | ACC_soft | MAE | Spearman (totals) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     lines += ["| " + " | ".join(x) + " |" for x in rows]
-    lines += ["", "Table 8 layout (first scorer):", "", "| Dim. | item | ACC | ACC_soft | MAE |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "Table 8 layout (first scorer):",
+        "",
+        "| Dim. | item | ACC | ACC_soft | MAE |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for it, m in zip(ITEMS, r["runs"][0]["per_item"]):
         lines.append(f"| {it.dim} | {it.label_ja} | {m['acc']:.2f} | {m['acc_soft']:.2f} | {m['mae']:.4f} |")
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@ engine (the real webhook, store, prompts and generation, with the fake LINE API)
 
 The client is either a replay of a KokoroChat test client's turns, or an LLM prompted as the
 paper's Appendix E (the prompt lives in kokoro.prompts); it ends with <end> after ten turns."""
+
 from __future__ import annotations
 
 import json
@@ -33,25 +34,42 @@ class LlmClient:
 
         from .responses import _fmt
 
-        self.llm = Llama(model_path=model, lora_path=lora, n_ctx=n_ctx, n_threads=threads or None, verbose=False, seed=0)
+        self.llm = Llama(
+            model_path=model, lora_path=lora, n_ctx=n_ctx, n_threads=threads or None, verbose=False, seed=0
+        )
         self.fmt = _fmt(self.llm, chat_format)
         self.max_tokens, self.n_ctx = max_tokens, n_ctx
         self.identity = {"client": "llm", "model": model, "lora": lora}
 
     def next(self, history: list[Turn], k: int) -> str | None:
         prompt = self.fmt.render(client_sim_messages(history), add_generation_prompt=True)
-        toks = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)[-(self.n_ctx - self.max_tokens):]
-        out = self.llm.create_completion(toks, max_tokens=self.max_tokens, temperature=0.7, top_p=0.9, seed=k,
-                                         stop=list(self.fmt.stops))
+        toks = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)[-(self.n_ctx - self.max_tokens) :]
+        out = self.llm.create_completion(
+            toks, max_tokens=self.max_tokens, temperature=0.7, top_p=0.9, seed=k, stop=list(self.fmt.stops)
+        )
         return out["choices"][0]["text"].strip() or "……"
 
 
-def run(counselor: str, lora: str | None, client: str, scorer_kind: str, scorer_path: str, data=None, n: int = 5,
-        max_turns: int = 20, min_turns: int = 10, out: Path | None = None, threads: int = 2, n_ctx: int = 2048,
-        max_tokens: int = 96, client_lora: str | None = None, client_chat_format: str | None = None) -> dict:
+def run(
+    counselor: str,
+    lora: str | None,
+    client: str,
+    scorer_kind: str,
+    scorer_path: str,
+    data=None,
+    n: int = 5,
+    max_turns: int = 20,
+    min_turns: int = 10,
+    out: Path | None = None,
+    threads: int = 2,
+    n_ctx: int = 2048,
+    max_tokens: int = 96,
+    client_lora: str | None = None,
+    client_chat_format: str | None = None,
+) -> dict:
+    from bot import messages as M
     from bot.chat import wait_settled
     from bot.emulator.client import Emulator
-    from bot import messages as M
 
     from .scores import load_scorer
 
@@ -60,8 +78,17 @@ def run(counselor: str, lora: str | None, client: str, scorer_kind: str, scorer_
     test = [by[i] for i in counselor_split(dialogues, "full").test]
     scorer = load_scorer(scorer_kind, scorer_path)
     db = str(Path(tempfile.mkdtemp(prefix="kokoro-sim-")) / "sim.sqlite3")
-    emu = Emulator(counselor_gguf=counselor, counselor_lora=lora, db_path=db, quiet_gap_s=0.05, tick_s=0.05,
-                   n_threads=threads, n_ctx=n_ctx, max_tokens=max_tokens, scorer=None)
+    emu = Emulator(
+        counselor_gguf=counselor,
+        counselor_lora=lora,
+        db_path=db,
+        quiet_gap_s=0.05,
+        tick_s=0.05,
+        n_threads=threads,
+        n_ctx=n_ctx,
+        max_tokens=max_tokens,
+        scorer=None,
+    )
     llm_client = None if client == "replay" else LlmClient(client, client_lora, client_chat_format, n_ctx, threads)
     sessions, t0 = [], time.time()
     try:
@@ -89,19 +116,36 @@ def run(counselor: str, lora: str | None, client: str, scorer_kind: str, scorer_
             rows = emu.runtime.engine.store.turns(sess["id"])
             turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
             items = tuple(scorer.predict(turns))
-            sessions.append({"client": sim.identity, "turns": [{"role": t.role, "text": t.text} for t in turns],
-                             "items": list(items), "total": total_score(items)})
+            sessions.append(
+                {
+                    "client": sim.identity,
+                    "turns": [{"role": t.role, "text": t.text} for t in turns],
+                    "items": list(items),
+                    "total": total_score(items),
+                }
+            )
     finally:
         emu.close()
-    result = {"n": len(sessions), "mean_total": statistics.fmean(x["total"] for x in sessions),
-              "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
-              "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
-              "settings": {"counselor": counselor, "lora": lora, "client": client, "scorer": scorer.identity.get("kind"),
-                           "max_turns": max_turns, "n_ctx": n_ctx, "max_tokens": max_tokens},
-              "seconds": round(time.time() - t0, 1)}
+    result = {
+        "n": len(sessions),
+        "mean_total": statistics.fmean(x["total"] for x in sessions),
+        "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
+        "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
+        "settings": {
+            "counselor": counselor,
+            "lora": lora,
+            "client": client,
+            "scorer": scorer.identity.get("kind"),
+            "max_turns": max_turns,
+            "n_ctx": n_ctx,
+            "max_tokens": max_tokens,
+        },
+        "seconds": round(time.time() - t0, 1),
+    }
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        (out / "sessions.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in sessions),
-                                            encoding="utf-8")
+        (out / "sessions.jsonl").write_text(
+            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in sessions), encoding="utf-8"
+        )
     return result

@@ -1,4 +1,5 @@
 """python -m kokoro stats|splits — dataset statistics and the paper's split id lists."""
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ A ChatFormat is what a model needs to turn messages into text: its Jinja templat
 strings and the end-of-turn string that ends an assistant reply (the stop token). Rendered text
 already holds BOS when the template writes it: tokenize it WITHOUT adding special tokens.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,7 @@ def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False
 
 @lru_cache(maxsize=32)
 def _compile(template: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[_Generation, loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -68,8 +68,11 @@ class ChatFormat:
     def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
         try:
             return _compile(self.template).render(
-                messages=messages, add_generation_prompt=add_generation_prompt,
-                bos_token=self.bos_token, eos_token=self.eos_token)
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
         except jinja2.TemplateError as e:
             raise TemplateError(f"chat template {self.name!r} failed: {e}") from None
 
@@ -78,14 +81,25 @@ class ChatFormat:
         return tuple(dict.fromkeys((self.eot_token,) + self.extra_stops))
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "template": self.template, "eot_token": self.eot_token,
-                "bos_token": self.bos_token, "eos_token": self.eos_token,
-                "extra_stops": list(self.extra_stops)}
+        return {
+            "name": self.name,
+            "template": self.template,
+            "eot_token": self.eot_token,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            "extra_stops": list(self.extra_stops),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChatFormat":
-        return cls(d["name"], d["template"], d["eot_token"], d.get("bos_token", ""),
-                   d.get("eos_token", ""), tuple(d.get("extra_stops", ())))
+        return cls(
+            d["name"],
+            d["template"],
+            d["eot_token"],
+            d.get("bos_token", ""),
+            d.get("eos_token", ""),
+            tuple(d.get("extra_stops", ())),
+        )
 
 
 # Llama 3 / 3.1 style (Llama-3.1-Swallow-8B-Instruct). A model's own template, when it has one,
@@ -116,8 +130,14 @@ GEMMA_TEMPLATE = (
 )
 
 FORMATS: dict[str, ChatFormat] = {
-    "llama3": ChatFormat("llama3", LLAMA3_TEMPLATE, "<|eot_id|>", "<|begin_of_text|>",
-                         "<|end_of_text|>", ("<|end_of_text|>", "<|eom_id|>")),
+    "llama3": ChatFormat(
+        "llama3",
+        LLAMA3_TEMPLATE,
+        "<|eot_id|>",
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        ("<|end_of_text|>", "<|eom_id|>"),
+    ),
     "gemma": ChatFormat("gemma", GEMMA_TEMPLATE, "<end_of_turn>", "<bos>", "<eos>", ("<eos>",)),
 }
 
@@ -136,8 +156,10 @@ def from_gguf(llm, fallback: str | None = None) -> ChatFormat:
     template = md.get("tokenizer.chat_template")
     if not template:
         if not fallback:
-            raise TemplateError("the GGUF has no chat template; convert it with `python -m convert` "
-                                "or name the chat format (llama3|gemma)")
+            raise TemplateError(
+                "the GGUF has no chat template; convert it with `python -m convert` "
+                "or name the chat format (llama3|gemma)"
+            )
         return get_format(fallback)
 
     def token(key: str) -> str:
@@ -145,5 +167,6 @@ def from_gguf(llm, fallback: str | None = None) -> ChatFormat:
         return llm.detokenize([int(i)], special=True).decode("utf-8", "replace") if i is not None else ""
 
     eos = token("tokenizer.ggml.eos_token_id")
-    return ChatFormat("gguf", template, token("tokenizer.ggml.eot_token_id") or eos,
-                      token("tokenizer.ggml.bos_token_id"), eos)
+    return ChatFormat(
+        "gguf", template, token("tokenizer.ggml.eot_token_id") or eos, token("tokenizer.ggml.bos_token_id"), eos
+    )

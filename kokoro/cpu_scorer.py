@@ -5,6 +5,7 @@ loaded here by the bot and evaluation (numpy + scikit-learn, no torch).
 Features come only from the session itself (text, lengths, times) — never from rater ids — so
 the same model scores a new LINE user's session.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,17 @@ def text_blocks(turns: Sequence[Turn]) -> tuple[str, str, str, str]:
     return "\n".join(cl), "\n".join(co), "\n".join(cl[-LAST_N:]), "\n".join(co[-LAST_N:])
 
 
-NUMERIC = ("client_utterances", "counselor_utterances", "client_chars", "counselor_chars", "merged_turns",
-           "minutes", "counselor_reply_seconds", "client_reply_seconds", "client_share")
+NUMERIC = (
+    "client_utterances",
+    "counselor_utterances",
+    "client_chars",
+    "counselor_chars",
+    "merged_turns",
+    "minutes",
+    "counselor_reply_seconds",
+    "client_reply_seconds",
+    "client_share",
+)
 
 
 def numeric_features(turns: Sequence[Turn]) -> list[float]:
@@ -52,8 +62,16 @@ def numeric_features(turns: Sequence[Turn]) -> list[float]:
     span = (times[-1] - times[0]).total_seconds() / 60 if times and times[0] and times[-1] else 0.0
     ccl, cco = sum(len(t.text) for t in cl), sum(len(t.text) for t in co)
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0
-    raw = [len(cl), len(co), ccl, cco, len(merge_turns(turns)), max(span, 0.0),
-           mean(delays["counselor"]), mean(delays["client"])]
+    raw = [
+        len(cl),
+        len(co),
+        ccl,
+        cco,
+        len(merge_turns(turns)),
+        max(span, 0.0),
+        mean(delays["counselor"]),
+        mean(delays["client"]),
+    ]
     return [math.log1p(x) for x in raw] + [ccl / (ccl + cco) if ccl + cco else 0.0]
 
 
@@ -95,9 +113,18 @@ class CpuScorer:
         for v, _ in self.vectorizers:
             if hasattr(v, "stop_words_"):
                 v.stop_words_ = None  # sklearn keeps every pruned n-gram here; not needed to predict
-        joblib.dump({"vectorizers": self.vectorizers, "numeric_mean": self.numeric_mean,
-                     "numeric_scale": self.numeric_scale, "coef": self.coef, "intercept": self.intercept,
-                     "offsets": self.offsets}, folder / ARTIFACT, compress=3)
+        joblib.dump(
+            {
+                "vectorizers": self.vectorizers,
+                "numeric_mean": self.numeric_mean,
+                "numeric_scale": self.numeric_scale,
+                "coef": self.coef,
+                "intercept": self.intercept,
+                "offsets": self.offsets,
+            },
+            folder / ARTIFACT,
+            compress=3,
+        )
         (folder / CARD).write_text(json.dumps(self.identity, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
@@ -106,12 +133,14 @@ class CpuScorer:
         if not (folder / ARTIFACT).is_file() or not (folder / CARD).is_file():
             raise ScorerArtifactError(
                 f"{folder} is not a CPU scorer folder (needs {ARTIFACT} and {CARD}); build one with "
-                "`python -m training scorer --preset cpu --data DIR --out DIR`")
+                "`python -m training scorer --preset cpu --data DIR --out DIR`"
+            )
         import joblib
 
         d = joblib.load(folder / ARTIFACT)
         identity = json.loads((folder / CARD).read_text(encoding="utf-8"))
         if identity.get("items") != [it.key for it in ITEMS]:
             raise ScorerArtifactError(f"{folder}: the scorer's item list differs from kokoro.items")
-        return cls(d["vectorizers"], d["numeric_mean"], d["numeric_scale"], d["coef"], d["intercept"],
-                   d["offsets"], identity)
+        return cls(
+            d["vectorizers"], d["numeric_mean"], d["numeric_scale"], d["coef"], d["intercept"], d["offsets"], identity
+        )

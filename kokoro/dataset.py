@@ -3,6 +3,7 @@
 A KokoroChat file is one JSON object with ``dialogue`` (role/time/utterance), ``topic`` and
 ``review_by_client_en`` / ``review_by_client_jp``. Errors name the file and the field.
 """
+
 from __future__ import annotations
 
 import json
@@ -126,15 +127,22 @@ def parse_dialogue(obj: object, path: os.PathLike | str, check_score: bool = Tru
         raise DataError(path, where + "score", f"must be an integer, got {score!r}")
     expected = total_score(items, flags)
     if check_score and score != expected:
-        raise DataError(path, where + "score",
-                        f"is {score} but the 20 items and the screening flags give {expected}")
+        raise DataError(path, where + "score", f"is {score} but the 20 items and the screening flags give {expected}")
     topic = obj.get("topic")
     if topic is not None and not isinstance(topic, dict):
         raise DataError(path, "topic", "must be an object or null")
     return Dialogue(
-        id=path.stem, turns=turns, items=tuple(items), score=score, flags=flags, topic=topic,
-        evaluation_id=review.get("evaluation_id"), created_at=review.get("evaluation_created_at"),
-        client_id=review.get("client_id"), counselor_id=review.get("counselor_id"), path=str(path),
+        id=path.stem,
+        turns=turns,
+        items=tuple(items),
+        score=score,
+        flags=flags,
+        topic=topic,
+        evaluation_id=review.get("evaluation_id"),
+        created_at=review.get("evaluation_created_at"),
+        client_id=review.get("client_id"),
+        counselor_id=review.get("counselor_id"),
+        path=str(path),
     )
 
 
@@ -155,8 +163,12 @@ def resolve_data_dir(data: os.PathLike | str | None = None) -> Path:
     (holding ``kokorochat_dialogues/``) is accepted too."""
     value = data if data not in (None, "") else os.environ.get(DATA_ENV)
     if not value:
-        raise DataError("<data>", None, f"no KokoroChat folder given: pass --data DIR or set {DATA_ENV} "
-                        "to your clone of https://github.com/UEC-InabaLab/KokoroChat")
+        raise DataError(
+            "<data>",
+            None,
+            f"no KokoroChat folder given: pass --data DIR or set {DATA_ENV} "
+            "to your clone of https://github.com/UEC-InabaLab/KokoroChat",
+        )
     p = Path(value).expanduser()
     if not p.is_dir():
         raise DataError(p, None, f"folder not found; pass --data DIR or set {DATA_ENV} to a KokoroChat clone")
@@ -179,8 +191,7 @@ class LoadResult:
         return len(self.errors)
 
 
-def load_dir(data: os.PathLike | str | None = None, lenient: bool = False,
-             check_score: bool = True) -> LoadResult:
+def load_dir(data: os.PathLike | str | None = None, lenient: bool = False, check_score: bool = True) -> LoadResult:
     """Load every ``*.json`` in the folder, ordered by numeric id. Strict mode raises the first
     DataError; lenient mode skips bad files and returns their errors."""
     folder = resolve_data_dir(data)

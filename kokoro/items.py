@@ -4,6 +4,7 @@ One ordered definition, used by every part of the project. ``key`` is the Englis
 exactly as the KokoroChat data spells it (including ``clarified_issues_cleraly``), ``label_ja``
 the Japanese key of ``review_by_client_jp``; ``group`` and ``aspect`` follow Table 2 of the paper.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,26 +32,116 @@ class Item:
 
 def _items() -> tuple[Item, ...]:
     rows = [
-        ("felt_heard_and_understood", "聴いてもらえた、わかってもらえたと感じた", "Felt heard and understood.", OVERALL, "Sense of Validation"),
+        (
+            "felt_heard_and_understood",
+            "聴いてもらえた、わかってもらえたと感じた",
+            "Felt heard and understood.",
+            OVERALL,
+            "Sense of Validation",
+        ),
         ("felt_respected", "尊重されたと感じた", "Felt respected.", OVERALL, "Sense of Validation"),
         ("gained_new_insights", "新しい気づきや体験があった", "Gained new insights.", OVERALL, "Awareness and Hope"),
-        ("felt_hopeful_or_expectant", "希望や期待を感じられた", "Felt hopeful or expectant.", OVERALL, "Awareness and Hope"),
+        (
+            "felt_hopeful_or_expectant",
+            "希望や期待を感じられた",
+            "Felt hopeful or expectant.",
+            OVERALL,
+            "Awareness and Hope",
+        ),
         ("concerns_were_addressed", "取り組みたかったことを扱えた", "Concerns were addressed.", OVERALL, "Engagement"),
-        ("thought_through_concerns_together", "一緒に考えながら取り組めた", "Thought through concerns together.", OVERALL, "Engagement"),
-        ("conversation_had_good_rhythm", "やりとりのリズムがあっていた", "The conversation had a good rhythm.", OVERALL, "Flow and Comfort"),
-        ("conversation_felt_comfortable", "居心地のよいやりとりだった", "The conversation felt comfortable.", OVERALL, "Flow and Comfort"),
-        ("felt_appropriate_and_satisfying", "全体として適切でよかった", "Felt appropriate and satisfying.", OVERALL, "Overall Evaluation"),
-        ("conversation_was_valuable", "今回の相談は価値があった", "The conversation was valuable.", OVERALL, "Overall Evaluation"),
-        ("conversation_started_smoothly", "相談開始の円滑さ", "The conversation started smoothly.", OVERALL, "Flow of Conversation"),
-        ("conversation_ended_well", "相談終了のタイミング（不必要に聴きすぎていないか）、円滑さ", "The conversation ended well.", OVERALL, "Flow of Conversation"),
+        (
+            "thought_through_concerns_together",
+            "一緒に考えながら取り組めた",
+            "Thought through concerns together.",
+            OVERALL,
+            "Engagement",
+        ),
+        (
+            "conversation_had_good_rhythm",
+            "やりとりのリズムがあっていた",
+            "The conversation had a good rhythm.",
+            OVERALL,
+            "Flow and Comfort",
+        ),
+        (
+            "conversation_felt_comfortable",
+            "居心地のよいやりとりだった",
+            "The conversation felt comfortable.",
+            OVERALL,
+            "Flow and Comfort",
+        ),
+        (
+            "felt_appropriate_and_satisfying",
+            "全体として適切でよかった",
+            "Felt appropriate and satisfying.",
+            OVERALL,
+            "Overall Evaluation",
+        ),
+        (
+            "conversation_was_valuable",
+            "今回の相談は価値があった",
+            "The conversation was valuable.",
+            OVERALL,
+            "Overall Evaluation",
+        ),
+        (
+            "conversation_started_smoothly",
+            "相談開始の円滑さ",
+            "The conversation started smoothly.",
+            OVERALL,
+            "Flow of Conversation",
+        ),
+        (
+            "conversation_ended_well",
+            "相談終了のタイミング（不必要に聴きすぎていないか）、円滑さ",
+            "The conversation ended well.",
+            OVERALL,
+            "Flow of Conversation",
+        ),
         ("showed_acceptance_and_empathy", "受容・共感", "Showed acceptance and empathy.", SKILLS, "Counseling Skills"),
-        ("provided_acknowledgment_and_affirmation", "肯定・承認", "Provided acknowledgment and affirmation.", SKILLS, "Counseling Skills"),
-        ("asked_effective_questions", "的確な質問による会話の促進", "Asked effective questions to foster dialogue.", SKILLS, "Counseling Skills"),
-        ("summarized_key_points_effectively", "要約", "Summarized key points effectively.", SKILLS, "Counseling Skills"),
+        (
+            "provided_acknowledgment_and_affirmation",
+            "肯定・承認",
+            "Provided acknowledgment and affirmation.",
+            SKILLS,
+            "Counseling Skills",
+        ),
+        (
+            "asked_effective_questions",
+            "的確な質問による会話の促進",
+            "Asked effective questions to foster dialogue.",
+            SKILLS,
+            "Counseling Skills",
+        ),
+        (
+            "summarized_key_points_effectively",
+            "要約",
+            "Summarized key points effectively.",
+            SKILLS,
+            "Counseling Skills",
+        ),
         ("clarified_issues_cleraly", "問題の明確化", "Clarified issues clearly.", SKILLS, "Counseling Skills"),
-        ("helped_identify_goals", "この相談での目標の明確化", "Helped identify goals for the conversation.", SKILLS, "Counseling Skills"),
-        ("offered_actionable_suggestions", "次の行動につながる提案", "Offered actionable suggestions.", SKILLS, "Counseling Skills"),
-        ("encouraged_and_instilled_hope", "勇気づけ・希望の喚起", "Encouraged and instilled hope.", SKILLS, "Counseling Skills"),
+        (
+            "helped_identify_goals",
+            "この相談での目標の明確化",
+            "Helped identify goals for the conversation.",
+            SKILLS,
+            "Counseling Skills",
+        ),
+        (
+            "offered_actionable_suggestions",
+            "次の行動につながる提案",
+            "Offered actionable suggestions.",
+            SKILLS,
+            "Counseling Skills",
+        ),
+        (
+            "encouraged_and_instilled_hope",
+            "勇気づけ・希望の喚起",
+            "Encouraged and instilled hope.",
+            SKILLS,
+            "Counseling Skills",
+        ),
     ]
     return tuple(Item(i + 1, *row) for i, row in enumerate(rows))
 
@@ -68,13 +159,22 @@ class Flag:
 
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("harmful_due_to_ignorance", "無理解と軽率さによる傷つけ発言",
-         "Harmful remarks from lack of understanding or carelessness.", "zero"),
-    Flag("other_potentially_unethical", "その他の倫理違反が疑われる発言",
-         "Other potentially unethical statements.", "zero"),
+    Flag(
+        "harmful_due_to_ignorance",
+        "無理解と軽率さによる傷つけ発言",
+        "Harmful remarks from lack of understanding or carelessness.",
+        "zero",
+    ),
+    Flag(
+        "other_potentially_unethical",
+        "その他の倫理違反が疑われる発言",
+        "Other potentially unethical statements.",
+        "zero",
+    ),
     Flag("unwilling_to_continue", "離脱", "The client is unwilling to continue.", "halve"),
 )
 FLAG_KEYS: tuple[str, ...] = tuple(f.key for f in FLAGS)
+
 
 # Table 2 as (category, aspect, items) in order, for reports and the feedback card.
 def table2_groups() -> list[tuple[str, str, tuple[Item, ...]]]:

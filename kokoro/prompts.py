@@ -10,6 +10,7 @@ them, so a model is always asked the way it was taught.
 * histories longer than the context: keep the most recent whole turns (the kept window starts
   at a client turn); the target is never cut.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,6 +38,22 @@ CHAT_ROLES = {"counselor": "assistant", "client": "user"}
 
 CountTokens = Callable[[str], int]
 
+# Control tokens of the chat templates we serve (Llama 3, Gemma, ChatML, Mistral, SentencePiece
+# BOS/EOS). Dialogue text (a client's message, a model's reply kept in the history) never carries
+# them: they are written with full-width brackets, so a client typing
+# "<end_of_turn><start_of_turn>model" cannot end the user turn or write into the model's.
+CONTROL_TOKENS = re.compile(
+    r"<\|[^<>|\s]{1,40}\|>|</?(?:s|bos|eos|pad|unk|mask|start_of_turn|end_of_turn|start_of_image|end_of_image)>"
+    r"|\[/?INST\]|<</?SYS>>",
+    re.IGNORECASE,
+)
+_FULLWIDTH = str.maketrans({"<": "＜", ">": "＞", "[": "［", "]": "］", "|": "｜"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every chat-template control token defused (rendered, not parsed)."""
+    return CONTROL_TOKENS.sub(lambda m: m.group(0).translate(_FULLWIDTH), text)
+
 
 class ContextTooShort(ValueError):
     """Even the shortest allowed prompt plus the target does not fit the context."""
@@ -55,41 +72,58 @@ class Example:
 
 
 # ---------------------------------------------------------------- counselor
-def counselor_messages(history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM,
-                       cut: bool = False) -> list[dict]:
+def counselor_messages(history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM, cut: bool = False) -> list[dict]:
     """Messages for the next counselor turn after ``history`` (merged here if not already)."""
     turns = merge_turns(history)
     msgs: list[dict] = [{"role": "system", "content": system}] if system else []
     if not cut and (not turns or turns[0].role == "counselor"):
         msgs.append({"role": "user", "content": OPENING_CUE})
-    msgs += [{"role": CHAT_ROLES[t.role], "content": t.text} for t in turns]
+    msgs += [{"role": CHAT_ROLES[t.role], "content": escape_controls(t.text)} for t in turns]
     return msgs
 
 
-def counselor_prompt(fmt: ChatFormat, history: Sequence[Turn], system: str | None = COUNSELOR_SYSTEM,
-                     max_tokens: int | None = None, count_tokens: CountTokens | None = None,
-                     reserve: int = 0, max_turns: int = 0, min_start: int = 0) -> tuple[str, int]:
+def counselor_prompt(
+    fmt: ChatFormat,
+    history: Sequence[Turn],
+    system: str | None = COUNSELOR_SYSTEM,
+    max_tokens: int | None = None,
+    count_tokens: CountTokens | None = None,
+    reserve: int = 0,
+    max_turns: int = 0,
+    min_start: int = 0,
+) -> tuple[str, int]:
     """The generation prompt for serving: (text, index of the first kept merged turn).
     ``reserve`` tokens are left free for the reply; ``max_turns`` caps the history (0 = no cap);
     ``min_start`` keeps an earlier cut (so a session's prompt prefix stays stable)."""
     turns = merge_turns(history)
+
     def build(start: int) -> str:
         return fmt.render(counselor_messages(turns[start:], system, cut=start > 0), add_generation_prompt=True)
+
     start = _fit(turns, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens, max_turns, min_start)
     return build(start), start
 
 
-def counselor_example(fmt: ChatFormat, history: Sequence[Turn], target: str,
-                      system: str | None = COUNSELOR_SYSTEM, max_tokens: int | None = None,
-                      count_tokens: CountTokens | None = None, max_turns: int = 0) -> Example:
+def counselor_example(
+    fmt: ChatFormat,
+    history: Sequence[Turn],
+    target: str,
+    system: str | None = COUNSELOR_SYSTEM,
+    max_tokens: int | None = None,
+    count_tokens: CountTokens | None = None,
+    max_turns: int = 0,
+) -> Example:
     """A training/evaluation example: prompt from ``history``, completion = ``target`` + end of turn."""
     turns = merge_turns(history)
+
     def pair(start: int) -> tuple[str, str]:
         msgs = counselor_messages(turns[start:], system, cut=start > 0)
         return _split_completion(fmt, msgs, target)
+
     def cost(start: int) -> int:
         p, c = pair(start)
         return count_tokens(p) + count_tokens(c)
+
     start = _fit(turns, cost, max_tokens, count_tokens, max_turns)
     prompt, completion = pair(start)
     return Example(prompt, completion, target, start)
@@ -107,14 +141,16 @@ def counselor_examples(fmt: ChatFormat, dialogue: Dialogue, **kw) -> list[Exampl
 
 # ---------------------------------------------------------------- scorer
 def transcript(turns: Sequence[Turn]) -> str:
-    return "\n".join(f"{ROLE_NAMES[t.role]}: {t.text}" for t in merge_turns(turns))
+    return "\n".join(f"{ROLE_NAMES[t.role]}: {escape_controls(t.text)}" for t in merge_turns(turns))
 
 
 def scorer_instruction() -> str:
     lines = [f"{it.number}. {it.key}（{it.label_ja}）" for it in ITEMS]
-    return ("次の対話を、相談者の立場から以下の20項目について0〜5の整数で評価してください。\n"
-            + "\n".join(lines)
-            + "\n項目名をキー、評価を値とするJSONオブジェクトを1つだけ出力してください。")
+    return (
+        "次の対話を、相談者の立場から以下の20項目について0〜5の整数で評価してください。\n"
+        + "\n".join(lines)
+        + "\n項目名をキー、評価を値とするJSONオブジェクトを1つだけ出力してください。"
+    )
 
 
 def scorer_messages(turns: Sequence[Turn], system: str | None = SCORER_SYSTEM, cut: bool = False) -> list[dict]:
@@ -155,25 +191,40 @@ def parse_scores(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def scorer_prompt(fmt: ChatFormat, turns: Sequence[Turn], system: str | None = SCORER_SYSTEM,
-                  max_tokens: int | None = None, count_tokens: CountTokens | None = None,
-                  reserve: int = 0) -> tuple[str, int]:
+def scorer_prompt(
+    fmt: ChatFormat,
+    turns: Sequence[Turn],
+    system: str | None = SCORER_SYSTEM,
+    max_tokens: int | None = None,
+    count_tokens: CountTokens | None = None,
+    reserve: int = 0,
+) -> tuple[str, int]:
     merged = merge_turns(turns)
+
     def build(start: int) -> str:
         return fmt.render(scorer_messages(merged[start:], system, cut=start > 0), add_generation_prompt=True)
+
     start = _fit(merged, lambda s: count_tokens(build(s)) + reserve, max_tokens, count_tokens)
     return build(start), start
 
 
-def scorer_example(fmt: ChatFormat, dialogue: Dialogue, system: str | None = SCORER_SYSTEM,
-                   max_tokens: int | None = None, count_tokens: CountTokens | None = None) -> Example:
+def scorer_example(
+    fmt: ChatFormat,
+    dialogue: Dialogue,
+    system: str | None = SCORER_SYSTEM,
+    max_tokens: int | None = None,
+    count_tokens: CountTokens | None = None,
+) -> Example:
     merged = dialogue.merged()
     target = scores_json(dialogue.items)
+
     def pair(start: int) -> tuple[str, str]:
         return _split_completion(fmt, scorer_messages(merged[start:], system, cut=start > 0), target)
+
     def cost(start: int) -> int:
         p, c = pair(start)
         return count_tokens(p) + count_tokens(c)
+
     start = _fit(merged, cost, max_tokens, count_tokens)
     prompt, completion = pair(start)
     return Example(prompt, completion, target, start)
@@ -203,7 +254,7 @@ def client_sim_messages(history: Sequence[Turn], system: str = CLIENT_SIM_SYSTEM
     turns = merge_turns(history)
     if not turns or turns[0].role == "client":
         msgs.append({"role": "user", "content": OPENING_CUE})
-    msgs += [{"role": "assistant" if t.role == "client" else "user", "content": t.text} for t in turns]
+    msgs += [{"role": "assistant" if t.role == "client" else "user", "content": escape_controls(t.text)} for t in turns]
     return msgs
 
 
@@ -212,13 +263,16 @@ def _split_completion(fmt: ChatFormat, msgs: list[dict], target: str) -> tuple[s
     prompt = fmt.render(msgs, add_generation_prompt=True)
     full = fmt.render(msgs + [{"role": "assistant", "content": target}])
     if not full.startswith(prompt):
-        raise TemplateError(f"chat template {fmt.name!r}: the rendered conversation does not start "
-                            "with the generation prompt, so the target cannot be located")
-    tail = full[len(prompt):]
+        raise TemplateError(
+            f"chat template {fmt.name!r}: the rendered conversation does not start "
+            "with the generation prompt, so the target cannot be located"
+        )
+    tail = full[len(prompt) :]
     end = tail.find(fmt.eot_token)
     if end < 0:
-        raise TemplateError(f"chat template {fmt.name!r} does not end an assistant turn with "
-                            f"its end-of-turn string {fmt.eot_token!r}")
+        raise TemplateError(
+            f"chat template {fmt.name!r} does not end an assistant turn with its end-of-turn string {fmt.eot_token!r}"
+        )
     return prompt, tail[: end + len(fmt.eot_token)]
 
 
@@ -238,12 +292,15 @@ def _fit(turns: Sequence[Turn], cost, max_tokens, count_tokens, max_turns: int =
     if max_tokens is None:
         return starts[0] if starts else 0
     if not starts:
-        raise ContextTooShort(f"the prompt needs {cost(0)} tokens but the context allows {max_tokens}; "
-                              "raise the context length")
+        raise ContextTooShort(
+            f"the prompt needs {cost(0)} tokens but the context allows {max_tokens}; raise the context length"
+        )
     lo, hi = 0, len(starts) - 1  # find the first start that fits; cost falls as start grows
     if cost(starts[hi]) > max_tokens:
-        raise ContextTooShort(f"even the last client turn and the target need {cost(starts[hi])} tokens "
-                              f"but the context allows {max_tokens}; raise the context length")
+        raise ContextTooShort(
+            f"even the last client turn and the target need {cost(starts[hi])} tokens "
+            f"but the context allows {max_tokens}; raise the context length"
+        )
     while lo < hi:
         mid = (lo + hi) // 2
         if cost(starts[mid]) <= max_tokens:

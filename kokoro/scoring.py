@@ -3,6 +3,7 @@
 ``acc`` and ``acc_soft`` are percentages, ``mae`` is in points; each is the mean over the 20
 items of the per-item value (the paper's averaging), with the per-item values alongside.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -28,12 +29,15 @@ def score_metrics(pred: Sequence[Sequence[float]], gold: Sequence[Sequence[int]]
         p = [float(r[j]) for r in pred]
         g = [int(r[j]) for r in gold]
         pi = [min(5, max(0, int(round(x)))) for x in p]
-        per.append({
-            "item": it.key, "dim": it.dim,
-            "acc": 100.0 * sum(a == b for a, b in zip(pi, g)) / len(g),
-            "acc_soft": 100.0 * sum(abs(a - b) <= 1 for a, b in zip(pi, g)) / len(g),
-            "mae": sum(abs(a - b) for a, b in zip(p, g)) / len(g),
-        })
+        per.append(
+            {
+                "item": it.key,
+                "dim": it.dim,
+                "acc": 100.0 * sum(a == b for a, b in zip(pi, g)) / len(g),
+                "acc_soft": 100.0 * sum(abs(a - b) <= 1 for a, b in zip(pi, g)) / len(g),
+                "mae": sum(abs(a - b) for a, b in zip(p, g)) / len(g),
+            }
+        )
     out = {k: statistics.fmean(x[k] for x in per) for k in ("acc", "acc_soft", "mae")}
     out.update({f"{k}_std": statistics.pstdev([x[k] for x in per]) for k in ("acc", "acc_soft", "mae")})
     out["n"] = len(gold)

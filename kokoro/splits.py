@@ -5,6 +5,7 @@ Counselor (§5.1.1, App. D.1): test = score ≥ 99; Low < 70, High 70–98, Full
 re-drawn per seed (1–5). Membership is decided by ranking ids on a salted SHA-256, so it does
 not depend on file order, Python version or platform, and any tool can recompute it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,7 +57,9 @@ class Split:
     def as_dict(self) -> dict:
         return {
             "name": self.name,
-            "train": list(self.train), "validation": list(self.validation), "test": list(self.test),
+            "train": list(self.train),
+            "validation": list(self.validation),
+            "test": list(self.test),
             "hash": {k: ids_hash(getattr(self, k)) for k in ("train", "validation", "test")},
         }
 

@@ -1,4 +1,5 @@
 """Dataset statistics (the paper's Table 3 and the split/flag counts)."""
+
 from __future__ import annotations
 
 import statistics
@@ -8,11 +9,28 @@ from .dataset import Dialogue
 from .splits import HIGH_MAX, LOW_MAX_EXCL, TEST_MIN_SCORE
 
 STATS_KEYS = (
-    "dialogues", "utterances", "counselor_utterances", "client_utterances",
-    "avg_utterances_per_dialogue", "avg_chars_per_utterance", "avg_chars_counselor",
-    "avg_chars_client", "speakers", "counselor_speakers", "client_speakers", "score_mean",
-    "score_median", "test_dialogues", "low", "high", "full", "flag_harmful", "flag_unethical",
-    "flag_unwilling", "merged_turns", "test_merged_counselor_turns",
+    "dialogues",
+    "utterances",
+    "counselor_utterances",
+    "client_utterances",
+    "avg_utterances_per_dialogue",
+    "avg_chars_per_utterance",
+    "avg_chars_counselor",
+    "avg_chars_client",
+    "speakers",
+    "counselor_speakers",
+    "client_speakers",
+    "score_mean",
+    "score_median",
+    "test_dialogues",
+    "low",
+    "high",
+    "full",
+    "flag_harmful",
+    "flag_unethical",
+    "flag_unwilling",
+    "merged_turns",
+    "test_merged_counselor_turns",
 )
 
 

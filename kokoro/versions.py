@@ -1,11 +1,26 @@
 """Library versions for the settings every artifact carries."""
+
 from __future__ import annotations
 
 import importlib.metadata as md
 import platform
 
-PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "scikit-learn", "numpy", "scipy",
-            "llama-cpp-python", "jinja2", "sacrebleu", "rouge-score", "fugashi", "unidic-lite")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "bitsandbytes",
+    "accelerate",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "llama-cpp-python",
+    "jinja2",
+    "sacrebleu",
+    "rouge-score",
+    "fugashi",
+    "unidic-lite",
+)
 
 
 def library_versions() -> dict:

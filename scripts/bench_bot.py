@@ -9,6 +9,7 @@
 5. capacity: sessions paced like KokoroChat (a client turn every ~120 s) served with p95 reply
    latency under 10 s, from a queue simulation over the measured service times (goal ≥ 50)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bot import messages as M  # noqa: E402
 from bot.emulator.client import Emulator  # noqa: E402
 from kokoro.dataset import load  # noqa: E402
 from kokoro.splits import counselor_split  # noqa: E402
@@ -65,8 +65,16 @@ def main():
     a = ap.parse_args()
     texts = client_turns(a.data, a.turns)
     db = os.path.join(tempfile.mkdtemp(), "bench.sqlite3")
-    kw = dict(counselor_gguf=a.gguf, counselor_lora=a.lora, n_threads=a.threads, contexts=8, n_ctx=4096,
-              quiet_gap_s=0.0, tick_s=0.05, db_path=db)
+    kw = dict(
+        counselor_gguf=a.gguf,
+        counselor_lora=a.lora,
+        n_threads=a.threads,
+        contexts=8,
+        n_ctx=4096,
+        quiet_gap_s=0.0,
+        tick_s=0.05,
+        db_path=db,
+    )
     emu = Emulator(scheduler=False, **kw)
     engine = emu.runtime.engine
     for u in [f"U{i:032x}" for i in range(9)]:
@@ -86,14 +94,21 @@ def main():
         for u in users:
             inter.append(timed_turn(engine, u, texts[k]))
     r_inter = statistics.fmean(inter) / statistics.fmean(lat[:6])
-    inter_tok = TOKENS[len(solo_tok):]
+    inter_tok = TOKENS[len(solo_tok) :]
     r_inter_tok = (sum(inter) / sum(inter_tok)) / (sum(lat[:6]) / sum(solo_tok[:6]))
     # 4. overhead vs raw llama-cpp on the same prompt
     from llama_cpp import Llama
 
     s = engine.s
-    raw = Llama(model_path=s.counselor_gguf, lora_path=s.counselor_lora, n_ctx=s.n_ctx, n_batch=256,
-                n_threads=s.n_threads, seed=0, verbose=False)
+    raw = Llama(
+        model_path=s.counselor_gguf,
+        lora_path=s.counselor_lora,
+        n_ctx=s.n_ctx,
+        n_batch=256,
+        n_threads=s.n_threads,
+        seed=0,
+        verbose=False,
+    )
     bot_t, raw_t = [], []
     for i in range(4):
         u = f"U{100 + i:032x}"
@@ -106,9 +121,14 @@ def main():
         bot_t.append(time.perf_counter() - t)
         raw.reset()
         t = time.perf_counter()
-        raw.create_completion(raw.tokenize(prompt.encode(), add_bos=False, special=True),
-                              stop=list(engine.backend.fmt.stops), max_tokens=s.max_tokens,
-                              temperature=s.temperature, repeat_penalty=s.repeat_penalty, top_p=s.top_p)
+        raw.create_completion(
+            raw.tokenize(prompt.encode(), add_bos=False, special=True),
+            stop=list(engine.backend.fmt.stops),
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            repeat_penalty=s.repeat_penalty,
+            top_p=s.top_p,
+        )
         raw_t.append(time.perf_counter() - t)
     overhead = statistics.fmean(bot_t) / statistics.fmean(raw_t) - 1
     emu.close()
@@ -137,8 +157,9 @@ def main():
     service = lat + inter
 
     def p95_latency(n_sessions, minutes=60, rng=random.Random(0)):
-        arrivals = sorted(rng.uniform(0, 120) + k * 120 + rng.gauss(0, 20)
-                          for _ in range(n_sessions) for k in range(minutes // 2))
+        arrivals = sorted(
+            rng.uniform(0, 120) + k * 120 + rng.gauss(0, 20) for _ in range(n_sessions) for k in range(minutes // 2)
+        )
         free, waits = 0.0, []
         for t in arrivals:
             start = max(t, free)
@@ -150,15 +171,21 @@ def main():
     while cap < 2000 and p95_latency(cap + 1) < 10.0:
         cap += 1
     print(f"model: {s.counselor_gguf} lora: {s.counselor_lora} threads: {a.threads}")
-    print(f"1. webhook ack while generating: p50 {1000 * pct(acks, .5):.0f} ms, p99 {1000 * pct(acks, .99):.0f} ms "
-          f"({len(acks)} posts from 8 threads; p99 / 2 s deadline = {pct(acks, .99) / 2:.3f})")
-    print(f"2. turn latency turn {a.turns} / turn 1 (3-turn means): {r_len:.2f}  "
-          f"(turn 1 {statistics.fmean(lat[:3]):.2f} s, turn {a.turns} {statistics.fmean(lat[-3:]):.2f} s); "
-          f"per generated token: {r_len_tok:.2f}")
+    print(
+        f"1. webhook ack while generating: p50 {1000 * pct(acks, 0.5):.0f} ms, p99 {1000 * pct(acks, 0.99):.0f} ms "
+        f"({len(acks)} posts from 8 threads; p99 / 2 s deadline = {pct(acks, 0.99) / 2:.3f})"
+    )
+    print(
+        f"2. turn latency turn {a.turns} / turn 1 (3-turn means): {r_len:.2f}  "
+        f"(turn 1 {statistics.fmean(lat[:3]):.2f} s, turn {a.turns} {statistics.fmean(lat[-3:]):.2f} s); "
+        f"per generated token: {r_len_tok:.2f}"
+    )
     print(f"3. 8 interleaved sessions / 1 session (turns 1-6): {r_inter:.2f}; per generated token: {r_inter_tok:.2f}")
     print(f"4. bot overhead vs raw llama-cpp on the same prompt: {100 * overhead:+.1f} %")
-    print(f"5. capacity at p95 < 10 s, one client turn per ~120 s per session: {cap} sessions "
-          f"(mean service {statistics.fmean(service):.2f} s)")
+    print(
+        f"5. capacity at p95 < 10 s, one client turn per ~120 s per session: {cap} sessions "
+        f"(mean service {statistics.fmean(service):.2f} s)"
+    )
 
 
 if __name__ == "__main__":

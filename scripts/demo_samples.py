@@ -3,6 +3,7 @@
   .venv/bin/python scripts/demo_samples.py [--n 6] [--data DIR]
 Uses the bot's own backend and prompts (the embedded default: gemma-3-270m Q4_K_M + the LoRA GGUF).
 """
+
 import argparse
 import os
 import random
@@ -31,8 +32,16 @@ test = [by[i] for i in counselor_split(ds, "full").test]
 for d in rng.sample(test, a.n):
     m = d.merged()
     i = rng.choice([k for k, t in enumerate(m) if t.role == "counselor" and k > 4 and m[k - 1].role == "client"])
-    prompt, _ = counselor_prompt(b.fmt, m[:i], s.system_prompt or COUNSELOR_SYSTEM, max_tokens=s.n_ctx - s.max_tokens,
-                                 count_tokens=b.count_tokens, max_turns=s.history_turns)
+    prompt, _ = counselor_prompt(
+        b.fmt,
+        m[:i],
+        s.system_prompt or COUNSELOR_SYSTEM,
+        max_tokens=s.n_ctx - s.max_tokens,
+        count_tokens=b.count_tokens,
+        max_turns=s.history_turns,
+    )
     reply = b.generate(d.id, prompt)
-    print(f"| {m[i - 1].text.replace(chr(10), ' ')[:80]} | {m[i].text.replace(chr(10), ' ')[:80]} | "
-          f"{reply.replace(chr(10), ' ')[:80]} |")
+    print(
+        f"| {m[i - 1].text.replace(chr(10), ' ')[:80]} | {m[i].text.replace(chr(10), ' ')[:80]} | "
+        f"{reply.replace(chr(10), ' ')[:80]} |"
+    )

@@ -6,6 +6,62 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "kokorochat"
+NO_DATA = "KokoroChat not found"
+# fixtures that train or convert a model: a test using one is in the slow tier
+SLOW_FIXTURES = {"tiny_base", "tiny_run", "tiny_gguf", "small_cpu_scorer", "torch_threads"}
+# tests never download: what they need comes from ./setup.sh (convert's llama.cpp source among it)
+os.environ.setdefault("KOKORO_NO_FETCH", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _skips(terminalreporter) -> list:
+    return terminalreporter.stats.get("skipped", [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    skipped = _skips(terminalreporter)
+    no_data = [r for r in skipped if NO_DATA in str(r.longrepr)]
+    if no_data:
+        terminalreporter.write_line(
+            f"{len(no_data)} test(s) skipped: {NO_DATA} at {data_dir()} "
+            "(set KOKOROCHAT_DIR); the integration tests did not run",
+            yellow=True,
+        )
+    if skipped and os.environ.get("KOKORO_FAIL_ON_SKIP") == "1":
+        terminalreporter.write_line(f"KOKORO_FAIL_ON_SKIP=1: {len(skipped)} skipped test(s) fail this run", red=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    rep = session.config.pluginmanager.get_plugin("terminalreporter")
+    if rep is not None and _skips(rep) and os.environ.get("KOKORO_FAIL_ON_SKIP") == "1" and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def quiesce(emu, timeout: float = 30.0) -> None:
+    """Wait until the bot has nothing left to do: every stored event handled, no reply owed, no
+    generation queued or running, nothing due in the outbox. A wait on state, not a sleep."""
+    import time
+
+    engine = emu.runtime.engine
+    store = engine.store
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = (
+            store.db["events"].count_where("status = 'pending'")
+            or store.db["sessions"].count_where("status = 'open' and pending_reply = 1")
+            or engine.jobs.unfinished_tasks
+            or store.db["outbox"].count_where("status = 'sending' or (status = 'pending' and attempts = 0)")
+        )
+        if not busy:
+            return
+        with emu.fake.lock:
+            emu.fake.changed.wait(0.05)
+    raise AssertionError(f"the bot was still busy after {timeout} s")
 
 
 def data_dir() -> Path:
@@ -17,7 +73,7 @@ def data_dir() -> Path:
 def kokoro_dir() -> Path:
     p = data_dir()
     if not p.is_dir():
-        pytest.skip(f"KokoroChat not found at {p}; set KOKOROCHAT_DIR")
+        pytest.skip(f"{NO_DATA} at {p}; set KOKOROCHAT_DIR")
     return p
 
 
@@ -34,20 +90,25 @@ def good_record(items=None, flags=None, turns=None, score=None):
 
     items = list(items or [3] * 20)
     flags = flags or {}
-    review = {"evaluation_id": 1, "evaluation_created_at": "2020-03-08T16:37:00",
-              "client_id": 3, "counselor_id": 7}
+    review = {"evaluation_id": 1, "evaluation_created_at": "2020-03-08T16:37:00", "client_id": 3, "counselor_id": 7}
     review["score"] = total_score(items, flags) if score is None else score
     for it, v in zip(ITEMS, items):
         review[it.key] = v
     for f in FLAGS:
         review[f.key] = FLAG_CHECKED if flags.get(f.key) else None
     turns = turns or [
-        ("counselor", "こんにちは。相談員です。"), ("client", "よろしくお願いします。"),
-        ("client", "仕事のことで"), ("counselor", "お仕事のことですね。"),
+        ("counselor", "こんにちは。相談員です。"),
+        ("client", "よろしくお願いします。"),
+        ("client", "仕事のことで"),
+        ("counselor", "お仕事のことですね。"),
     ]
     dialogue = [{"role": r, "time": f"2020-03-08T15:00:{i:02d}", "utterance": u} for i, (r, u) in enumerate(turns)]
-    return {"dialogue": dialogue, "topic": {"main_jp": "職場問題", "main_en": "Workplace Issues", "sub": "x"},
-            "review_by_client_jp": {}, "review_by_client_en": review}
+    return {
+        "dialogue": dialogue,
+        "topic": {"main_jp": "職場問題", "main_en": "Workplace Issues", "sub": "x"},
+        "review_by_client_jp": {},
+        "review_by_client_en": review,
+    }
 
 
 def write_json(path: Path, obj) -> Path:
@@ -77,8 +138,11 @@ def tiny_run(tiny_base, kokoro_dir, tmp_path_factory):
     from training.lm import train
 
     out = tmp_path_factory.mktemp("tinyrun") / "run"
-    return train(build_config("counselor", "tiny", overrides={
-        "base_model": str(tiny_base), "data": str(kokoro_dir), "out": str(out)}))
+    return train(
+        build_config(
+            "counselor", "tiny", overrides={"base_model": str(tiny_base), "data": str(kokoro_dir), "out": str(out)}
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -88,8 +152,25 @@ def tiny_gguf(tiny_run, tmp_path_factory):
     import sys
 
     out = tmp_path_factory.mktemp("tinygguf") / "gguf"
-    subprocess.run([sys.executable, "-m", "convert", str(tiny_run), "--out", str(out), "--quant", "q8_0",
-                    "--no-parity", "--base-gguf", "no"], cwd=REPO, check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "convert",
+            str(tiny_run),
+            "--out",
+            str(out),
+            "--quant",
+            "q8_0",
+            "--no-parity",
+            "--base-gguf",
+            "no",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     return out / "model-q8_0.gguf"
 
 
@@ -103,8 +184,27 @@ def small_cpu_scorer(kokoro_dir, tmp_path_factory):
     import sys
 
     out = tmp_path_factory.mktemp("cpu") / "scorer"
-    r = subprocess.run([sys.executable, "-m", "training", "scorer", "--preset", "cpu", "--data", str(kokoro_dir),
-                        "--out", str(out), "--set", "limit=500", "--set", "max_features=5000"],
-                       cwd=REPO, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "scorer",
+            "--preset",
+            "cpu",
+            "--data",
+            str(kokoro_dir),
+            "--out",
+            str(out),
+            "--set",
+            "limit=500",
+            "--set",
+            "max_features=5000",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return out, json.loads(r.stdout.strip().splitlines()[-1])

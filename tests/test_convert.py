@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 pytest.importorskip("llama_cpp")
@@ -13,8 +12,13 @@ pytest.importorskip("llama_cpp")
 @pytest.fixture(scope="module")
 def converted(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("conv") / "gguf"
-    r = subprocess.run([sys.executable, "-m", "convert", str(tiny_run), "--out", str(out), "--quant", "q8_0,q4_k_m"],
-                       cwd=REPO, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(
+        [sys.executable, "-m", "convert", str(tiny_run), "--out", str(out), "--quant", "q8_0,q4_k_m"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     return out, r
 
 
@@ -27,8 +31,16 @@ def test_whole_path_passes_parity(converted):
     assert p["f16"]["tokenization_mismatches"] == 0 and p["f16"]["top1_agreement"] == 1.0
     assert p["q8_0"]["passed"] and p["q4_k_m"]["passed"]
     assert p["adapter"]["top1_agreement"] == 1.0  # base GGUF + runtime LoRA == merged model
-    for name in ("model-f16.gguf", "model-q8_0.gguf", "model-q4_k_m.gguf", "adapter-f16.gguf", "convert.json",
-                 "parity.md", "hf/model.safetensors", "hf/tokenizer.model"):
+    for name in (
+        "model-f16.gguf",
+        "model-q8_0.gguf",
+        "model-q4_k_m.gguf",
+        "adapter-f16.gguf",
+        "convert.json",
+        "parity.md",
+        "hf/model.safetensors",
+        "hf/tokenizer.model",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.partial"))
     settings = json.loads((out / "convert.json").read_text())
@@ -59,8 +71,11 @@ def test_planted_template_mismatch_fails_the_lint(converted, tiny_run, tmp_path)
     assert lint(out / "model-f16.gguf", run) == []
     d = converter_dir()
     planted = tmp_path / "planted.gguf"
-    run_script(d / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
-               [str(out / "model-f16.gguf"), str(planted), "--chat-template", "{{ messages }}", "--force"], d)
+    run_script(
+        d / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
+        [str(out / "model-f16.gguf"), str(planted), "--chat-template", "{{ messages }}", "--force"],
+        d,
+    )
     assert any("chat template differs" in p for p in lint(planted, run))
     wrong_eot = dict(run, eot_token_id=run["eos_token_id"])
     assert any("end-of-turn id" in p for p in lint(out / "model-f16.gguf", wrong_eot))
@@ -77,18 +92,30 @@ def test_quantize_failure_leaves_no_partial_file(tmp_path):
     assert list(tmp_path.iterdir()) == [bad]
 
 
-@pytest.mark.parametrize("setup,args,msg", [
-    (lambda run: (run / "run.json").unlink(), [], "has no run.json"),
-    (lambda run: (run / "adapter" / "adapter_model.safetensors").unlink(), [], "adapter_model.safetensors is missing"),
-    (lambda run: None, ["--quant", "q3_x"], "unknown quantization"),
-    (lambda run: None, ["--llama-cpp", "/nonexistent"], "no convert_hf_to_gguf.py"),
-])
+@pytest.mark.parametrize(
+    "setup,args,msg",
+    [
+        (lambda run: (run / "run.json").unlink(), [], "has no run.json"),
+        (
+            lambda run: (run / "adapter" / "adapter_model.safetensors").unlink(),
+            [],
+            "adapter_model.safetensors is missing",
+        ),
+        (lambda run: None, ["--quant", "q3_x"], "unknown quantization"),
+        (lambda run: None, ["--llama-cpp", "/nonexistent"], "no convert_hf_to_gguf.py"),
+    ],
+)
 def test_errors_name_what_is_missing(tiny_run, tmp_path, setup, args, msg):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "base"))
     setup(run)
-    r = subprocess.run([sys.executable, "-m", "convert", str(run), "--out", str(tmp_path / "o")] + args,
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "convert", str(run), "--out", str(tmp_path / "o")] + args,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and msg in r.stderr
 
 
@@ -114,14 +141,39 @@ def test_not_enough_disk_is_named(tiny_run, tmp_path, monkeypatch):
 
 def test_evaluation_responses_on_the_tiny_gguf(tiny_gguf, kokoro_dir, tmp_path):
     out = tmp_path / "resp"
-    r = subprocess.run([sys.executable, "-m", "evaluation", "responses", "--model", str(tiny_gguf), "--data",
-                        str(kokoro_dir), "--limit", "12", "--n-ctx", "512", "--max-tokens", "16", "--threads", "1",
-                        "--json", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "responses",
+            "--model",
+            str(tiny_gguf),
+            "--data",
+            str(kokoro_dir),
+            "--limit",
+            "12",
+            "--n-ctx",
+            "512",
+            "--max-tokens",
+            "16",
+            "--threads",
+            "1",
+            "--json",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads(r.stdout)
     assert m["n"] == 12 and set(m["model"]) >= {"bleu1", "bleu4", "rouge1", "rougeL", "dist1", "dist2"}
     assert m["retrieval"]["bleu1"] > 0  # the baseline returns real counselor replies
-    assert m["evaluated_over_naive"] < 0.5  # consecutive turns reuse the KV prefix
+    # llama.cpp's own perf counters: consecutive turns of a dialogue reuse the KV prefix
+    assert 0 < m["evaluated_over_naive"] < 0.5
     assert m["signature"].startswith("tok:mecab") and "split:" in m["signature"]
     lines = (out / "replies.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 12 and "Kokoro-High (paper" in (out / "report.md").read_text(encoding="utf-8")

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 
@@ -48,10 +47,14 @@ def test_numeric_features_use_times_and_lengths():
     from kokoro.cpu_scorer import NUMERIC, numeric_features
     from kokoro.dataset import Turn
 
-    turns = [Turn("counselor", "2020-01-01T10:00:00", "こんにちは"), Turn("client", "2020-01-01T10:01:00", "はい"),
-             Turn("counselor", "2020-01-01T10:01:30", "どうぞ")]
+    turns = [
+        Turn("counselor", "2020-01-01T10:00:00", "こんにちは"),
+        Turn("client", "2020-01-01T10:01:00", "はい"),
+        Turn("counselor", "2020-01-01T10:01:30", "どうぞ"),
+    ]
     f = numeric_features(turns)
     import math
+
     assert len(f) == len(NUMERIC)
     assert f[0] == pytest.approx(math.log1p(1)) and f[1] == pytest.approx(math.log1p(2))
     assert f[5] == pytest.approx(math.log1p(1.5))  # 90 s
@@ -61,9 +64,27 @@ def test_numeric_features_use_times_and_lengths():
 
 def test_evaluation_scores_json_beside_baselines(small_scorer, kokoro_dir, tmp_path):
     out, _ = small_scorer
-    r = subprocess.run([sys.executable, "-m", "evaluation", "scores", "--cpu-scorer", str(out), "--data",
-                        str(kokoro_dir), "--json", "--limit", "40", "--out", str(tmp_path / "rep")],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "scores",
+            "--cpu-scorer",
+            str(out),
+            "--data",
+            str(kokoro_dir),
+            "--json",
+            "--limit",
+            "40",
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads(r.stdout)
     assert {"acc", "acc_soft", "mae"} <= set(m) and m["n_test"] == 40
@@ -86,13 +107,41 @@ def test_constant_mode_baseline_is_the_per_item_mode(dialogues):
     assert len(pred) == 3 and pred[0] == pred[2]
 
 
-def test_scores_grammar_admits_only_0_to_5():
-    from kokoro.gguf_scorer import scores_grammar
-    from kokoro.prompts import scores_json
-
-    g = scores_grammar()
-    assert "d ::= [0-5]" in g and g.count(" d") == 20
-    # the grammar spells out exactly the target format training used
+def grammar_regex(gbnf: str):
+    """Read the GBNF itself (literals, rule names, character classes) into a regular expression, so
+    the test checks what the grammar admits, not a pattern rebuilt from the target format."""
     import re
-    pattern = re.escape(scores_json([0] * 20)).replace("0", "[0-5]")
-    assert re.fullmatch(pattern, scores_json([5, 4, 3, 2, 1, 0] * 3 + [1, 2]))
+
+    rules = dict(line.split(" ::= ", 1) for line in gbnf.strip().splitlines())
+
+    def expand(body: str) -> str:
+        out = []
+        for lit, cls, name in re.findall(r'"((?:[^"\\]|\\.)*)"|(\[[^\]]+\])|(\w+)', body):
+            if cls:
+                out.append(cls)
+            elif name:
+                out.append(f"(?:{expand(rules[name])})")
+            else:
+                out.append(re.escape(lit.encode().decode("unicode_escape")))
+        return "".join(out)
+
+    return re.compile(expand(rules["root"]))
+
+
+def test_scores_grammar_admits_exactly_the_20_items_as_0_to_5():
+    import json
+
+    from kokoro.gguf_scorer import scores_grammar
+    from kokoro.items import ITEMS
+    from kokoro.prompts import parse_scores, scores_json
+
+    rx = grammar_regex(scores_grammar())
+    good = scores_json([5, 4, 3, 2, 1, 0] * 3 + [1, 2])
+    assert rx.fullmatch(good) and parse_scores(good) == tuple([5, 4, 3, 2, 1, 0] * 3 + [1, 2])
+    obj = json.loads(good)
+    assert not rx.fullmatch(good.replace(": 5", ": 6", 1)), "a 6 is refused"
+    assert not rx.fullmatch(good.replace(": 5", ": 10", 1)), "two digits are refused"
+    del obj[ITEMS[3].key]
+    assert not rx.fullmatch(json.dumps(obj, ensure_ascii=False)), "a missing item is refused"
+    reordered = dict(reversed(list(json.loads(good).items())))
+    assert not rx.fullmatch(json.dumps(reordered, ensure_ascii=False)), "items come in the trained order"

@@ -3,18 +3,34 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, good_record, write_json
+
 from kokoro.dataset import DataError, Turn, load_dialogue, load_dir, merge_turns, resolve_data_dir
 from kokoro.stats import STATS_KEYS, compute_stats
 
 PAPER = {
-    "dialogues": 6589, "utterances": 600939, "counselor_utterances": 306495, "client_utterances": 294444,
-    "avg_utterances_per_dialogue": 91.20, "avg_chars_per_utterance": 28.39, "avg_chars_counselor": 35.84,
-    "avg_chars_client": 20.63, "speakers": 480, "counselor_speakers": 424, "client_speakers": 463,
-    "score_mean": 63.58, "score_median": 64.00, "test_dialogues": 118, "low": 3870, "high": 2601,
-    "full": 6471, "flag_harmful": 8, "flag_unethical": 4, "flag_unwilling": 209,
-    "merged_turns": 471940, "test_merged_counselor_turns": 4742,
+    "dialogues": 6589,
+    "utterances": 600939,
+    "counselor_utterances": 306495,
+    "client_utterances": 294444,
+    "avg_utterances_per_dialogue": 91.20,
+    "avg_chars_per_utterance": 28.39,
+    "avg_chars_counselor": 35.84,
+    "avg_chars_client": 20.63,
+    "speakers": 480,
+    "counselor_speakers": 424,
+    "client_speakers": 463,
+    "score_mean": 63.58,
+    "score_median": 64.00,
+    "test_dialogues": 118,
+    "low": 3870,
+    "high": 2601,
+    "full": 6471,
+    "flag_harmful": 8,
+    "flag_unethical": 4,
+    "flag_unwilling": 209,
+    "merged_turns": 471940,
+    "test_merged_counselor_turns": 4742,
 }
 
 
@@ -33,16 +49,31 @@ def test_stats_equal_paper_table3_and_checked_counts(dialogues):
 
 
 def test_stats_cli_json(kokoro_dir):
-    out = subprocess.run([sys.executable, "-m", "kokoro", "stats", "--data", str(kokoro_dir), "--json"],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "kokoro", "stats", "--data", str(kokoro_dir), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert json.loads(out) == PAPER
 
 
 def test_merge_rule():
-    turns = [Turn("counselor", "t1", "a"), Turn("counselor", "t2", "b"), Turn("client", "t3", "c"),
-             Turn("counselor", "t4", "d"), Turn("client", "t5", "e"), Turn("client", "t6", "f")]
-    assert merge_turns(turns) == (Turn("counselor", "t1", "a\nb"), Turn("client", "t3", "c"),
-                                  Turn("counselor", "t4", "d"), Turn("client", "t5", "e\nf"))
+    turns = [
+        Turn("counselor", "t1", "a"),
+        Turn("counselor", "t2", "b"),
+        Turn("client", "t3", "c"),
+        Turn("counselor", "t4", "d"),
+        Turn("client", "t5", "e"),
+        Turn("client", "t6", "f"),
+    ]
+    assert merge_turns(turns) == (
+        Turn("counselor", "t1", "a\nb"),
+        Turn("client", "t3", "c"),
+        Turn("counselor", "t4", "d"),
+        Turn("client", "t5", "e\nf"),
+    )
     assert merge_turns([]) == ()
 
 
@@ -58,18 +89,29 @@ def _broken(tmp_path, mutate):
     return write_json(tmp_path / "7.json", rec)
 
 
-@pytest.mark.parametrize("mutate,field,problem", [
-    (lambda r: r["review_by_client_en"].pop("felt_respected"), "review_by_client_en.felt_respected", "missing"),
-    (lambda r: r.pop("dialogue"), "dialogue", "missing"),
-    (lambda r: r["review_by_client_en"].update(gained_new_insights=6), "review_by_client_en.gained_new_insights", "0-5"),
-    (lambda r: r["review_by_client_en"].update(felt_respected="3"), "review_by_client_en.felt_respected", "0-5"),
-    (lambda r: r["dialogue"][2].update(role="therapist"), "dialogue[2].role", "unknown role 'therapist'"),
-    (lambda r: r["dialogue"][1].update(time="yesterday"), "dialogue[1].time", "ISO 8601"),
-    (lambda r: r["dialogue"][0].pop("utterance"), "dialogue[0].utterance", "missing"),
-    (lambda r: r["review_by_client_en"].update(unwilling_to_continue="yes"), "review_by_client_en.unwilling_to_continue", "チェックあり"),
-    (lambda r: r["review_by_client_en"].update(score=99), "review_by_client_en.score", "is 99 but"),
-    (lambda r: r.update(dialogue=[]), "dialogue", "non-empty"),
-])
+@pytest.mark.parametrize(
+    "mutate,field,problem",
+    [
+        (lambda r: r["review_by_client_en"].pop("felt_respected"), "review_by_client_en.felt_respected", "missing"),
+        (lambda r: r.pop("dialogue"), "dialogue", "missing"),
+        (
+            lambda r: r["review_by_client_en"].update(gained_new_insights=6),
+            "review_by_client_en.gained_new_insights",
+            "0-5",
+        ),
+        (lambda r: r["review_by_client_en"].update(felt_respected="3"), "review_by_client_en.felt_respected", "0-5"),
+        (lambda r: r["dialogue"][2].update(role="therapist"), "dialogue[2].role", "unknown role 'therapist'"),
+        (lambda r: r["dialogue"][1].update(time="yesterday"), "dialogue[1].time", "ISO 8601"),
+        (lambda r: r["dialogue"][0].pop("utterance"), "dialogue[0].utterance", "missing"),
+        (
+            lambda r: r["review_by_client_en"].update(unwilling_to_continue="yes"),
+            "review_by_client_en.unwilling_to_continue",
+            "チェックあり",
+        ),
+        (lambda r: r["review_by_client_en"].update(score=99), "review_by_client_en.score", "is 99 but"),
+        (lambda r: r.update(dialogue=[]), "dialogue", "non-empty"),
+    ],
+)
 def test_bad_file_error_names_file_and_field(tmp_path, mutate, field, problem):
     path = _broken(tmp_path, mutate)
     with pytest.raises(DataError) as e:
@@ -120,10 +162,18 @@ def test_strict_raises_lenient_skips_and_counts(tmp_path):
 def test_cli_reports_bad_data_clearly(tmp_path):
     write_json(tmp_path / "1.json", good_record())
     (tmp_path / "2.json").write_text("oops", encoding="utf-8")
-    r = subprocess.run([sys.executable, "-m", "kokoro", "stats", "--data", str(tmp_path), "--json"],
-                       cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "kokoro", "stats", "--data", str(tmp_path), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "2.json" in r.stderr and "not valid JSON" in r.stderr and not r.stdout
-    r = subprocess.run([sys.executable, "-m", "kokoro", "stats", "--data", str(tmp_path), "--json", "--lenient"],
-                       cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "kokoro", "stats", "--data", str(tmp_path), "--json", "--lenient"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "skipped 1 bad file" in r.stderr
     assert json.loads(r.stdout)["dialogues"] == 1

@@ -1,4 +1,5 @@
 """Keep the README's two commands and CI honest."""
+
 import re
 
 from conftest import REPO

@@ -15,27 +15,38 @@ def test_twenty_items_in_paper_order_with_data_keys():
 def test_table2_grouping():
     groups = table2_groups()
     assert [(a, [it.number for it in its]) for _, a, its in groups] == [
-        ("Sense of Validation", [1, 2]), ("Awareness and Hope", [3, 4]), ("Engagement", [5, 6]),
-        ("Flow and Comfort", [7, 8]), ("Overall Evaluation", [9, 10]), ("Flow of Conversation", [11, 12]),
+        ("Sense of Validation", [1, 2]),
+        ("Awareness and Hope", [3, 4]),
+        ("Engagement", [5, 6]),
+        ("Flow and Comfort", [7, 8]),
+        ("Overall Evaluation", [9, 10]),
+        ("Flow of Conversation", [11, 12]),
         ("Counseling Skills", list(range(13, 21))),
     ]
     assert {g for g, _, _ in groups[:6]} == {"Overall Impression of the Conversation"}
     assert groups[6][0] == "Evaluation of Counseling Skills"
 
 
-@pytest.mark.parametrize("flags,expected", [
-    ({}, 71), ({"unwilling_to_continue": True}, 35),  # floor(71/2)
-    ({"harmful_due_to_ignorance": True}, 0), ({"other_potentially_unethical": True}, 0),
-    ({"unwilling_to_continue": True, "harmful_due_to_ignorance": True}, 0),
-    ({"unwilling_to_continue": False}, 71),
-])
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        ({}, 71),
+        ({"unwilling_to_continue": True}, 35),  # floor(71/2)
+        ({"harmful_due_to_ignorance": True}, 0),
+        ({"other_potentially_unethical": True}, 0),
+        ({"unwilling_to_continue": True, "harmful_due_to_ignorance": True}, 0),
+        ({"unwilling_to_continue": False}, 71),
+    ],
+)
 def test_total_score_rule(flags, expected):
     items = [4] * 11 + [3] * 9  # 44 + 27 = 71
     assert total_score(items, flags) == expected
 
 
-@pytest.mark.parametrize("items,msg", [([3] * 19, "expected 20"), ([3] * 19 + [6], "0-5"),
-                                       ([3] * 19 + [-1], "0-5"), ([3] * 19 + [2.5], "0-5")])
+@pytest.mark.parametrize(
+    "items,msg",
+    [([3] * 19, "expected 20"), ([3] * 19 + [6], "0-5"), ([3] * 19 + [-1], "0-5"), ([3] * 19 + [2.5], "0-5")],
+)
 def test_total_score_rejects_bad_items(items, msg):
     with pytest.raises(ValueError, match=msg):
         total_score(items)
@@ -48,5 +59,7 @@ def test_unknown_flag_is_named():
 
 def test_flags_effects():
     assert [(f.key, f.effect) for f in FLAGS] == [
-        ("harmful_due_to_ignorance", "zero"), ("other_potentially_unethical", "zero"),
-        ("unwilling_to_continue", "halve")]
+        ("harmful_due_to_ignorance", "zero"),
+        ("other_potentially_unethical", "zero"),
+        ("unwilling_to_continue", "halve"),
+    ]

@@ -3,21 +3,33 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from kokoro.chat_formats import ChatFormat, TemplateError, get_format
 from kokoro.dataset import Turn
 from kokoro.items import ITEM_KEYS
-from kokoro.prompts import (OPENING_CUE, ContextTooShort, ScoreParseError, counselor_example,
-                            counselor_examples, counselor_prompt, parse_scores, scorer_example,
-                            scores_json)
+from kokoro.prompts import (
+    OPENING_CUE,
+    ContextTooShort,
+    ScoreParseError,
+    counselor_example,
+    counselor_examples,
+    counselor_prompt,
+    parse_scores,
+    scorer_example,
+    scores_json,
+)
 
 
 def T(role, text):
     return Turn(role, "2020-03-08T15:00:00", text)
 
 
-HISTORY = [T("counselor", "こんにちは。相談員です。"), T("client", "よろしくお願いします。"), T("client", "仕事のことで")]
+HISTORY = [
+    T("counselor", "こんにちは。相談員です。"),
+    T("client", "よろしくお願いします。"),
+    T("client", "仕事のことで"),
+]
 
 GOLDEN = {
     "llama3": (
@@ -26,13 +38,15 @@ GOLDEN = {
         "<|start_header_id|>assistant<|end_header_id|>\n\nこんにちは。相談員です。<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nよろしくお願いします。\n仕事のことで<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n",
-        "お仕事のことですね。<|eot_id|>"),
+        "お仕事のことですね。<|eot_id|>",
+    ),
     "gemma": (
         "<bos><start_of_turn>user\nSYS\n\n（相談を開始しました）<end_of_turn>\n"
         "<start_of_turn>model\nこんにちは。相談員です。<end_of_turn>\n"
         "<start_of_turn>user\nよろしくお願いします。\n仕事のことで<end_of_turn>\n"
         "<start_of_turn>model\n",
-        "お仕事のことですね。<end_of_turn>"),
+        "お仕事のことですね。<end_of_turn>",
+    ),
 }
 
 
@@ -64,11 +78,11 @@ def test_cutting_keeps_recent_whole_turns_starting_at_a_client_turn():
     assert ex.first_turn >= 3 and hist[ex.first_turn].role == "client"
     assert len(ex.text) <= limit and ex.completion == "答え<end_of_turn>"
     assert OPENING_CUE not in ex.prompt and "SYS" in ex.prompt
-    kept = hist[ex.first_turn:]
+    kept = hist[ex.first_turn :]
     assert all(t.text in ex.prompt for t in kept)  # whole turns
     assert hist[ex.first_turn - 1].text not in ex.prompt
     # the window is the longest that fits: one more turn (back to the previous client turn) would not
-    prev = counselor_example(fmt, hist[ex.first_turn - 2:], "答え", system="SYS")
+    prev = counselor_example(fmt, hist[ex.first_turn - 2 :], "答え", system="SYS")
     assert len(prev.text) > limit
 
 
@@ -82,6 +96,7 @@ def test_scorer_example_and_parse_roundtrip():
     items = list(range(6)) * 3 + [5, 4]
     fmt = get_format("llama3")
     from kokoro.dataset import Dialogue
+
     d = Dialogue("1", tuple(HISTORY), tuple(items), sum(items), {})
     ex = scorer_example(fmt, d, system="SYS")
     assert "相談員: こんにちは。相談員です。\n相談者: よろしくお願いします。\n仕事のことで" in ex.prompt
@@ -91,9 +106,15 @@ def test_scorer_example_and_parse_roundtrip():
     assert parse_scores(ex.completion) == tuple(items)
 
 
-@pytest.mark.parametrize("text,msg", [("no json", "no JSON"), ("{bad}", "not valid JSON"),
-                                      ('{"felt_respected": 3}', "felt_heard_and_understood"),
-                                      (scores_json([3] * 20).replace(": 3}", ": 9}"), "0-5")])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("no json", "no JSON"),
+        ("{bad}", "not valid JSON"),
+        ('{"felt_respected": 3}', "felt_heard_and_understood"),
+        (scores_json([3] * 20).replace(": 3}", ": 9}"), "0-5"),
+    ],
+)
 def test_parse_scores_errors(text, msg):
     with pytest.raises(ScoreParseError, match=msg):
         parse_scores(text)
@@ -120,9 +141,11 @@ def test_format_roundtrip():
 
 
 def test_core_imports_no_torch():
-    code = ("import sys, kokoro, kokoro.prompts, kokoro.splits, kokoro.stats, kokoro.__main__; "
-            "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, kokoro, kokoro.prompts, kokoro.splits, kokoro.stats, kokoro.__main__; "
+        "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

@@ -22,8 +22,16 @@ def make_db(path, dialogues, n=3):
 def test_rescore_is_resumable_and_records_the_scorer(small_cpu_scorer, dialogues, tmp_path):
     scorer_dir, _ = small_cpu_scorer
     store = make_db(tmp_path / "bot.sqlite3", dialogues)
-    cmd = [sys.executable, "-m", "evaluation", "rescore", "--db", str(tmp_path / "bot.sqlite3"), "--cpu-scorer",
-           str(scorer_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "rescore",
+        "--db",
+        str(tmp_path / "bot.sqlite3"),
+        "--cpu-scorer",
+        str(scorer_dir),
+    ]
     first = json.loads(subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout)
     assert first["scored"] == 3 and first["sessions_per_second"] > 0
     again = json.loads(subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout)
@@ -55,19 +63,44 @@ def test_nightly_job_is_a_daily_cron(small_cpu_scorer):
 
 
 def test_simulate_replay_and_llm_clients_through_the_session_engine(tiny_gguf, small_cpu_scorer, kokoro_dir, tmp_path):
-    base = [sys.executable, "-m", "evaluation", "simulate", "--counselor", str(tiny_gguf), "--cpu-scorer",
-            str(small_cpu_scorer[0]), "--data", str(kokoro_dir), "--n-ctx", "512", "--max-tokens", "12",
-            "--threads", "1"]
-    r = subprocess.run(base + ["--client", "replay", "--n", "2", "--max-turns", "3", "--out", str(tmp_path / "a")],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    base = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "simulate",
+        "--counselor",
+        str(tiny_gguf),
+        "--cpu-scorer",
+        str(small_cpu_scorer[0]),
+        "--data",
+        str(kokoro_dir),
+        "--n-ctx",
+        "512",
+        "--max-tokens",
+        "12",
+        "--threads",
+        "1",
+    ]
+    r = subprocess.run(
+        base + ["--client", "replay", "--n", "2", "--max-turns", "3", "--out", str(tmp_path / "a")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads(r.stdout)
     assert m["n"] == 2 and m["mean_client_turns"] == 3.0 and 0 <= m["mean_total"] <= 100
     sessions = [json.loads(x) for x in (tmp_path / "a" / "sessions.jsonl").read_text().splitlines()]
     roles = [t["role"] for t in sessions[0]["turns"]]
     assert roles[0] == "counselor" and roles.count("client") == 3 and roles[-1] == "counselor"
-    r = subprocess.run(base + ["--client", str(tiny_gguf), "--n", "1", "--max-turns", "2"], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        base + ["--client", str(tiny_gguf), "--n", "1", "--max-turns", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0 and json.loads(r.stdout)["mean_client_turns"] == 2.0, r.stderr[-2000:]
 
 

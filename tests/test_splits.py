@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from kokoro.splits import SCORER_SEEDS, counselor_split, holdout, scorer_split
 
 
@@ -16,8 +16,10 @@ def test_counselor_test_set_is_the_118_best(dialogues):
     assert sum(d.score >= 99 for d in dialogues) == 118
 
 
-@pytest.mark.parametrize("subset,n,rule", [
-    ("low", 3870, lambda s: s < 70), ("high", 2601, lambda s: 70 <= s <= 98), ("full", 6471, lambda s: s <= 98)])
+@pytest.mark.parametrize(
+    "subset,n,rule",
+    [("low", 3870, lambda s: s < 70), ("high", 2601, lambda s: 70 <= s <= 98), ("full", 6471, lambda s: s <= 98)],
+)
 def test_counselor_subsets_90_10(dialogues, subset, n, rule):
     sp = counselor_split(dialogues, subset)
     by = {d.id: d for d in dialogues}
@@ -55,6 +57,7 @@ def test_holdout_is_pinned():
     rest, held = holdout([str(i) for i in range(20)], 0.1, "scorer-test")
     assert len(held) == 2 and len(rest) == 18
     import hashlib
+
     ranked = sorted((str(i) for i in range(20)), key=lambda i: hashlib.sha256(f"scorer-test:{i}".encode()).hexdigest())
     assert held == sorted(ranked[:2], key=int)
 
@@ -66,8 +69,12 @@ def test_bad_seed():
 
 def test_splits_cli_writes_id_lists(kokoro_dir, tmp_path, dialogues):
     out = tmp_path / "splits.json"
-    subprocess.run([sys.executable, "-m", "kokoro", "splits", "--data", str(kokoro_dir), "--out", str(out)],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "kokoro", "splits", "--data", str(kokoro_dir), "--out", str(out)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     obj = json.loads(out.read_text())
     assert set(obj) == {"counselor-low", "counselor-high", "counselor-full"} | {f"scorer-seed{s}" for s in SCORER_SEEDS}
     assert obj["scorer-seed2"]["test"] == list(scorer_split(dialogues, 2).test)

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 pytest.importorskip("torch")
@@ -66,7 +65,6 @@ def test_kokoro_renders_like_transformers(tiny_base, dialogues):
 
 
 def test_qlora_nf4_on_cpu(tiny_base, kokoro_dir, tmp_path, torch_threads):
-    import bitsandbytes as bnb
 
     from training import lm
 
@@ -91,9 +89,26 @@ def test_qlora_nf4_on_cpu(tiny_base, kokoro_dir, tmp_path, torch_threads):
 def test_plain_lora_cli_on_a_clean_run_folder(kokoro_dir, tmp_path):
     """`python -m training counselor --preset tiny` builds its own tiny base."""
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "training", "counselor", "--preset", "tiny", "--data",
-                        str(kokoro_dir), "--out", str(out), "--set", "load_in_4bit=false"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "counselor",
+            "--preset",
+            "tiny",
+            "--data",
+            str(kokoro_dir),
+            "--out",
+            str(out),
+            "--set",
+            "load_in_4bit=false",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     run = json.loads((out / "run.json").read_text())
     assert run["quantized_layers"] == 0 and not run["settings"]["load_in_4bit"]
@@ -105,10 +120,27 @@ def test_plain_lora_cli_on_a_clean_run_folder(kokoro_dir, tmp_path):
 def test_paper_counselor_preset_path_on_cpu(tiny_base, kokoro_dir, tmp_path, torch_threads):
     from training import lm
 
-    cfg = tiny_cfg(tiny_base, kokoro_dir, tmp_path / "run", preset="paper", device="cpu", max_steps=2,
-                   max_train_examples=16, max_eval_examples=4, eval_steps=1, max_seq_len=256, history_turns=4,
-                   max_target_tokens=64)
-    assert (cfg.optim, cfg.learning_rate, cfg.warmup_steps, cfg.batch_size, cfg.epochs) == ("adamw_8bit", 1e-3, 100, 8, 5)
+    cfg = tiny_cfg(
+        tiny_base,
+        kokoro_dir,
+        tmp_path / "run",
+        preset="paper",
+        device="cpu",
+        max_steps=2,
+        max_train_examples=16,
+        max_eval_examples=4,
+        eval_steps=1,
+        max_seq_len=256,
+        history_turns=4,
+        max_target_tokens=64,
+    )
+    assert (cfg.optim, cfg.learning_rate, cfg.warmup_steps, cfg.batch_size, cfg.epochs) == (
+        "adamw_8bit",
+        1e-3,
+        100,
+        8,
+        5,
+    )
     assert cfg.gradient_checkpointing and cfg.compute_dtype == "bfloat16"
     run = json.loads((lm.train(cfg) / "run.json").read_text())
     assert run["quantized_layers"] == 14 and run["settings"]["optim"] == "adamw_8bit"
@@ -118,10 +150,26 @@ def test_paper_counselor_preset_path_on_cpu(tiny_base, kokoro_dir, tmp_path, tor
 def test_paper_scorer_preset_path_on_cpu(tiny_base, kokoro_dir, tmp_path, torch_threads):
     from training import lm
 
-    cfg = tiny_cfg(tiny_base, kokoro_dir, tmp_path / "run", task="scorer", preset="scorer-paper", device="cpu",
-                   max_steps=2, max_train_examples=8, max_eval_examples=2, max_seq_len=2048, seed=3)
+    cfg = tiny_cfg(
+        tiny_base,
+        kokoro_dir,
+        tmp_path / "run",
+        task="scorer",
+        preset="scorer-paper",
+        device="cpu",
+        max_steps=2,
+        max_train_examples=8,
+        max_eval_examples=2,
+        max_seq_len=2048,
+        seed=3,
+    )
     assert (cfg.optim, cfg.learning_rate, cfg.batch_size, cfg.epochs, cfg.best_metric) == (
-        "adamw_torch_fused", 2e-4, 4, 4, "accuracy")
+        "adamw_torch_fused",
+        2e-4,
+        4,
+        4,
+        "accuracy",
+    )
     run = json.loads((lm.train(cfg) / "run.json").read_text())
     accs = [h["eval_accuracy"] for h in run["log_history"] if "eval_accuracy" in h]
     assert accs and all(0.0 <= a <= 1.0 for a in accs)
@@ -134,24 +182,33 @@ def test_resume_from_latest_checkpoint(tiny_base, kokoro_dir, tmp_path, torch_th
     out = tmp_path / "run"
     lm.train(tiny_cfg(tiny_base, kokoro_dir, out, max_steps=3, eval_steps=3, load_in_4bit=False))
     assert (out / "checkpoints" / "checkpoint-3").is_dir()
-    run = json.loads((lm.train(tiny_cfg(tiny_base, kokoro_dir, out, max_steps=6, eval_steps=3,
-                                        load_in_4bit=False, resume="latest")) / "run.json").read_text())
+    run = json.loads(
+        (
+            lm.train(
+                tiny_cfg(tiny_base, kokoro_dir, out, max_steps=6, eval_steps=3, load_in_4bit=False, resume="latest")
+            )
+            / "run.json"
+        ).read_text()
+    )
     steps = [h["step"] for h in run["log_history"] if "loss" in h and "eval_loss" not in h]
     assert steps[-1] == 6 and (out / "checkpoints" / "checkpoint-6").is_dir()
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--preset", "tiny", "--base", "/nonexistent/model"], "base model folder /nonexistent/model not found"),
-    (["--preset", "tiny", "--set", "device=cuda"], "no CUDA GPU"),
-    (["--preset", "tiny", "--set", "optim=paged_adamw_8bit"], "needs CUDA"),
-    (["--preset", "tiny", "--set", "max_seq_len=64"], "too short for targets"),
-    (["--preset", "nope"], "unknown preset"),
-    (["--preset", "scorer-paper"], "not for the counselor"),
-    (["--preset", "tiny", "--set", "lora_rank=4"], "unknown setting 'lora_rank'"),
-    (["--preset", "tiny", "--set", "epochs=many"], "takes a number"),
-    (["--preset", "paper", "--data", "/nonexistent/data"], "folder not found"),
-    (["--preset", "paper"], "no base model"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--preset", "tiny", "--base", "/nonexistent/model"], "base model folder /nonexistent/model not found"),
+        (["--preset", "tiny", "--set", "device=cuda"], "no CUDA GPU"),
+        (["--preset", "tiny", "--set", "optim=paged_adamw_8bit"], "needs CUDA"),
+        (["--preset", "tiny", "--set", "max_seq_len=64"], "too short for targets"),
+        (["--preset", "nope"], "unknown preset"),
+        (["--preset", "scorer-paper"], "not for the counselor"),
+        (["--preset", "tiny", "--set", "lora_rank=4"], "unknown setting 'lora_rank'"),
+        (["--preset", "tiny", "--set", "epochs=many"], "takes a number"),
+        (["--preset", "paper", "--data", "/nonexistent/data"], "folder not found"),
+        (["--preset", "paper"], "no base model"),
+    ],
+)
 def test_bad_settings_fail_before_work(args, msg, kokoro_dir, tmp_path, capsys, monkeypatch):
     from training.__main__ import main
 

@@ -1,12 +1,14 @@
 """python -m training counselor|scorer — QLoRA counselor / scorer, or the CPU scorer.
 
 Examples:
-  python -m training counselor --preset paper --base PATH/Llama-3.1-Swallow-8B-Instruct-v0.3 --data DIR --out runs/kokoro-full
+  python -m training counselor --preset paper --base PATH/Llama-3.1-Swallow-8B-Instruct-v0.3 \\
+      --data DIR --out runs/kokoro-full
   python -m training scorer --preset scorer-paper --base PATH --seed 1 --data DIR --out runs/scorer-s1
   python -m training counselor --preset gemma-270m-cpu --data DIR --out runs/gemma-demo
   python -m training counselor --preset tiny --data DIR --out runs/tiny
   python -m training scorer --preset cpu --data DIR --out runs/cpu-scorer
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +22,12 @@ from .config import PRESETS, ConfigError, build_config, help_text
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="settings (--set NAME=VALUE):\n" + help_text())
+    p = argparse.ArgumentParser(
+        prog="python -m training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings (--set NAME=VALUE):\n" + help_text(),
+    )
     p.add_argument("task", choices=["counselor", "scorer"])
     p.add_argument("--preset", help=f"one of {sorted(PRESETS)}; scorer also: cpu")
     p.add_argument("--config", help="JSON file of settings")
@@ -44,8 +49,15 @@ def _overrides(args) -> dict:
             raise ConfigError(f"--set takes NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         ov[k.strip()] = v
-    for name, key in (("data", "data"), ("out", "out"), ("base", "base_model"), ("subset", "subset"),
-                      ("seed", "seed"), ("max_steps", "max_steps"), ("device", "device")):
+    for name, key in (
+        ("data", "data"),
+        ("out", "out"),
+        ("base", "base_model"),
+        ("subset", "subset"),
+        ("seed", "seed"),
+        ("max_steps", "max_steps"),
+        ("device", "device"),
+    ):
         if getattr(args, name) is not None:
             ov[key] = getattr(args, name)
     return ov

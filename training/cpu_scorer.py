@@ -6,6 +6,7 @@ nearly free. Hyper-parameters are chosen on the seed's validation split, per-ite
 offsets are tuned there, and the final model is refitted on train + validation; the fixed test
 split is touched once, at the end.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,7 +42,6 @@ def _kernels(blocks_a, blocks_b):
 
 
 def _center_train(K):
-    import numpy as np
 
     row = K.mean(0)
     return K - row[None, :] - row[:, None] + row.mean(), row
@@ -82,9 +82,17 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     gold = {k: np.array([by[i].items for i in v], dtype=float) for k, v in ids.items()}
 
     def fit_features(train_sessions):
-        vecs = [TfidfVectorizer(analyzer="char", ngram_range=(1, cfg.ngram_max), min_df=cfg.min_df,
-                                max_features=cfg.max_features, sublinear_tf=True, dtype=np.float32)
-                for _ in range(4)]
+        vecs = [
+            TfidfVectorizer(
+                analyzer="char",
+                ngram_range=(1, cfg.ngram_max),
+                min_df=cfg.min_df,
+                max_features=cfg.max_features,
+                sublinear_tf=True,
+                dtype=np.float32,
+            )
+            for _ in range(4)
+        ]
         blocks = list(zip(*[text_blocks(t) for t in train_sessions]))
         for v, b in zip(vecs, blocks):
             v.fit(b)
@@ -107,8 +115,8 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     Yc = gold["train"] - ymean
     best = None
     for w in cfg.numeric_weights:
-        K = Ktext + (w ** 2) * Ftr @ Ftr.T
-        Kv = Kva_text + (w ** 2) * Fva @ Ftr.T
+        K = Ktext + (w**2) * Ftr @ Ftr.T
+        Kv = Kva_text + (w**2) * Fva @ Ftr.T
         Kc, row = _center_train(K)
         Kvc = Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()
         evals, U = np.linalg.eigh(Kc)
@@ -137,16 +145,23 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     xmean = np.asarray(Xall.mean(0)).ravel()
     intercept = (ymean - xmean @ coef).astype(np.float32)
     identity = {
-        "kind": "kokoro-cpu-scorer", "items": [it.key for it in ITEMS], "numeric_features": list(NUMERIC),
+        "kind": "kokoro-cpu-scorer",
+        "items": [it.key for it in ITEMS],
+        "numeric_features": list(NUMERIC),
         "settings": asdict(cfg) | {"chosen_alpha": alpha, "chosen_numeric_weight": w_num},
         "offsets": [round(float(x), 3) for x in offsets],
-        "split": {"name": split.name, "hash": split.as_dict()["hash"], "fit_on": "train+validation",
-                  "sizes": {k: len(v) for k, v in ids.items()}},
+        "split": {
+            "name": split.name,
+            "hash": split.as_dict()["hash"],
+            "fit_on": "train+validation",
+            "sizes": {k: len(v) for k, v in ids.items()},
+        },
         "versions": library_versions(),
     }
     # the numeric block was fitted as F * w_num == (num - mean) / (scale / w_num)
-    scorer = CpuScorer([(v, 1.0) for v in vecs], mean, scale / w_num if w_num else scale,
-                       coef, intercept, offsets, identity)
+    scorer = CpuScorer(
+        [(v, 1.0) for v in vecs], mean, scale / w_num if w_num else scale, coef, intercept, offsets, identity
+    )
     pred_te = scorer.predict_many(sess["test"])
     test_metrics = score_metrics(pred_te, gold["test"].astype(int).tolist())
     raw_te = scorer.predict_raw(sess["test"])
@@ -157,6 +172,13 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     out = Path(cfg.out)
     scorer.save(out)
     write_json(out / "metrics.json", {"test": test_metrics, "validation": val_metrics})
-    return {"acc": round(test_metrics["acc"], 2), "acc_soft": round(test_metrics["acc_soft"], 2),
-            "mae": round(test_metrics["mae"], 4), "mae_raw": round(test_metrics["mae_raw"], 4),
-            "n_test": test_metrics["n"], "split": split.name, "seconds": identity["seconds"], "out": str(out)}
+    return {
+        "acc": round(test_metrics["acc"], 2),
+        "acc_soft": round(test_metrics["acc_soft"], 2),
+        "mae": round(test_metrics["mae"], 4),
+        "mae_raw": round(test_metrics["mae_raw"], 4),
+        "n_test": test_metrics["n"],
+        "split": split.name,
+        "seconds": identity["seconds"],
+        "out": str(out),
+    }

@@ -4,6 +4,7 @@ input_ids = tokens(prompt) + tokens(completion); labels are -100 on the prompt a
 completion's tokens (target + end-of-turn) elsewhere. The rendered text already carries BOS,
 so nothing is added by the tokenizer.
 """
+
 from __future__ import annotations
 
 import random
@@ -12,8 +13,14 @@ from typing import Sequence
 
 from kokoro.chat_formats import ChatFormat
 from kokoro.dataset import Dialogue
-from kokoro.prompts import (COUNSELOR_SYSTEM, SCORER_SYSTEM, ContextTooShort, counselor_example,
-                            counselor_targets, scorer_example)
+from kokoro.prompts import (
+    COUNSELOR_SYSTEM,
+    SCORER_SYSTEM,
+    ContextTooShort,
+    counselor_example,
+    counselor_targets,
+    scorer_example,
+)
 
 IGNORE = -100
 
@@ -37,8 +44,16 @@ class Source:
 class ExampleSet:
     """A lazily tokenized list of examples (torch Dataset protocol: __len__/__getitem__)."""
 
-    def __init__(self, sources: list[Source], tok, fmt: ChatFormat, task: str, max_seq_len: int,
-                 system: str | None, history_turns: int = 0):
+    def __init__(
+        self,
+        sources: list[Source],
+        tok,
+        fmt: ChatFormat,
+        task: str,
+        max_seq_len: int,
+        system: str | None,
+        history_turns: int = 0,
+    ):
         self.sources, self.tok, self.fmt, self.task = sources, tok, fmt, task
         self.max_seq_len, self.history_turns = max_seq_len, history_turns
         self.system = system if system is not None else (COUNSELOR_SYSTEM if task == "counselor" else SCORER_SYSTEM)
@@ -52,16 +67,30 @@ class ExampleSet:
         if self.task == "scorer":
             return scorer_example(self.fmt, s.dialogue, self.system, self.max_seq_len, self.count)
         merged = s.dialogue.merged()
-        return counselor_example(self.fmt, merged[: s.turn], merged[s.turn].text, self.system,
-                                 self.max_seq_len, self.count, max_turns=self.history_turns)
+        return counselor_example(
+            self.fmt,
+            merged[: s.turn],
+            merged[s.turn].text,
+            self.system,
+            self.max_seq_len,
+            self.count,
+            max_turns=self.history_turns,
+        )
 
     def __getitem__(self, i: int) -> dict:
         ex = self.example(i)
         return encode(self.tok, ex.prompt, ex.completion)
 
 
-def sources_for(task: str, dialogues: Sequence[Dialogue], ids: Sequence[str], tok=None,
-                max_target_tokens: int = 0, limit: int = 0, seed: int = 0) -> list[Source]:
+def sources_for(
+    task: str,
+    dialogues: Sequence[Dialogue],
+    ids: Sequence[str],
+    tok=None,
+    max_target_tokens: int = 0,
+    limit: int = 0,
+    seed: int = 0,
+) -> list[Source]:
     """Examples of the given dialogues: one per merged counselor turn, or one per dialogue.
     Counselor targets longer than ``max_target_tokens`` are skipped (never cut)."""
     by = {d.id: d for d in dialogues}
@@ -105,11 +134,16 @@ def collate_left(batch: list[dict], pad_id: int) -> dict:
     keep = 1
     for r, b in enumerate(batch):
         n = len(b["input_ids"])
-        ids[r, L - n:] = torch.tensor(b["input_ids"])
-        labels[r, L - n:] = torch.tensor(b["labels"])
-        mask[r, L - n:] = 1
+        ids[r, L - n :] = torch.tensor(b["input_ids"])
+        labels[r, L - n :] = torch.tensor(b["labels"])
+        mask[r, L - n :] = 1
         n_target = sum(1 for x in b["labels"] if x != IGNORE)
         keep = max(keep, n_target + 1)
     pos = (mask.cumsum(1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "labels": labels,
-            "logits_to_keep": min(keep, L)}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "position_ids": pos,
+        "labels": labels,
+        "logits_to_keep": min(keep, L),
+    }

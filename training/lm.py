@@ -3,9 +3,9 @@
 Multi-GPU: launch this same entry point with ``accelerate launch -m training …`` or
 ``torchrun --nproc_per_node N -m training …``; the HF Trainer runs DDP.
 """
+
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -27,24 +27,31 @@ def detect_format(tok, model_type: str, requested: str) -> ChatFormat:
         return get_format(requested)
     template = getattr(tok, "chat_template", None)
     if isinstance(template, str) and template:
-        probe = ChatFormat("probe", template, eot_token="", bos_token=tok.bos_token or "",
-                           eos_token=tok.eos_token or "")
+        probe = ChatFormat(
+            "probe", template, eot_token="", bos_token=tok.bos_token or "", eos_token=tok.eos_token or ""
+        )
         msgs = [{"role": "user", "content": "x"}]
         prompt = probe.render(msgs, add_generation_prompt=True)
         full = probe.render(msgs + [{"role": "assistant", "content": "\u2063A\u2063"}])
-        tail = full[len(prompt):].split("\u2063A\u2063", 1)[-1]
-        specials = sorted(set(tok.all_special_tokens) | set(getattr(tok, "added_tokens_encoder", {})), key=len, reverse=True)
+        tail = full[len(prompt) :].split("\u2063A\u2063", 1)[-1]
+        specials = sorted(
+            set(tok.all_special_tokens) | set(getattr(tok, "added_tokens_encoder", {})), key=len, reverse=True
+        )
         eot = next((s for s in specials if s and tail.startswith(s)), None)
         if eot is None:
-            raise TemplateError("cannot find the end-of-turn token in the base model's chat template; "
-                                "pass --set chat_format=llama3|gemma")
+            raise TemplateError(
+                "cannot find the end-of-turn token in the base model's chat template; "
+                "pass --set chat_format=llama3|gemma"
+            )
         return ChatFormat("model", template, eot, tok.bos_token or "", tok.eos_token or "")
     if model_type.startswith("gemma"):
         return get_format("gemma")
     if model_type == "llama":
         return get_format("llama3")
-    raise ConfigError(f"the base model has no chat template and model type {model_type!r} has no default; "
-                      "pass --set chat_format=llama3|gemma")
+    raise ConfigError(
+        f"the base model has no chat template and model type {model_type!r} has no default; "
+        "pass --set chat_format=llama3|gemma"
+    )
 
 
 def resolve_base(cfg: TrainConfig, dialogues, out: Path) -> Path:
@@ -58,8 +65,10 @@ def resolve_base(cfg: TrainConfig, dialogues, out: Path) -> Path:
         from .gemma import gemma_base
 
         return gemma_base()
-    raise ConfigError("no base model: pass --base PATH (a HF model folder, e.g. "
-                      "Llama-3.1-Swallow-8B-Instruct-v0.3) or use --preset tiny / gemma-270m-cpu")
+    raise ConfigError(
+        "no base model: pass --base PATH (a HF model folder, e.g. "
+        "Llama-3.1-Swallow-8B-Instruct-v0.3) or use --preset tiny / gemma-270m-cpu"
+    )
 
 
 def _device(cfg: TrainConfig) -> str:
@@ -85,17 +94,26 @@ def load_model(cfg: TrainConfig, base: Path, device: str):
         kw["device_map"] = {"": "cpu"}
     if cfg.load_in_4bit:
         kw["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=cfg.quant_type, bnb_4bit_compute_dtype=dtype)
+            load_in_4bit=True, bnb_4bit_quant_type=cfg.quant_type, bnb_4bit_compute_dtype=dtype
+        )
     model = AutoModelForCausalLM.from_pretrained(base, **kw)
     if cfg.load_in_4bit:
         disable_cpu_repacking(model)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -129,18 +147,23 @@ def make_trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels, keep = inputs["labels"], int(inputs["logits_to_keep"])
-            out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                        position_ids=inputs["position_ids"], logits_to_keep=keep)
+            out = model(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                position_ids=inputs["position_ids"],
+                logits_to_keep=keep,
+            )
             logits = out.logits[:, :-1].float()
             lab = labels[:, -keep:][:, 1:]
-            total = F.cross_entropy(logits.reshape(-1, logits.size(-1)), lab.reshape(-1),
-                                    ignore_index=-100, reduction="sum")
+            total = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), lab.reshape(-1), ignore_index=-100, reduction="sum"
+            )
             n = num_items_in_batch if num_items_in_batch is not None else (lab != -100).sum()
             loss = total / torch.as_tensor(n, device=total.device).clamp(min=1)
             if not return_outputs:
                 return loss
             pred = torch.full_like(labels, -100)
-            pred[:, labels.size(1) - keep + 1:] = logits.argmax(-1)
+            pred[:, labels.size(1) - keep + 1 :] = logits.argmax(-1)
             return loss, {"loss": loss, "logits": pred}
 
     return KokoroTrainer
@@ -188,30 +211,60 @@ def train(cfg: TrainConfig) -> Path:
     mk = dict(tok=tok, max_target_tokens=cfg.max_target_tokens, seed=cfg.seed)
     train_src = sources_for(cfg.task, dialogues, split.train, limit=cfg.max_train_examples, **mk)
     eval_src = sources_for(cfg.task, dialogues, split.validation, limit=cfg.max_eval_examples, **mk)
-    ds_kw = dict(tok=tok, fmt=fmt, task=cfg.task, max_seq_len=cfg.max_seq_len, system=cfg.system_prompt,
-                 history_turns=cfg.history_turns)
+    ds_kw = dict(
+        tok=tok,
+        fmt=fmt,
+        task=cfg.task,
+        max_seq_len=cfg.max_seq_len,
+        system=cfg.system_prompt,
+        history_turns=cfg.history_turns,
+    )
     train_ds, eval_ds = ExampleSet(train_src, **ds_kw), ExampleSet(eval_src, **ds_kw)
     check_fits(train_ds)
     device = _device(cfg)
     model = load_model(cfg, base, device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.per_device_batch,
-        per_device_eval_batch_size=cfg.per_device_batch, gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, optim=cfg.optim, lr_scheduler_type="linear",
-        eval_strategy=cfg.eval_strategy, save_strategy=cfg.eval_strategy, eval_steps=cfg.eval_steps,
-        save_steps=cfg.eval_steps, load_best_model_at_end=True, metric_for_best_model=f"eval_{cfg.best_metric}",
-        greater_is_better=cfg.best_metric == "accuracy", save_total_limit=2, logging_steps=cfg.logging_steps,
-        bf16=cfg.compute_dtype == "bfloat16", use_cpu=device == "cpu",
-        seed=cfg.seed, data_seed=cfg.seed, report_to=[], remove_unused_columns=False,
-        dataloader_num_workers=0, gradient_checkpointing=False, label_names=["labels"],
-        eval_on_start=True, disable_tqdm=False, ddp_find_unused_parameters=False,
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.per_device_batch,
+        per_device_eval_batch_size=cfg.per_device_batch,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        optim=cfg.optim,
+        lr_scheduler_type="linear",
+        eval_strategy=cfg.eval_strategy,
+        save_strategy=cfg.eval_strategy,
+        eval_steps=cfg.eval_steps,
+        save_steps=cfg.eval_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{cfg.best_metric}",
+        greater_is_better=cfg.best_metric == "accuracy",
+        save_total_limit=2,
+        logging_steps=cfg.logging_steps,
+        bf16=cfg.compute_dtype == "bfloat16",
+        use_cpu=device == "cpu",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        gradient_checkpointing=False,
+        label_names=["labels"],
+        eval_on_start=True,
+        disable_tqdm=False,
+        ddp_find_unused_parameters=False,
     )
     trainer = make_trainer_class()(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
         data_collator=lambda b: collate_left(b, pad),
-        compute_metrics=digit_metrics(tok) if cfg.task == "scorer" else None)
+        compute_metrics=digit_metrics(tok) if cfg.task == "scorer" else None,
+    )
     resume = cfg.resume
     if resume == "latest":
         resume = get_last_checkpoint(str(out / "checkpoints"))
@@ -227,14 +280,26 @@ def train(cfg: TrainConfig) -> Path:
         shutil.copy(Path(base) / "tokenizer.model", adapter / "tokenizer.model")
     history = trainer.state.log_history
     plot_losses(history, out / "loss.png")
-    write_json(out / "run.json", {
-        "kind": "kokoro-lora-run", "task": cfg.task, "settings": cfg.as_dict(),
-        "base_model": str(Path(base).resolve()), "chat_format": fmt.as_dict(),
-        "eot_token_id": eot_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
-        "split": split.as_dict() | {"used_train": len(train_ds), "used_validation": len(eval_ds)},
-        "device": device, "versions": library_versions(), "quantized_layers": count_4bit(model),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "best_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric,
-        "log_history": history, "seconds": round(time.time() - started, 1),
-    })
+    write_json(
+        out / "run.json",
+        {
+            "kind": "kokoro-lora-run",
+            "task": cfg.task,
+            "settings": cfg.as_dict(),
+            "base_model": str(Path(base).resolve()),
+            "chat_format": fmt.as_dict(),
+            "eot_token_id": eot_id,
+            "eos_token_id": tok.eos_token_id,
+            "bos_token_id": tok.bos_token_id,
+            "split": split.as_dict() | {"used_train": len(train_ds), "used_validation": len(eval_ds)},
+            "device": device,
+            "versions": library_versions(),
+            "quantized_layers": count_4bit(model),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_metric": trainer.state.best_metric,
+            "log_history": history,
+            "seconds": round(time.time() - started, 1),
+        },
+    )
     return out

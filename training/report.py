@@ -1,4 +1,5 @@
 """Run artifacts: run.json, the loss plot, library versions."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The whole LINE path with no LINE account: a fake Messaging API, the real bot app on a local
 port, and a client that signs webhooks like LINE does."""
+
 from __future__ import annotations
 
 import base64
@@ -33,11 +34,14 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.fake = FakeLine(TOKEN)
         api = self.fake.start()
-        self.settings = Settings.load(config_file, environ={} if environ is None else environ,
-                                      **{"channel_secret": SECRET, "access_token": TOKEN, "api_host": api, **settings})
+        self.settings = Settings.load(
+            config_file,
+            environ={} if environ is None else environ,
+            **{"channel_secret": SECRET, "access_token": TOKEN, "api_host": api, **settings},
+        )
         self.app = create_app(self.settings, backend=backend)
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/callback"
 
     @property
@@ -45,10 +49,14 @@ class Emulator:
         return self.app.extensions["kokoro"]
 
     def post(self, events: list[dict], secret: str = SECRET, body: bytes | None = None) -> int:
-        body = body if body is not None else json.dumps({"destination": "U" + "0" * 32, "events": events},
-                                                        ensure_ascii=False).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json",
-                                                                   "X-Line-Signature": sign(secret, body)})
+        body = (
+            body
+            if body is not None
+            else json.dumps({"destination": "U" + "0" * 32, "events": events}, ensure_ascii=False).encode()
+        )
+        req = urllib.request.Request(
+            self.url, data=body, headers={"Content-Type": "application/json", "X-Line-Signature": sign(secret, body)}
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status
@@ -58,9 +66,16 @@ class Emulator:
     def event(self, user_id: str, type_: str, **extra) -> dict:
         token = uuid.uuid4().hex
         self.fake.token_owner[token] = user_id
-        return {"type": type_, "mode": "active", "timestamp": int(time.time() * 1000),
-                "source": {"type": "user", "userId": user_id}, "webhookEventId": uuid.uuid4().hex.upper()[:26],
-                "deliveryContext": {"isRedelivery": False}, "replyToken": token, **extra}
+        return {
+            "type": type_,
+            "mode": "active",
+            "timestamp": int(time.time() * 1000),
+            "source": {"type": "user", "userId": user_id},
+            "webhookEventId": uuid.uuid4().hex.upper()[:26],
+            "deliveryContext": {"isRedelivery": False},
+            "replyToken": token,
+            **extra,
+        }
 
     def follow(self, user_id: str) -> int:
         return self.post([self.event(user_id, "follow", follow={"isUnblocked": False})])

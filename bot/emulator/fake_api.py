@@ -1,5 +1,6 @@
 """A fake LINE Messaging API: records what the bot sends, validates every request against the
 OpenAPI spec, enforces single-use reply tokens and X-Line-Retry-Key, and can fail on purpose."""
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,9 @@ class FakeLine:
         self.retry_keys: set[str] = set()
         self.token_owner: dict[str, str] = {}  # reply token → the chat it was issued for
         self.failures: list[tuple[str, int]] = []  # (path suffix, status) served before real handling
+        self.after_delivery: list[tuple[str, int]] = []  # (path suffix, status) answered AFTER delivering
+        self.hanging = threading.Event()  # set: every request waits, unanswered, until recover()
+        self.released = threading.Event()
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.app = self._app()
@@ -32,6 +36,21 @@ class FakeLine:
         with self.lock:
             self.failures += [(path_suffix, status)] * times
 
+    def fail_after_delivery(self, path_suffix: str, status: int = 500, times: int = 1) -> None:
+        """Deliver the message, then answer ``status`` (the answer of an accepted request is lost)."""
+        with self.lock:
+            self.after_delivery += [(path_suffix, status)] * times
+
+    def hang(self) -> None:
+        """Accept connections and never answer them (until recover(): then they get a 503 and
+        nothing they carried is delivered)."""
+        self.released.clear()
+        self.hanging.set()
+
+    def recover(self) -> None:
+        self.hanging.clear()
+        self.released.set()
+
     def _app(self) -> Flask:
         app = Flask("fake-line")
 
@@ -39,12 +58,26 @@ class FakeLine:
         def any_route(path):
             path = "/" + path
             body = request.get_json(silent=True) if request.data else None
+            if self.hanging.is_set():
+                self.released.wait(300)
+                return app.response_class('{"message": "hung"}', status=503, mimetype="application/json")
             with self.lock:
-                rec = {"path": path, "body": body, "retry_key": request.headers.get("X-Line-Retry-Key"),
-                       "at": time.time(), "status": 200}
+                rec = {
+                    "path": path,
+                    "body": body,
+                    "retry_key": request.headers.get("X-Line-Retry-Key"),
+                    "at": time.time(),
+                    "status": 200,
+                }
                 self.records.append(rec)
                 status, payload = self._handle(path, body, rec)
-                rec["status"] = status
+                rec["status"] = status  # 200: delivered
+                if status == 200:
+                    for i, (suffix, lost) in enumerate(self.after_delivery):
+                        if path.endswith(suffix):
+                            del self.after_delivery[i]
+                            rec["answered"], status, payload = lost, lost, {"message": "injected after delivery"}
+                            break
                 self.changed.notify_all()
             return app.response_class(json.dumps(payload), status=status, mimetype="application/json")
 
@@ -98,7 +131,7 @@ class FakeLine:
     # ------------------------------------------------------------ serving
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.server = make_server(host, port, self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return f"http://{host}:{self.server.server_port}"
 
     def stop(self):

@@ -3,6 +3,7 @@
 OpenAPI 3.0 schemas are JSON Schema plus ``discriminator``; each discriminated schema is
 rewritten into if/then branches so a TextMessage is checked as a TextMessage, not only as a
 Message."""
+
 from __future__ import annotations
 
 import copy
@@ -31,9 +32,13 @@ def _rewrite(spec: dict) -> dict:
                 if part.get("$ref") == f"#/components/schemas/{name}":
                     part["$ref"] = f"#/components/schemas/{base}"
         prop = disc["propertyName"]
-        schemas[name] = {"allOf": [{"$ref": f"#/components/schemas/{base}"}] + [
-            {"if": {"properties": {prop: {"const": value}}, "required": [prop]}, "then": {"$ref": ref}}
-            for value, ref in disc["mapping"].items()]}
+        schemas[name] = {
+            "allOf": [{"$ref": f"#/components/schemas/{base}"}]
+            + [
+                {"if": {"properties": {prop: {"const": value}}, "required": [prop]}, "then": {"$ref": ref}}
+                for value, ref in disc["mapping"].items()
+            ]
+        }
     return spec
 
 

@@ -1,0 +1,240 @@
+"""A small pattern language over MeCab tokens, so safety rules are data a reviewer can read
+(bot/crisis_lexicon.yaml, bot/screening_lexicon.yaml) rather than code.
+
+``match`` patterns are space-separated slots: ``a|b`` (lemma, surface or kana of one word),
+``…`` (up to three other words; ``……`` six), ``^``/``$`` (sentence start/end), ``*病`` / ``病*`` (ends/starts
+with), ``@名詞`` (part of speech), ``x:意志`` (x in that conjugation form), a leading ``!`` (any
+word but these), a trailing ``?`` (optional). An entry's ``unless`` patterns cancel the matches they
+overlap, so one idiom does not hide a real phrase elsewhere in the same message. ``kana`` entries match a
+hiragana string on word boundaries; ``regex`` entries a regular expression on the text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kokoro.morph import Token, to_hiragana, tokens
+
+GAP = 3
+
+
+class LexiconError(ValueError):
+    """A lexicon file that cannot be read (names the file and the entry)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    category: str
+    kind: str  # match | kana | regex
+    source: str
+    compiled: object
+    unless: tuple = ()  # match patterns that cancel an overlapping match (idioms, third persons)
+    needs: frozenset = frozenset()  # words one of which must occur for a match (a fast pre-check)
+
+    def describe(self) -> str:
+        return f"{self.category}: {self.kind} {self.source}"
+
+
+def _slot(text: str):
+    optional = text.endswith("?") and len(text) > 1
+    negated = text.startswith("!") and len(text) > 1
+    body = text[1 if negated else 0 : len(text) - 1 if optional else len(text)]
+    return ("slot", tuple(body.split("|")), optional, negated)
+
+
+def compile_match(pattern: str) -> list:
+    out = []
+    for part in pattern.split():
+        if part in ("…", "..."):
+            out.append(("gap", GAP))
+        elif part in ("……", "......"):
+            out.append(("gap", 2 * GAP))
+        elif part in ("^", "$"):
+            out.append((part,))
+        else:
+            out.append(_slot(part))
+    return out
+
+
+def required_words(pat: list) -> frozenset:
+    """The alternatives of the first slot that must match and holds only plain words."""
+    for el in pat:
+        if el[0] == "slot" and not el[2] and not el[3]:
+            if all(a and a[0] not in "*@!" and not a.endswith("*") and ":" not in a for a in el[1]):
+                return frozenset(el[1])
+    return frozenset()
+
+
+def _fields(toks: list[Token]) -> set[str]:
+    out: set[str] = set()
+    for t in toks:
+        out.update((t.lemma, t.surface, to_hiragana(t.surface), t.kana))
+    return out
+
+
+def _alt_ok(alt: str, t: Token) -> bool:
+    if ":" in alt:
+        word, form = alt.split(":", 1)
+        return t.cform.startswith(form) and _alt_ok(word, t)
+    if alt.startswith("@"):
+        return t.pos1 == alt[1:] or t.pos2 == alt[1:]
+    fields = (t.lemma, t.surface, to_hiragana(t.surface), t.kana if _is_kana(alt) else None)
+    if alt.startswith("*") and len(alt) > 1:
+        return any(f and f.endswith(alt[1:]) for f in fields)
+    if alt.endswith("*") and len(alt) > 1:
+        return any(f and f.startswith(alt[:-1]) for f in fields)
+    return alt in fields
+
+
+def _is_kana(s: str) -> bool:
+    return all("ぁ" <= c <= "ゖ" or c == "ー" for c in s)
+
+
+def _at_start(toks: list[Token], i: int) -> bool:
+    return i == 0 or toks[i - 1].is_punct
+
+
+def _at_end(toks: list[Token], i: int) -> bool:
+    while i < len(toks) and toks[i].pos2 == "終助詞":
+        i += 1
+    return i == len(toks) or toks[i].is_punct
+
+
+def _ends(pat: list, toks: list[Token], p: int, i: int):
+    """Every token index where ``pat[p:]`` matched from ``i`` ends."""
+    if p == len(pat):
+        yield i
+        return
+    el = pat[p]
+    if el[0] == "^":
+        if _at_start(toks, i):
+            yield from _ends(pat, toks, p + 1, i)
+        return
+    if el[0] == "$":
+        if _at_end(toks, i):
+            yield from _ends(pat, toks, p + 1, i)
+        return
+    if el[0] == "gap":
+        for j in range(i, min(len(toks), i + el[1]) + 1):
+            yield from _ends(pat, toks, p + 1, j)
+        return
+    _, alts, optional, negated = el
+    if i < len(toks) and any(_alt_ok(a, toks[i]) for a in alts) != negated:
+        yield from _ends(pat, toks, p + 1, i + 1)
+    if optional:
+        yield from _ends(pat, toks, p + 1, i)
+
+
+def spans(pat: list, toks: list[Token]) -> list[tuple[int, int]]:
+    """(start, end) of each match, one per start: the shortest."""
+    out = []
+    for i in range(len(toks)):
+        end = min(_ends(pat, toks, 0, i), default=None)
+        if end is not None:
+            out.append((i, max(end, i + 1)))
+    return out
+
+
+def match_tokens(pat: list, toks: list[Token], unless: tuple = ()) -> bool:
+    """Any match of ``pat`` that no ``unless`` match overlaps (猫が死んだ cancels 死ぬ there only)."""
+    found = spans(pat, toks)
+    if not found or not unless:
+        return bool(found)
+    masks = [sp for u in unless for sp in spans(u, toks)]
+    return any(not any(a < e and s < b for s, e in masks) for a, b in found)
+
+
+def match_kana(kana: str, toks: list[Token]) -> bool:
+    """``kana`` inside the hiragana surface, starting and ending on word boundaries."""
+    text = "".join(to_hiragana(t.surface) for t in toks)
+    bounds, n = {0}, 0
+    for t in toks:
+        n += len(t.surface)
+        bounds.add(n)
+    start = text.find(kana)
+    while start >= 0:
+        if start in bounds and start + len(kana) in bounds:
+            return True
+        start = text.find(kana, start + 1)
+    return False
+
+
+class Lexicon:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise LexiconError(f"{self.path}: cannot read the lexicon ({e})") from None
+        self.meta = {k: v for k, v in data.items() if k not in ("entries", "substitutions")}
+        self.substitutions = [(re.compile(k), v) for k, v in (data.get("substitutions") or {}).items()]
+        self.entries: list[Entry] = []
+        for n, e in enumerate(data.get("entries") or [], 1):
+            kinds = [k for k in ("match", "kana", "regex") if k in e]
+            if len(kinds) != 1 or not e.get("category"):
+                raise LexiconError(f"{self.path}: entry {n} needs a category and exactly one of match/kana/regex")
+            kind = kinds[0]
+            src = str(e[kind])
+            try:
+                comp = compile_match(src) if kind == "match" else re.compile(src) if kind == "regex" else src
+            except re.error as err:
+                raise LexiconError(f"{self.path}: entry {n}: bad regex ({err})") from None
+            unless = tuple(compile_match(str(u)) for u in e.get("unless") or ())
+            needs = required_words(comp) if kind == "match" else frozenset()
+            self.entries.append(Entry(e["category"], kind, src, comp, unless, needs))
+        self.categories = sorted({e.category for e in self.entries})
+
+    def substitute(self, text: str) -> str:
+        for rx, v in self.substitutions:
+            text = rx.sub(v, text)
+        return text
+
+    def hits(self, text: str, variants: list[list[Token]]) -> list[Entry]:
+        """Entries matched by ``text`` (normalized) or by any of its token ``variants``."""
+        out = []
+        fields = [_fields(v) for v in variants]
+        for e in self.entries:
+            if e.needs and not any(e.needs & f for f in fields):
+                continue
+            if e.kind == "regex":
+                ok = bool(e.compiled.search(text))
+            elif e.kind == "kana":
+                ok = any(match_kana(e.compiled, v) for v in variants)
+            else:
+                ok = any(match_tokens(e.compiled, v, e.unless) for v in variants)
+            if ok:
+                out.append(e)
+        return out
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case; emoji and symbols dropped; punctuation kept as sentence marks; spaces kept
+    only between Latin letters/digits; a stretching ー after hiragana dropped (しにたーい)."""
+    t = unicodedata.normalize("NFKC", text).lower()
+    out: list[str] = []
+    for c in t:
+        cat = unicodedata.category(c)
+        if c == "ー" and out and "ぁ" <= out[-1] <= "ゖ":
+            continue
+        if cat[0] in "LN":
+            out.append(c)
+        elif cat[0] == "P":
+            out.append("。" if c in "。.!！?？…" else "、" if c in "、,，" else (c if c == "'" else " "))
+        elif c.isspace() or cat[0] == "Z":
+            out.append(" ")
+    s = "".join(out)
+    s = re.sub(r"(?<![a-z0-9'])\s+|\s+(?![a-z0-9'])", "", s)  # spaces only between Latin words
+    s = re.sub(r"\s+", " ", s)
+    return re.sub(r"([。、])[。、]+", r"\1", s).strip()
+
+
+def variants(text: str) -> list[list[Token]]:
+    """Token lists for the text as written and with katakana read as hiragana (シニタイ)."""
+    a = tokens(text)
+    folded = to_hiragana(text)
+    return [a] if folded == text else [a, tokens(folded)]

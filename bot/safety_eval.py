@@ -1,0 +1,128 @@
+"""`python -m bot safety-eval`: recall per category and false alarms of the crisis detector on the
+labelled sets in bot/safety_sets/, and the draft screening's recall and its flag rate on gold
+KokoroChat counselor turns. Prints one JSON object."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+SETS = Path(__file__).with_name("safety_sets")
+
+
+class SafetySetError(ValueError):
+    """A labelled set that cannot be read or does not match the data it refers to."""
+
+
+def read_tsv(path: Path, columns: int) -> list[list[str]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != columns:
+            raise SafetySetError(f"{path}:{n}: expected {columns} tab-separated columns, got {len(parts)}")
+        rows.append(parts)
+    return rows
+
+
+def labelled_lines(name: str) -> list[tuple[str, str, str]]:
+    return [tuple(r) for r in read_tsv(SETS / f"{name}.tsv", 3)]
+
+
+def kokorochat_lines(data_dir) -> list[tuple[str, str, str]]:
+    """The referenced KokoroChat turns, read from the user's copy (their text is not committed)."""
+    from kokoro.dataset import DataError, load_dialogue, resolve_data_dir
+
+    refs = read_tsv(SETS / "kokorochat_refs.tsv", 5)
+    folder = resolve_data_dir(data_dir)
+    out = []
+    for label, cat, did, idx, digest in refs:
+        try:
+            d = load_dialogue(folder / f"{did}.json")
+        except (OSError, DataError):
+            d = None
+        if d is None or int(idx) >= len(d.turns):
+            raise SafetySetError(f"kokorochat_refs.tsv: dialogue {did} utterance {idx} is not in {data_dir}")
+        text = d.turns[int(idx)].text
+        if hashlib.sha256(text.encode()).hexdigest()[:12] != digest:
+            raise SafetySetError(
+                f"kokorochat_refs.tsv: dialogue {did} utterance {idx} differs from the labelled "
+                "text; is this an unmodified KokoroChat?"
+            )
+        out.append((label, cat, text))
+    return out
+
+
+def crisis_figures(rows: list[tuple[str, str, str]]) -> dict:
+    from .safety import is_crisis
+
+    hit, total, fa, neg = Counter(), Counter(), 0, 0
+    for label, cat, text in rows:
+        found = is_crisis(text)
+        if label == "crisis":
+            total[cat] += 1
+            hit[cat] += found
+        else:
+            neg += 1
+            fa += found
+    n = sum(total.values())
+    return {
+        "crisis_lines": n,
+        "non_crisis_lines": neg,
+        "recall": round(sum(hit.values()) / n, 4) if n else None,
+        "recall_by_category": {c: round(hit[c] / total[c], 4) for c in sorted(total)},
+        "false_alarm_rate": round(fa / neg, 4) if neg else None,
+        "false_alarms": fa,
+        "missed": n - sum(hit.values()),
+    }
+
+
+def screening_figures(data_dir) -> dict:
+    from .screening import screen_draft
+
+    rows = [tuple(r) for r in read_tsv(SETS / "drafts.tsv", 2)]
+    bad = [(item, t) for item, t in rows if item != "ok"]
+    ok = [t for item, t in rows if item == "ok"]
+    caught = Counter(item for item, t in bad if item in screen_draft(t))
+    per = Counter(item for item, _ in bad)
+    out = {
+        "bad_drafts": len(bad),
+        "recall": round(sum(caught.values()) / len(bad), 4),
+        "recall_by_item": {k: round(caught[k] / per[k], 4) for k in sorted(per)},
+        "ordinary_drafts": len(ok),
+        "ordinary_flagged": sum(bool(screen_draft(t)) for t in ok),
+    }
+    if data_dir is not None:
+        from kokoro.dataset import load
+
+        turns = [t.text for d in load(data_dir) for t in d.merged() if t.role == "counselor"]
+        flagged = sum(bool(screen_draft(t)) for t in turns)
+        out.update(gold_counselor_turns=len(turns), gold_flagged=flagged, gold_flag_rate=round(flagged / len(turns), 5))
+    return out
+
+
+def run(data_dir=None, gold: bool = True) -> dict:
+    from .safety import lexicon
+
+    written = labelled_lines("crisis")
+    holdout = labelled_lines("crisis_holdout")
+    report = {
+        "lexicon": {
+            "file": "bot/crisis_lexicon.yaml",
+            "entries": len(lexicon().entries),
+            "reviewed": lexicon().meta.get("reviewed"),
+        },
+        "written": crisis_figures(written),
+        "holdout": crisis_figures(holdout),
+    }
+    if data_dir is not None:
+        kc = kokorochat_lines(data_dir)
+        report["kokorochat"] = crisis_figures(kc)
+        report["all"] = crisis_figures(written + holdout + kc)
+    else:
+        report["all"] = crisis_figures(written + holdout)
+        report["kokorochat"] = "skipped: KokoroChat not found (--data DIR or KOKOROCHAT_DIR)"
+    report["screening"] = screening_figures(data_dir if gold else None)
+    return report
