@@ -65,7 +65,6 @@ def create_app(config: Settings | dict | None = None, start_background: bool = T
     api = LineApi(
         settings.access_token,
         settings.api_host,
-        settings.max_retries,
         settings.retry_base_s,
         timeout=(min(3.0, settings.api_timeout_s), settings.api_timeout_s),
     )

@@ -55,7 +55,6 @@ class LineApi:
         self,
         access_token: str,
         host: str,
-        max_retries: int = 4,
         retry_base_s: float = 0.5,
         timeout: tuple[float, float] = (3.0, 10.0),
     ):
@@ -63,7 +62,7 @@ class LineApi:
 
         cfg = Configuration(access_token=access_token, host=host)
         self.api = MessagingApi(ApiClient(cfg))
-        self.max_retries, self.retry_base_s = max_retries, retry_base_s
+        self.retry_base_s = retry_base_s
         self.timeout = timeout  # (connect, read) seconds for every call: a silent API cannot stall a thread
 
     def _call(self, fn, *args, **kw):
@@ -155,17 +154,32 @@ class Outbox:
         key: str | None = None,
         ttl_s: float | None = None,
     ) -> None:
-        for i, chunk in enumerate(prepare(messages)):
-            self.store.enqueue(
-                user_id,
-                chunk,
-                reply_token if i == 0 else None,
-                token_deadline,
-                priority,
+        for row in self.rows(user_id, messages, reply_token, token_deadline, priority, key, ttl_s):
+            self.store.enqueue(**row)
+        self.flush_user(user_id)
+
+    @staticmethod
+    def rows(user_id, messages, reply_token=None, token_deadline=None, priority=0, key=None, ttl_s=None) -> list[dict]:
+        """The outbox rows for ``messages`` (``Store.enqueue`` arguments): split into requests, the
+        reply token on the first only, each keyed by ``key`` and its place."""
+        return [
+            dict(
+                user_id=user_id,
+                messages=chunk,
+                reply_token=reply_token if i == 0 else None,
+                token_deadline=token_deadline,
+                priority=priority,
                 key=f"{key}/{i}" if key else None,
                 ttl_s=ttl_s,
             )
-        self.flush_user(user_id)
+            for i, chunk in enumerate(prepare(messages))
+        ]
+
+    def loading(self, user_id: str, seconds: int = 20) -> None:
+        """The loading animation: cosmetic, so skipped while LINE is not answering; a call that got
+        no answer opens the breaker like a send's."""
+        if not self.api_down and self.api.loading(user_id, seconds) == 0:
+            self._answered(0)
 
     def flush_user(self, user_id: str) -> int:
         """Deliver this user's due messages in order, stopping at the first that must wait."""

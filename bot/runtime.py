@@ -39,10 +39,9 @@ class Runtime:
         """(report, HTTP status) for /healthz: 503 when a loop of the active process died or is stuck."""
         beats = dict(self.engine.beats)
         out = {"role": self.role, "failures": dict(self.failures)}
-        if self.role != "active":
-            return dict(
-                out, ok=self.role == "standby" or self.role == "not started"
-            ), 200 if self.role != "stopped" else 503
+        if self.role != "active":  # standing by (or not started here) is healthy; stopped is not
+            ok = self.role != "stopped"
+            return dict(out, ok=ok), 200 if ok else 503
         t = time.monotonic()
         stuck_s = self.engine.s.stuck_s
         dead = [th.name for th in self.threads if not th.is_alive()]

@@ -18,7 +18,7 @@ from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
 
 from . import messages as M
 from .config import Settings
-from .line_api import LineApi, Outbox, prepare
+from .line_api import LineApi, Outbox
 from .safety import crisis_message, detect
 from .screening import SAFE_REPLY, screen_draft
 from .store import Store, now
@@ -175,9 +175,8 @@ class Engine:
         sess = self.store.open_session(user_id) or self.start(user_id)
         # a crisis turn's answer was the protocol message: the model does not reply to it
         answer = crisis_message(crisis) if crisis else None
-        if self.store.add_client_turn(sess, text, message_id, answer) and not crisis and not self.outbox.api_down:
-            if self.api.loading(user_id, 20) == 0:  # cosmetic: skipped while LINE is not answering
-                self.outbox._answered(0)
+        if self.store.add_client_turn(sess, text, message_id, answer) and not crisis:
+            self.outbox.loading(user_id, 20)
 
     def unsend(self, user_id: str, message_id: str) -> None:
         """The client unsent a message: it leaves the transcript and every later prompt."""
@@ -277,17 +276,7 @@ class Engine:
             reply = SAFE_REPLY
         token, deadline = self.take_token(user_id)
         key = f"reply:{sess['id']}:{last_client}"
-        rows = [
-            dict(
-                user_id=user_id,
-                messages=chunk,
-                reply_token=token if i == 0 else None,
-                token_deadline=deadline,
-                key=f"{key}/{i}",
-                ttl_s=self.s.message_ttl_s,
-            )
-            for i, chunk in enumerate(prepare([M.text(reply)]))
-        ]
+        rows = Outbox.rows(user_id, [M.text(reply)], token, deadline, key=key, ttl_s=self.s.message_ttl_s)
         if not self.store.add_reply(sess["id"], reply, last_client, start, rows):
             return  # the session closed while generating
         self.outbox.flush_user(user_id)

@@ -315,12 +315,6 @@ class Store:
         with self.lock:
             return self.db.execute(sql, args).rowcount == 1
 
-    def end_session(self, sid: int, reason: str):
-        with self.lock:
-            self.db["sessions"].update(
-                sid, {"status": "closed", "ended_at": now(), "end_reason": reason, "pending_reply": 0}
-            )
-
     def add_turn(self, session: dict, role: str, text: str, ts: float | None = None):
         ts = now() if ts is None else ts
         with self.lock:

@@ -75,6 +75,13 @@ def consented(emu, user):
     emu.fake.wait_for(2, 10, user)
 
 
+def in_session(emu, user):
+    """A consented user after one exchange: consent ×2, the opening and the counselor's reply."""
+    consented(emu, user)
+    emu.text(user, "こんにちは")
+    emu.fake.wait_for(4, 10, user)
+
+
 def test_a_new_friends_first_message_before_consent_gets_resources_and_no_text_is_kept(emu):
     u = "U" + "1" * 32
     emu.text(u, "もう死にたい")  # no follow, no consent: the very first thing this user does
@@ -150,9 +157,7 @@ def test_a_failing_handler_still_sends_the_crisis_protocol_not_the_fallback(emu,
 
 def test_a_crisis_line_during_self_rating_gets_resources(emu):
     u = "U" + "5" * 32
-    consented(emu, u)
-    emu.text(u, "こんにちは")
-    emu.fake.wait_for(4, 10, u)
+    in_session(emu, u)
     emu.text(u, "終了")
     emu.fake.wait_for(6, 10, u)
     from bot import rating

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 from conftest import REPO, quiesce
-from test_crisis import FakeBackend, consented, make_emulator
+from test_crisis import FakeBackend, consented, in_session, make_emulator, texts
 
 from bot import messages as M
 
@@ -34,10 +34,6 @@ def wait_until(pred, timeout=10.0, what="condition"):
             return
         time.sleep(0.02)
     raise AssertionError(f"{what} not reached in {timeout} s")
-
-
-def texts(emu, user):
-    return [m.get("text", "") for m in emu.fake.delivered(user)]
 
 
 def test_a_hung_api_then_recovery_delivers_the_waiting_reply_soon(tmp_path):
@@ -111,9 +107,7 @@ def test_an_accepted_push_whose_answer_is_lost_is_not_sent_twice(tmp_path):
 def test_idle_end_racing_a_new_message_keeps_the_session_and_answers(emu):
     engine, store = emu.runtime.engine, emu.runtime.engine.store
     u = "U" + "6" * 32
-    consented(emu, u)
-    emu.text(u, "こんにちは")
-    emu.fake.wait_for(4, 10, u)
+    in_session(emu, u)
     quiesce(emu)
     emu.runtime.scheduler.pause()
     sid = store.open_session(u)["id"]
@@ -134,9 +128,7 @@ def test_idle_end_racing_a_new_message_keeps_the_session_and_answers(emu):
 def test_end_word_racing_the_limit_timer_closes_once(emu):
     engine = emu.runtime.engine
     u = "U" + "7" * 32
-    consented(emu, u)
-    emu.text(u, "こんにちは")
-    emu.fake.wait_for(4, 10, u)
+    in_session(emu, u)
     quiesce(emu)
     n = len(texts(emu, u))
     results = []
@@ -175,9 +167,7 @@ def test_an_unsent_message_leaves_the_transcript_and_later_prompts(tmp_path):
     emu = make_emulator(tmp_path, backend)
     try:
         u = "U" + "9" * 32
-        consented(emu, u)
-        emu.text(u, "こんにちは")
-        emu.fake.wait_for(4, 10, u)
+        in_session(emu, u)
         quiesce(emu)
         msg = {"id": "468789577898262530", "type": "text", "text": "間違えて送った秘密", "quoteToken": "q"}
         emu.post([emu.event(u, "message", message=msg)])
@@ -232,9 +222,7 @@ def test_deleted_text_leaves_the_database_files(emu):
 def test_retention_purges_events_and_users_too(emu):
     engine, store = emu.runtime.engine, emu.runtime.engine.store
     u = "U" + "b" * 32
-    consented(emu, u)
-    emu.text(u, "こんにちは")
-    emu.fake.wait_for(4, 10, u)
+    in_session(emu, u)
     emu.text(u, "終了")
     emu.fake.wait_for(6, 10, u)
     quiesce(emu)

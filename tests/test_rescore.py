@@ -14,7 +14,7 @@ def make_db(path, dialogues, n=3):
         sess = store.start_session(f"U{d.id:0>32}")
         for t in d.turns[:30]:
             store.add_turn(sess, t.role, t.text)
-        store.end_session(sess["id"], "user")
+        store.close_session(sess["id"], "user")
     store.start_session("Uopen")  # open sessions are not scored
     return store
 

@@ -5,7 +5,7 @@ import json
 import socket
 import threading
 
-from test_crisis import FakeBackend, make_emulator
+from test_crisis import FakeBackend, in_session, make_emulator
 
 from bot import messages as M
 
@@ -72,9 +72,7 @@ def test_a_silent_line_api_times_out_instead_of_blocking_the_sender():
 
     threading.Thread(target=accept_and_hold, daemon=True).start()
     try:
-        api = LineApi(
-            "t", f"http://127.0.0.1:{srv.getsockname()[1]}", max_retries=0, retry_base_s=0.01, timeout=(0.5, 0.5)
-        )
+        api = LineApi("t", f"http://127.0.0.1:{srv.getsockname()[1]}", retry_base_s=0.01, timeout=(0.5, 0.5))
         result = []
         sender = threading.Thread(
             target=lambda: result.append(api.push("U" + "0" * 32, M.fallback(), "key-1")), daemon=True
@@ -91,14 +89,11 @@ def test_a_silent_line_api_times_out_instead_of_blocking_the_sender():
 
 
 def test_one_users_deletion_does_not_stop_the_bot_for_the_next_user(tmp_path):
-    from test_crisis import consented
 
     emu = make_emulator(tmp_path, FakeBackend())
     try:
         a, b = "U" + "d" * 32, "U" + "e" * 32
-        consented(emu, a)
-        emu.text(a, "こんにちは")
-        emu.fake.wait_for(4, 10, a)
+        in_session(emu, a)
         emu.text(a, "削除")
         emu.fake.wait_for(5, 10, a)
         emu.postback(a, M.DELETE)
