@@ -32,7 +32,15 @@ def load_scorer(path: str | None):
     if Path(path).is_dir():
         from kokoro.cpu_scorer import CpuScorer
 
-        return CpuScorer.load(path)
+        scorer = CpuScorer.load(path)
+        if not scorer.coherence:
+            log.warning(
+                "the CPU scorer at %s has no coherence model, so it cannot tell a counselor who listens from one "
+                "who answers at random; rebuild it with `python -m training scorer --preset cpu --out %s`",
+                path,
+                path,
+            )
+        return scorer
     from kokoro.gguf_scorer import GgufScorer
 
     return GgufScorer(path)

@@ -22,6 +22,11 @@ def make_parser():
     s.add_argument("--limit", type=int, default=0, help="only the first N test dialogues (smoke runs)")
     s.add_argument("--out", help="report folder (metrics.json, report.md, plots)")
     s.add_argument("--n-ctx", type=int, default=8192)
+    s.add_argument(
+        "--perturb",
+        action="store_true",
+        help="the perturbation suite instead: does the scorer notice a bad counselor (a sensitivity test)",
+    )
     g2 = sub.add_parser("responses", help="BLEU/ROUGE/Distinct of a counselor GGUF on the test set")
     g2.add_argument("--model", required=True, help="counselor GGUF (or the base GGUF with --lora)")
     g2.add_argument("--lora", help="LoRA adapter GGUF applied at run time")
@@ -42,9 +47,9 @@ def make_parser():
     )
     sm.add_argument("--client-lora")
     sm.add_argument("--client-chat-format")
-    g3 = sm.add_mutually_exclusive_group(required=True)
-    g3.add_argument("--cpu-scorer")
-    g3.add_argument("--scorer-model")
+    g3 = sm.add_mutually_exclusive_group()
+    g3.add_argument("--cpu-scorer", help="CPU scorer folder (default: the bot's, models/cpu-scorer)")
+    g3.add_argument("--scorer-model", help="scorer GGUF")
     sm.add_argument("--data")
     sm.add_argument("--n", type=int, default=5, help="sessions")
     sm.add_argument("--max-turns", type=int, default=20)
@@ -78,6 +83,27 @@ def run_rescore(args) -> int:
         nightly(args.nightly, job).start()
     else:
         job()
+    return 0
+
+
+def run_perturb(args, scorers) -> int:
+    from kokoro.cpu_scorer import ScorerArtifactError
+
+    from .perturbation import evaluate, markdown
+
+    try:
+        r = evaluate(
+            scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx, progress=not args.json
+        )
+    except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        keep = ("perturbations", "n_test", "note")
+        runs = [{"path": x["path"], "perturbations": x["perturbations"]} for x in r["runs"]]
+        print(json.dumps({k: r[k] for k in keep} | {"runs": runs}, ensure_ascii=False))
+    else:
+        print(markdown(r))
     return 0
 
 
@@ -115,7 +141,12 @@ def main(argv=None) -> int:
         )
         return 0
     if args.cmd == "simulate":
+        from bot.config import REPO
+
         from .simulate import run as simulate
+
+        if not (args.cpu_scorer or args.scorer_model):
+            args.cpu_scorer = str(REPO / "models" / "cpu-scorer")
 
         try:
             r = simulate(
@@ -137,7 +168,12 @@ def main(argv=None) -> int:
         except (DataError, ScorerArtifactError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(json.dumps({k: r[k] for k in ("n", "mean_total", "mean_client_turns", "seconds")}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {k: r[k] for k in ("n", "mean_total", "human_mean_total", "mean_client_turns", "seconds")},
+                ensure_ascii=False,
+            )
+        )
         return 0
     if args.cmd == "rescore":
         try:
@@ -146,9 +182,11 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
 
+    scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
+    if args.perturb:
+        return run_perturb(args, scorers)
     from .scores import evaluate, markdown
 
-    scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
     try:
         r = evaluate(
             scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx, progress=not args.json

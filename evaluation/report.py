@@ -39,3 +39,30 @@ def totals_plot(pred: list[float], gold: list[float], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def reliability_plot(pred: list[float], gold: list[float], path: Path) -> None:
+    """Mean rated total per 10-point band of predicted total (the diagonal is perfect calibration)."""
+    plt = _plt()
+    bands: dict[int, list[float]] = {}
+    for p, g in zip(pred, gold):
+        bands.setdefault(min(int(p) // 10, 9), []).append(g)
+    xs = sorted(bands)
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
+    ax.plot([10 * x + 5 for x in xs], [sum(bands[x]) / len(bands[x]) for x in xs], "o-")
+    for x in xs:
+        ax.annotate(
+            str(len(bands[x])),
+            (10 * x + 5, sum(bands[x]) / len(bands[x])),
+            fontsize=7,
+            xytext=(3, -9),
+            textcoords="offset points",
+        )
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("predicted total (band centre)")
+    ax.set_ylabel("mean rated total")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -15,7 +15,7 @@ from kokoro.splits import scorer_split
 from kokoro.versions import library_versions
 
 from .baselines import constant_mode, length_regression
-from .report import per_item_plot, totals_plot
+from .report import per_item_plot, reliability_plot, totals_plot
 
 PAPER = {  # Table 5
     "Llama-3.1 (paper)": {"acc": 28.70, "acc_soft": 72.53, "mae": 1.0540},
@@ -28,6 +28,23 @@ def spearman_totals(pred, gold) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr([sum(p) for p in pred], [sum(g) for g in gold]).statistic)
+
+
+def extremes(pred_totals, gold_totals) -> dict:
+    """Calibration at the ends of the scale: how often the predicted total reaches 90 (against
+    the gold), and the total's mean absolute error on sessions rated ≥ 90 and ≤ 40."""
+    hi = [(p, g) for p, g in zip(pred_totals, gold_totals) if g >= 90]
+    lo = [(p, g) for p, g in zip(pred_totals, gold_totals) if g <= 40]
+    n = max(len(gold_totals), 1)
+    mae = lambda xs: statistics.fmean(abs(p - g) for p, g in xs) if xs else float("nan")
+    return {
+        "predicted_ge_90": round(100 * sum(p >= 90 for p in pred_totals) / n, 2),
+        "gold_ge_90": round(100 * sum(g >= 90 for g in gold_totals) / n, 2),
+        "total_mae_gold_ge_90": round(mae(hi), 2),
+        "total_mae_gold_le_40": round(mae(lo), 2),
+        "n_ge_90": len(hi),
+        "n_le_40": len(lo),
+    }
 
 
 def load_scorer(kind: str, path: str, **kw):
@@ -65,6 +82,7 @@ def evaluate(
         m = score_metrics(pred, gold)
         m.update(
             spearman_totals=spearman_totals(pred, gold),
+            extremes=extremes([sum(p) for p in pred], [sum(g) for g in gold]),
             scorer=sc.identity,
             path=str(path),
             seconds_per_dialogue=(time.time() - t) / max(len(test), 1),
@@ -104,6 +122,7 @@ def evaluate(
         (out / "report.md").write_text(markdown(result), encoding="utf-8")
         per_item_plot(runs[0][0], out / "per_item.png")
         totals_plot([sum(p) for p in runs[0][1]], [sum(g) for g in gold], out / "totals.png")
+        reliability_plot([sum(p) for p in runs[0][1]], [sum(g) for g in gold], out / "reliability.png")
     return result
 
 
@@ -141,7 +160,13 @@ def markdown(r: dict) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     lines += ["| " + " | ".join(x) + " |" for x in rows]
+    e = r["runs"][0]["extremes"]
     lines += [
+        "",
+        f"Calibration at the ends (first scorer): predicted totals ≥ 90 in {e['predicted_ge_90']} % of sessions "
+        f"(gold: {e['gold_ge_90']} %); total off by {e['total_mae_gold_ge_90']} points on sessions rated ≥ 90 "
+        f"(n = {e['n_ge_90']}) and {e['total_mae_gold_le_40']} on those ≤ 40 (n = {e['n_le_40']}); "
+        "reliability.png plots the mean rated total per band of predicted total.",
         "",
         "Table 8 layout (first scorer):",
         "",

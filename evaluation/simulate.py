@@ -21,11 +21,35 @@ from kokoro.splits import counselor_split
 
 class ReplayClient:
     def __init__(self, dialogue):
+        self.dialogue = dialogue
         self.turns = [t.text for t in dialogue.merged() if t.role == "client"]
         self.identity = {"client": "replay", "dialogue": dialogue.id}
 
+    def human(self, client_turns: int) -> list[Turn]:
+        """The same dialogue with its human counselor, as far as the replay went: every utterance
+        before the client's next block (the counselor's answer to the last replayed turn included)."""
+        out, seen = [], 0
+        for t, prev in zip(self.dialogue.turns, (None,) + self.dialogue.turns):
+            if t.role == "client" and (prev is None or prev.role != "client"):
+                seen += 1
+                if seen > client_turns:
+                    break
+            out.append(t)
+        return out
+
     def next(self, history: list[Turn], k: int) -> str | None:
         return self.turns[k] if k < len(self.turns) else None
+
+
+def seen_client_turns(turns) -> int:
+    """Client blocks in a bot session, the closing end word not counted."""
+    from bot import messages as M
+
+    blocks = [
+        t for t, prev in zip(turns, [None] + list(turns)) if t.role == "client" and (not prev or prev.role != "client")
+    ]
+    n = len(blocks)
+    return n - 1 if turns and turns[-1].role == "client" and turns[-1].text in M.END_WORDS else n
 
 
 class LlmClient:
@@ -116,19 +140,22 @@ def run(
             rows = emu.runtime.engine.store.turns(sess["id"])
             turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
             items = tuple(scorer.predict(turns))
-            sessions.append(
-                {
-                    "client": sim.identity,
-                    "turns": [{"role": t.role, "text": t.text} for t in turns],
-                    "items": list(items),
-                    "total": total_score(items),
-                }
-            )
+            record = {
+                "client": sim.identity,
+                "turns": [{"role": t.role, "text": t.text} for t in turns],
+                "items": list(items),
+                "total": total_score(items),
+            }
+            if isinstance(sim, ReplayClient):  # the same client turns with the human counselor, same scorer
+                record["human_total"] = total_score(scorer.predict(sim.human(seen_client_turns(turns))))
+            sessions.append(record)
     finally:
         emu.close()
+    humans = [x["human_total"] for x in sessions if "human_total" in x]
     result = {
         "n": len(sessions),
         "mean_total": statistics.fmean(x["total"] for x in sessions),
+        "human_mean_total": statistics.fmean(humans) if humans else None,
         "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
         "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
         "settings": {

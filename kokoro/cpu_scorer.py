@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +31,16 @@ def text_blocks(turns: Sequence[Turn]) -> tuple[str, str, str, str]:
     cl = [t.text for t in turns if t.role == "client"]
     co = [t.text for t in turns if t.role == "counselor"]
     return "\n".join(cl), "\n".join(co), "\n".join(cl[-LAST_N:]), "\n".join(co[-LAST_N:])
+
+
+def word_blocks(turns: Sequence[Turn]) -> tuple[str, str]:
+    """All client text and all counselor text as space-separated MeCab words (kokoro.morph)."""
+    from .morph import tagger
+
+    tg = tagger()
+    cl = "\n".join(t.text for t in turns if t.role == "client")
+    co = "\n".join(t.text for t in turns if t.role == "counselor")
+    return " ".join(w.surface for w in tg(cl)), " ".join(w.surface for w in tg(co))
 
 
 NUMERIC = (
@@ -75,12 +86,154 @@ def numeric_features(turns: Sequence[Turn]) -> list[float]:
     return [math.log1p(x) for x in raw] + [ccl / (ccl + cco) if ccl + cco else 0.0]
 
 
-class CpuScorer:
-    """A fitted CPU scorer. ``predict_raw`` gives continuous scores, ``predict`` integers 0–5."""
+COHERENCE = (
+    "counselor_echoes_client",  # share of a counselor block's content bigrams found in the client block before it
+    "counselor_echoes_elsewhere",  # … found in the session's client blocks more than two blocks away
+    "counselor_echo_gain",
+    "client_echoes_counselor",  # share of a client block's content bigrams found in the counselor block before it
+    "client_echoes_elsewhere",
+    "client_echo_gain",
+    "counselor_blocks_echoing",  # share of counselor blocks sharing any content bigram with the client before
+    "counselor_repeats",  # share of counselor blocks whose char-3-gram Jaccard with an earlier one is ≥ 0.6
+    "counselor_distinct",
+    "counselor_short",  # share of counselor blocks of ≤ 12 characters
+    "counselor_block_chars",
+    "blocks",
+    # the same echoes as TF-IDF cosines (the scorer's counselor-text vectorizer)
+    "tfidf_counselor_client",
+    "tfidf_counselor_far_client",
+    "tfidf_counselor_gain",
+    "tfidf_client_counselor",
+    "tfidf_client_far_counselor",
+    "tfidf_client_gain",
+    # topic cohesion: mean cosine between the session's own counselor blocks, its client blocks
+    "counselor_cohesion",
+    "client_cohesion",
+    "cohesion_gap",
+    "long_counselor_cohesion",  # counselor blocks over 15 characters (greetings are generic)
+)
+_CONTENT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9Ａ-Ｚａ-ｚ０-９]")
+REPEAT_JACCARD = 0.6
 
-    def __init__(self, vectorizers, numeric_mean, numeric_scale, coef, intercept, offsets, identity: dict):
+
+def _grams(s: str, n: int) -> set[str]:
+    return {s[i : i + n] for i in range(len(s) - n + 1)}
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _found(a: set, b: set) -> float:
+    return len(a & b) / len(a) if a else 0.0
+
+
+def coherence_features(turns: Sequence[Turn], vectorizer) -> list[float]:
+    """Does the counselor answer *this* client? Word echoes between adjacent blocks (merged
+    turns), against the same echoes with far-away blocks of the session; topic cohesion of the
+    counselor's blocks with each other; repetition and back-channel shares. Content bigrams
+    contain a kanji, katakana, letter or digit. Names in COHERENCE."""
+    bl = merge_turns(turns)
+    if not bl:
+        return [0.0] * len(COHERENCE)
+    return _echo_features(bl) + _tfidf_features(bl, vectorizer)
+
+
+def _tfidf_features(bl, vectorizer) -> list[float]:
+    import numpy as np
+
+    role = np.array([t.role == "counselor" for t in bl])
+    M = vectorizer.transform([t.text for t in bl])
+    S = (M @ M.T).toarray()
+    co, cl = np.where(role)[0], np.where(~role)[0]
+    mean = lambda xs: float(np.mean(xs)) if len(xs) else 0.0
+    adj, far, adj2, far2 = [], [], [], []
+    for i in co:
+        if i > 0 and not role[i - 1]:
+            adj.append(S[i, i - 1])
+            far.append(mean([S[i, j] for j in cl if abs(j - i) > 2]))
+        if i + 1 < len(bl) and not role[i + 1]:
+            adj2.append(S[i + 1, i])
+            far2.append(mean([S[i + 1, j] for j in co if abs(j - i) > 2]))
+
+    def cohesion(ix) -> float:
+        if len(ix) < 2:
+            return 0.0
+        sub = S[np.ix_(ix, ix)]
+        return float((sub.sum() - np.trace(sub)) / (len(ix) * (len(ix) - 1)))
+
+    long_co = [i for i in co if len(bl[i].text) > 15]
+    return [
+        mean(adj),
+        mean(far),
+        mean(adj) - mean(far),
+        mean(adj2),
+        mean(far2),
+        mean(adj2) - mean(far2),
+        cohesion(co),
+        cohesion(cl),
+        cohesion(co) - cohesion(cl),
+        cohesion(long_co),
+    ]
+
+
+def _echo_features(bl) -> list[float]:
+    role = [t.role for t in bl]
+    cg = [{g for g in _grams(t.text, 2) if _CONTENT.search(g)} for t in bl]
+    g3 = [_grams(t.text, 3) for t in bl]
+    co = [i for i, r in enumerate(role) if r == "counselor"]
+    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0
+    adj, far, adj2, far2 = [], [], [], []
+    for i in co:
+        if i > 0 and role[i - 1] == "client":
+            adj.append(_found(cg[i], cg[i - 1]))
+            far.append(mean([_found(cg[i], cg[j]) for j in range(len(bl)) if role[j] == "client" and abs(j - i) > 2]))
+        if i + 1 < len(bl) and role[i + 1] == "client":
+            adj2.append(_found(cg[i + 1], cg[i]))
+            far2.append(mean([_found(cg[i + 1], cg[j]) for j in co if abs(j - i) > 2]))
+    n = max(len(co), 1)
+    repeats = sum(1 for k, i in enumerate(co) if any(jaccard(g3[i], g3[j]) >= REPEAT_JACCARD for j in co[:k]))
+    chars = [len(bl[i].text) for i in co]
+    return [
+        mean(adj),
+        mean(far),
+        mean(adj) - mean(far),
+        mean(adj2),
+        mean(far2),
+        mean(adj2) - mean(far2),
+        sum(1 for x in adj if x > 0) / max(len(adj), 1),
+        repeats / n,
+        len({bl[i].text for i in co}) / n,
+        sum(1 for c in chars if c <= 12) / n,
+        math.log1p(mean(chars)),
+        math.log1p(len(bl)),
+    ]
+
+
+class CpuScorer:
+    """A fitted CPU scorer. ``predict_raw`` gives continuous scores, ``predict`` integers 0–5.
+
+    ``coherence`` (optional; scorers trained before it have none): a classifier of real sessions
+    against sessions whose counselor does not answer this client (``model``, on COHERENCE
+    features), and the calibrated penalty it gates: the items move ``strength × gate(q)`` of the
+    way towards ``bad`` — the mean items of the lowest-rated 5 % of training sessions — where
+    gate(q) rises linearly from 0 at q = ``lo`` to 1 at q = ``hi``."""
+
+    def __init__(
+        self,
+        vectorizers,
+        numeric_mean,
+        numeric_scale,
+        coef,
+        intercept,
+        offsets,
+        identity: dict,
+        coherence=None,
+        word_vectorizers=(),
+    ):
         self.vectorizers, self.numeric_mean, self.numeric_scale = vectorizers, numeric_mean, numeric_scale
         self.coef, self.intercept, self.offsets, self.identity = coef, intercept, offsets, identity
+        self.coherence, self.word_vectorizers = coherence, list(word_vectorizers)
 
     def features(self, sessions: Sequence[Sequence[Turn]]):
         import numpy as np
@@ -88,11 +241,31 @@ class CpuScorer:
 
         blocks = list(zip(*[text_blocks(t) for t in sessions]))
         mats = [v.transform(b) * w for (v, w), b in zip(self.vectorizers, blocks)]
+        if self.word_vectorizers:
+            words = list(zip(*[word_blocks(t) for t in sessions]))
+            mats += [v.transform(b) * w for (v, w), b in zip(self.word_vectorizers, words)]
         num = (np.array([numeric_features(t) for t in sessions]) - self.numeric_mean) / self.numeric_scale
         return sp.hstack(mats + [sp.csr_matrix(num)]).tocsr()
 
-    def predict_raw(self, sessions: Sequence[Sequence[Turn]]):
+    def predict_base_raw(self, sessions: Sequence[Sequence[Turn]]):
+        """The ridge's continuous items, before the coherence penalty."""
         return self.features(sessions) @ self.coef + self.intercept
+
+    def incoherence(self, sessions: Sequence[Sequence[Turn]]):
+        """P(the counselor does not answer this client) per session; zeros without a coherence model."""
+        import numpy as np
+
+        if not self.coherence:
+            return np.zeros(len(sessions))
+        vec = self.vectorizers[1][0]
+        X = np.array([coherence_features(t, vec) for t in sessions])
+        return self.coherence["model"].predict_proba(X)[:, 1]
+
+    def predict_raw(self, sessions: Sequence[Sequence[Turn]]):
+        raw = self.predict_base_raw(sessions)
+        if not self.coherence:
+            return raw
+        return apply_penalty(raw, self.incoherence(sessions), self.coherence)
 
     def predict_many(self, sessions: Sequence[Sequence[Turn]]) -> list[tuple[int, ...]]:
         import numpy as np
@@ -110,7 +283,7 @@ class CpuScorer:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for v, _ in self.vectorizers:
+        for v, _ in self.vectorizers + self.word_vectorizers:
             if hasattr(v, "stop_words_"):
                 v.stop_words_ = None  # sklearn keeps every pruned n-gram here; not needed to predict
         joblib.dump(
@@ -121,6 +294,8 @@ class CpuScorer:
                 "coef": self.coef,
                 "intercept": self.intercept,
                 "offsets": self.offsets,
+                "coherence": self.coherence,
+                "word_vectorizers": self.word_vectorizers,
             },
             folder / ARTIFACT,
             compress=3,
@@ -142,5 +317,27 @@ class CpuScorer:
         if identity.get("items") != [it.key for it in ITEMS]:
             raise ScorerArtifactError(f"{folder}: the scorer's item list differs from kokoro.items")
         return cls(
-            d["vectorizers"], d["numeric_mean"], d["numeric_scale"], d["coef"], d["intercept"], d["offsets"], identity
+            d["vectorizers"],
+            d["numeric_mean"],
+            d["numeric_scale"],
+            d["coef"],
+            d["intercept"],
+            d["offsets"],
+            identity,
+            d.get("coherence"),
+            d.get("word_vectorizers", ()),
         )
+
+
+def gate(q, lo: float, hi: float):
+    import numpy as np
+
+    return np.clip((np.asarray(q) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def apply_penalty(raw, q, c: dict):
+    """Move each session's items ``strength × gate(q)`` of the way towards ``c["bad"]``."""
+    import numpy as np
+
+    g = c["strength"] * gate(q, c["lo"], c["hi"])
+    return raw - g[:, None] * (raw - np.asarray(c["bad"])[None, :])

@@ -145,3 +145,30 @@ def test_scores_grammar_admits_exactly_the_20_items_as_0_to_5():
     assert not rx.fullmatch(json.dumps(obj, ensure_ascii=False)), "a missing item is refused"
     reordered = dict(reversed(list(json.loads(good).items())))
     assert not rx.fullmatch(json.dumps(reordered, ensure_ascii=False)), "items come in the trained order"
+
+
+def test_perturbation_suite_sees_a_counselor_who_does_not_listen(small_scorer, kokoro_dir, tmp_path):
+    """The suite through the CLI: the default scorer (with its coherence model) against the same
+    artifact with the coherence model removed, on the same 40 test dialogues."""
+    from kokoro.cpu_scorer import CpuScorer
+    from kokoro.perturb import PERTURBATIONS
+
+    out, _ = small_scorer
+    plain = CpuScorer.load(out)
+    assert plain.coherence and plain.identity["coherence"]["features"]
+    plain.coherence = None
+    plain.save(tmp_path / "plain")
+    cmd = [sys.executable, "-m", "evaluation", "scores", "--cpu-scorer", str(out), "--cpu-scorer"]
+    cmd += [str(tmp_path / "plain"), "--data", str(kokoro_dir), "--perturb", "--json", "--limit", "40"]
+    r = subprocess.run(cmd + ["--out", str(tmp_path / "rep")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    assert got["n_test"] == 40 and set(got["perturbations"]) == set(PERTURBATIONS)
+    new, old = (run["perturbations"] for run in got["runs"])
+    assert got["perturbations"] == new
+    for name in ("other_sessions", "backchannel"):
+        assert new[name]["auc"] >= 0.85 and new[name]["mean_change"] < -10, (name, new[name])
+    assert old["other_sessions"]["auc"] < 0.75, "without the coherence model the scorer is blind to this"
+    assert new["other_sessions"]["auc"] > old["other_sessions"]["auc"] + 0.2
+    assert (tmp_path / "rep" / "perturb.png").stat().st_size > 1000
+    assert "sensitivity" in (tmp_path / "rep" / "perturb.md").read_text()

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
             from .cpu_scorer import CpuScorerConfig, train_cpu_scorer
 
             ov = _overrides(args)
-            known = {"data", "out", "seed", "limit", "max_features", "min_df", "ngram_max"}
+            known = {"data", "out", "seed", "limit", "max_features", "min_df", "ngram_max", "coherence"}
             bad = set(ov) - known
             if bad:
                 raise ConfigError(f"the cpu scorer takes only {sorted(known)}; got {sorted(bad)}")

@@ -50,7 +50,9 @@ class TrainConfig:
     optim: str = _f("adamw_8bit", f"optimizer: {' | '.join(OPTIMIZERS)}")
     learning_rate: float = _f(1e-3, "peak learning rate")
     warmup_steps: int = _f(100, "linear warm-up steps")
-    batch_size: int = _f(8, "examples per optimizer step per device (= per_device_batch × grad_accum)")
+    batch_size: int = _f(
+        8, "global batch: examples per optimizer step over all processes (= per_device_batch × accumulation × world)"
+    )
     per_device_batch: int = _f(0, "examples per forward pass; 0 = batch_size (no accumulation)")
     epochs: float = _f(5.0, "training epochs")
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1 = by epochs)")
@@ -106,9 +108,14 @@ class TrainConfig:
             )
         self.target_modules = tuple(self.target_modules)
 
-    @property
-    def grad_accum(self) -> int:
-        return self.batch_size // self.per_device_batch
+    def grad_accum(self, world: int = 1) -> int:
+        """Accumulation steps that keep the global batch whatever the number of processes."""
+        if self.batch_size % (self.per_device_batch * world):
+            raise ConfigError(
+                f"the global batch {self.batch_size} is not a multiple of per_device_batch {self.per_device_batch} "
+                f"× {world} processes; set per_device_batch so that it divides batch_size / {world}"
+            )
+        return self.batch_size // (self.per_device_batch * world)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -262,6 +269,26 @@ def build_config(
     return TrainConfig(**values)
 
 
+def world_size() -> int:
+    """Processes in this run: torchrun / accelerate set WORLD_SIZE; a plain start is one."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_launcher(cfg: TrainConfig, gpus: int) -> None:
+    """Refuse a multi-GPU machine started without a launcher: transformers would then multiply the
+    batch by the GPU count and put a 4-bit model on GPU 0 only (no DataParallel for k-bit models)."""
+    import sys
+
+    if gpus > 1 and "LOCAL_RANK" not in os.environ and world_size() == 1:
+        args = " ".join(sys.argv[1:]) or f"{cfg.task} …"
+        raise ConfigError(
+            f"this machine has {gpus} GPUs but training was started without a launcher; run\n"
+            f"  torchrun --nproc_per_node {gpus} -m training {args}\n"
+            f"(the global batch of {cfg.batch_size} is kept), or train on one GPU with "
+            f"CUDA_VISIBLE_DEVICES=0 python -m training {args}"
+        )
+
+
 def check_environment(cfg: TrainConfig, needs_base: bool = True) -> None:
     """Fail before any work when the machine cannot run ``cfg``."""
     import importlib.util
@@ -291,6 +318,8 @@ def check_environment(cfg: TrainConfig, needs_base: bool = True) -> None:
         raise ConfigError(f"optim={cfg.optim} needs bitsandbytes; install it or use optim=adamw_torch")
     if on_cpu and cfg.optim in CUDA_ONLY_OPTIMIZERS:
         raise ConfigError(f"optim={cfg.optim} needs CUDA; on CPU use adamw_8bit or adamw_torch")
+    check_launcher(cfg, 0 if on_cpu else torch.cuda.device_count())
+    cfg.grad_accum(world_size())  # a global batch the processes cannot share fails here
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

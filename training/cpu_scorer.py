@@ -1,10 +1,13 @@
 """Fit the CPU scorer (kokoro.cpu_scorer) on the paper's scorer split.
 
-Kernel (dual) ridge on the centred linear kernel of four char-n-gram TF-IDF blocks plus
-session-shape features: one eigendecomposition per feature weighting makes the ridge search
-nearly free. Hyper-parameters are chosen on the seed's validation split, per-item rounding
-offsets are tuned there, and the final model is refitted on train + validation; the fixed test
-split is touched once, at the end.
+Kernel (dual) ridge on the centred linear kernel of four char-n-gram TF-IDF blocks, two
+MeCab word-n-gram blocks (client, counselor) and session-shape features: one eigendecomposition
+per feature weighting makes the ridge search nearly free. Hyper-parameters are chosen on the
+seed's validation split, per-item rounding offsets are tuned there, and the final model is
+refitted on train + validation; the fixed test split is touched once, at the end.
+
+A coherence model (training/coherence.py) then gates a calibrated penalty for sessions whose
+counselor does not answer this client; its setting is chosen on validation too.
 """
 
 from __future__ import annotations
@@ -13,12 +16,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kokoro.cpu_scorer import NUMERIC, CpuScorer, numeric_features, text_blocks
+from kokoro.cpu_scorer import (
+    COHERENCE,
+    NUMERIC,
+    CpuScorer,
+    coherence_features,
+    numeric_features,
+    text_blocks,
+    word_blocks,
+)
 from kokoro.dataset import load
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
 from kokoro.splits import scorer_split
 
+from . import coherence as coh
 from .report import library_versions, write_json
 
 
@@ -32,8 +44,15 @@ class CpuScorerConfig:
     min_df: int = 3
     alphas: tuple = (0.3, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     numeric_weights: tuple = (0.0, 0.05, 0.15)
+    word_weights: tuple = (0.0, 1.0, 1.5)  # MeCab word blocks (client, counselor); kernel weight = square
+    word_ngram_max: int = 2
     offset_grid: float = 0.3
     limit: int = 0  # use only this many dialogues (smoke tests); 0 = all
+    coherence: int = 1  # 0 = no coherence model (the scorer before issue 16)
+    gates: tuple = ((0.9, 0.99), (0.97, 0.999))
+    strengths: tuple = (0.5, 0.7, 1.0)
+    min_val_auc: float = 0.95
+    bad_fraction: float = 0.05
     settings_note: str = field(default="features never include rater ids")
 
 
@@ -66,6 +85,43 @@ def _tune_offsets(raw, gold, span: float):
     return offsets
 
 
+def _coh_x(sessions, vectorizer):
+    import numpy as np
+
+    return np.array([coherence_features(t, vectorizer) for t in sessions])
+
+
+def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, alpha):
+    """Fit the coherence model on train and choose its penalty on validation, against the
+    train-only ridge with the chosen settings (``K_train``; ``kernel_of(sessions)`` is the kernel
+    of new sessions against train). Returns (gate setting, train-only model)."""
+    import numpy as np
+
+    Kc, row = _center_train(K_train)
+    ymean = gold["train"].mean(0)
+    c = np.linalg.solve(Kc + alpha * np.eye(len(Kc)), gold["train"] - ymean)
+
+    def raw_of(sessions):
+        Kv = kernel_of(sessions)
+        return (Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()) @ c + ymean
+
+    model = coh.fit(sess["train"], vectorizer, cfg.seed)
+    bad = coh.bad_items(gold["train"], cfg.bad_fraction)
+    choice = coh.choose_gate(
+        model,
+        vectorizer,
+        sess["validation"],
+        raw_va,
+        gold["validation"],
+        raw_of,
+        bad,
+        cfg.gates,
+        cfg.strengths,
+        cfg.min_val_auc,
+    )
+    return dict(choice["chosen"], bad=bad, choice=choice), model
+
+
 def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     import numpy as np
     import scipy.sparse as sp
@@ -81,62 +137,80 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     sess = {k: [by[i].turns for i in v] for k, v in ids.items()}
     gold = {k: np.array([by[i].items for i in v], dtype=float) for k, v in ids.items()}
 
+    def tfidf(analyzer: str, ngrams: tuple[int, int]):
+        return TfidfVectorizer(
+            analyzer=analyzer,
+            **({"token_pattern": r"\S+"} if analyzer == "word" else {}),
+            ngram_range=ngrams,
+            min_df=cfg.min_df,
+            max_features=cfg.max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+
     def fit_features(train_sessions):
-        vecs = [
-            TfidfVectorizer(
-                analyzer="char",
-                ngram_range=(1, cfg.ngram_max),
-                min_df=cfg.min_df,
-                max_features=cfg.max_features,
-                sublinear_tf=True,
-                dtype=np.float32,
-            )
-            for _ in range(4)
-        ]
-        blocks = list(zip(*[text_blocks(t) for t in train_sessions]))
-        for v, b in zip(vecs, blocks):
+        vecs = [tfidf("char", (1, cfg.ngram_max)) for _ in range(4)]
+        for v, b in zip(vecs, zip(*[text_blocks(t) for t in train_sessions])):
+            v.fit(b)
+        wvecs = [tfidf("word", (1, cfg.word_ngram_max)) for _ in range(2)] if any(cfg.word_weights) else []
+        for v, b in zip(wvecs, zip(*[word_blocks(t) for t in train_sessions])):
             v.fit(b)
         num = np.array([numeric_features(t) for t in train_sessions])
-        return vecs, num.mean(0), num.std(0) + 1e-6
+        return vecs, wvecs, num.mean(0), num.std(0) + 1e-6
 
-    def transform(vecs, mean, scale, sessions):
-        blocks = list(zip(*[text_blocks(t) for t in sessions]))
-        X = [v.transform(b) for v, b in zip(vecs, blocks)]
+    def transform(fitted, sessions):
+        vecs, wvecs, mean, scale = fitted
+        X = [v.transform(b) for v, b in zip(vecs, zip(*[text_blocks(t) for t in sessions]))]
+        W = [v.transform(b) for v, b in zip(wvecs, zip(*[word_blocks(t) for t in sessions]))] if wvecs else []
         F = (np.array([numeric_features(t) for t in sessions]) - mean) / scale
-        return X, F
+        return X, W, F
 
-    # 1. choose the numeric weight and ridge alpha on validation
-    vecs, mean, scale = fit_features(sess["train"])
-    Xtr, Ftr = transform(vecs, mean, scale, sess["train"])
-    Xva, Fva = transform(vecs, mean, scale, sess["validation"])
-    Ktext = sum(_kernels(Xtr, Xtr))
-    Kva_text = sum(_kernels(Xva, Xtr))
+    # 1. choose the word-block weight, the numeric weight and ridge alpha on validation
+    fitted = fit_features(sess["train"])
+    Xtr, Wtr, Ftr = transform(fitted, sess["train"])
+    Xva, Wva, Fva = transform(fitted, sess["validation"])
+    Ktext, Kva_text = sum(_kernels(Xtr, Xtr)), sum(_kernels(Xva, Xtr))
+    Kword = sum(_kernels(Wtr, Wtr)) if Wtr else 0.0
+    Kva_word = sum(_kernels(Wva, Wtr)) if Wtr else 0.0
     ymean = gold["train"].mean(0)
     Yc = gold["train"] - ymean
     best = None
-    for w in cfg.numeric_weights:
-        K = Ktext + (w**2) * Ftr @ Ftr.T
-        Kv = Kva_text + (w**2) * Fva @ Ftr.T
-        Kc, row = _center_train(K)
-        Kvc = Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()
-        evals, U = np.linalg.eigh(Kc)
-        UtY = U.T @ Yc
-        for a in cfg.alphas:
-            c = U @ (UtY / (evals + a)[:, None])
-            raw = Kvc @ c + ymean
-            mae = np.abs(raw - gold["validation"]).mean()
-            if best is None or mae < best[0]:
-                best = (mae, w, a, raw)
-    _, w_num, alpha, raw_va = best
+    for ww in cfg.word_weights:
+        for w in cfg.numeric_weights:
+            K = Ktext + (ww**2) * Kword + (w**2) * Ftr @ Ftr.T
+            Kv = Kva_text + (ww**2) * Kva_word + (w**2) * Fva @ Ftr.T
+            Kc, row = _center_train(K)
+            Kvc = Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()
+            evals, U = np.linalg.eigh(Kc)
+            UtY = U.T @ Yc
+            for a in cfg.alphas:
+                c = U @ (UtY / (evals + a)[:, None])
+                raw = Kvc @ c + ymean
+                mae = np.abs(raw - gold["validation"]).mean()
+                if best is None or mae < best[0]:
+                    best = (mae, ww, w, a, raw)
+    _, w_word, w_num, alpha, raw_va = best
+    gate = None
+    if cfg.coherence:
+
+        def kernel_of(sessions):
+            X, W, F = transform(fitted, sessions)
+            Kw = sum(_kernels(W, Wtr)) if W else 0.0
+            return sum(_kernels(X, Xtr)) + (w_word**2) * Kw + (w_num**2) * F @ Ftr.T
+
+        K_train = Ktext + (w_word**2) * Kword + (w_num**2) * Ftr @ Ftr.T
+        gate, model = _choose_coherence(cfg, sess, gold, raw_va, fitted[0][1], K_train, kernel_of, alpha)
+        raw_va = coh.apply_penalty(raw_va, model.predict_proba(_coh_x(sess["validation"], fitted[0][1]))[:, 1], gate)
     offsets = _tune_offsets(raw_va, gold["validation"], cfg.offset_grid)
     val_metrics = score_metrics(_round(raw_va + offsets).tolist(), gold["validation"].astype(int).tolist())
 
     # 2. refit on train + validation with the chosen settings; primal weights for fast scoring
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
-    vecs, mean, scale = fit_features(fit_sessions)
-    X, F = transform(vecs, mean, scale, fit_sessions)
-    Xall = sp.hstack(X + [sp.csr_matrix(F * w_num)]).tocsr()
+    fitted = fit_features(fit_sessions)
+    vecs, wvecs, mean, scale = fitted
+    X, W, F = transform(fitted, fit_sessions)
+    Xall = sp.hstack(X + [x * w_word for x in W] + [sp.csr_matrix(F * w_num)]).tocsr()
     K = (Xall @ Xall.T).toarray()
     Kc, _ = _center_train(K)
     ymean = Y.mean(0)
@@ -148,7 +222,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
         "kind": "kokoro-cpu-scorer",
         "items": [it.key for it in ITEMS],
         "numeric_features": list(NUMERIC),
-        "settings": asdict(cfg) | {"chosen_alpha": alpha, "chosen_numeric_weight": w_num},
+        "settings": asdict(cfg) | {"chosen_alpha": alpha, "chosen_numeric_weight": w_num, "chosen_word_weight": w_word},
         "offsets": [round(float(x), 3) for x in offsets],
         "split": {
             "name": split.name,
@@ -158,9 +232,31 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
         },
         "versions": library_versions(),
     }
+    coherence = None
+    if gate:
+        coherence = {
+            "model": coh.fit(fit_sessions, vecs[1], cfg.seed),
+            "bad": coh.bad_items(Y, cfg.bad_fraction).tolist(),
+        } | {k: gate[k] for k in ("lo", "hi", "strength")}
+        identity["coherence"] = {
+            "features": list(COHERENCE),
+            "lo": gate["lo"],
+            "hi": gate["hi"],
+            "strength": gate["strength"],
+            "bad_total": round(sum(coherence["bad"]), 1),
+            "choice": gate["choice"],
+        }
     # the numeric block was fitted as F * w_num == (num - mean) / (scale / w_num)
     scorer = CpuScorer(
-        [(v, 1.0) for v in vecs], mean, scale / w_num if w_num else scale, coef, intercept, offsets, identity
+        [(v, 1.0) for v in vecs],
+        mean,
+        scale / w_num if w_num else scale,
+        coef,
+        intercept,
+        offsets,
+        identity,
+        coherence,
+        [(v, w_word) for v in wvecs] if w_word else [],
     )
     pred_te = scorer.predict_many(sess["test"])
     test_metrics = score_metrics(pred_te, gold["test"].astype(int).tolist())

@@ -114,13 +114,22 @@ def sources_for(
     return out
 
 
-def check_fits(ds: ExampleSet) -> None:
-    """Render the first example so a context too short fails before training starts."""
-    if len(ds):
+def check_examples(ds: ExampleSet, name: str) -> dict:
+    """Render every example before the first step; those that cannot fit the context are dropped
+    from ``ds`` and counted, so no run (on any rank: every rank drops the same ones) stops midway on
+    one example. Raises ContextTooShort when none fits."""
+    kept, skipped, first = [], [], None
+    for i, src in enumerate(ds.sources):
         try:
-            ds.example(0)
+            ds.example(i)
+            kept.append(src)
         except ContextTooShort as e:
-            raise ContextTooShort(f"{e} (max_seq_len={ds.max_seq_len})") from None
+            skipped.append({"dialogue": src.dialogue.id, "turn": src.turn})
+            first = first or str(e)
+    if ds.sources and not kept:
+        raise ContextTooShort(f"no {name} example fits: {first} (max_seq_len={ds.max_seq_len})")
+    ds.sources = kept
+    return {"checked": len(kept) + len(skipped), "skipped": len(skipped), "skipped_examples": skipped[:20]}
 
 
 def collate_left(batch: list[dict], pad_id: int) -> dict:

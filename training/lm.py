@@ -14,8 +14,8 @@ from kokoro.chat_formats import ChatFormat, TemplateError, get_format
 from kokoro.dataset import load
 from kokoro.splits import counselor_split, scorer_split
 
-from .config import ConfigError, TrainConfig, check_environment
-from .examples import ExampleSet, check_fits, collate_left, sources_for
+from .config import ConfigError, TrainConfig, check_environment, world_size
+from .examples import ExampleSet, check_examples, collate_left, sources_for
 from .report import library_versions, plot_losses, write_json
 
 DIGITS = "012345"
@@ -145,6 +145,32 @@ def make_trainer_class():
     class KokoroTrainer(Trainer):
         """Loss on target tokens only, computing logits only where targets are."""
 
+        def loss_scale(self, num_items_in_batch) -> int:
+            """Under DDP the Trainer sums ``num_items_in_batch`` over ranks
+            (``average_tokens_across_devices``) and DDP then averages the gradients over ranks, so
+            a loss divided by the global count must be multiplied by the number of processes —
+            as transformers' own ``compute_loss`` does — or losses and gradients shrink 1/N."""
+            if num_items_in_batch is None or not self.args.average_tokens_across_devices:
+                return 1
+            return self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu
+
+        _eval_sums = torch.zeros(2, dtype=torch.float64)
+
+        def evaluation_loop(self, *args, **kwargs):
+            """The validation loss as one token-weighted mean over the whole validation set (summed
+            over ranks), not a mean of per-batch means: equal for any batch size or GPU count."""
+            self._eval_sums = torch.zeros(2, dtype=torch.float64)
+            output = super().evaluation_loop(*args, **kwargs)
+            sums = self._eval_sums.to(self.args.device)
+            if self.args.world_size > 1:
+                import torch.distributed as dist
+
+                dist.all_reduce(sums)
+            prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+            if sums[1] > 0 and f"{prefix}_loss" in output.metrics:
+                output.metrics[f"{prefix}_loss"] = float(sums[0] / sums[1])
+            return output
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels, keep = inputs["labels"], int(inputs["logits_to_keep"])
             out = model(
@@ -158,8 +184,11 @@ def make_trainer_class():
             total = F.cross_entropy(
                 logits.reshape(-1, logits.size(-1)), lab.reshape(-1), ignore_index=-100, reduction="sum"
             )
+            if not model.training:  # token-weighted validation loss, whatever the batching and world size
+                self._eval_sums += torch.stack([total.detach().double(), (lab != -100).sum().double()]).cpu()
             n = num_items_in_batch if num_items_in_batch is not None else (lab != -100).sum()
             loss = total / torch.as_tensor(n, device=total.device).clamp(min=1)
+            loss = loss * self.loss_scale(num_items_in_batch)
             if not return_outputs:
                 return loss
             pred = torch.full_like(labels, -100)
@@ -220,7 +249,7 @@ def train(cfg: TrainConfig) -> Path:
         history_turns=cfg.history_turns,
     )
     train_ds, eval_ds = ExampleSet(train_src, **ds_kw), ExampleSet(eval_src, **ds_kw)
-    check_fits(train_ds)
+    checked = {"train": check_examples(train_ds, "training"), "validation": check_examples(eval_ds, "validation")}
     device = _device(cfg)
     model = load_model(cfg, base, device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -228,7 +257,7 @@ def train(cfg: TrainConfig) -> Path:
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.per_device_batch,
         per_device_eval_batch_size=cfg.per_device_batch,
-        gradient_accumulation_steps=cfg.grad_accum,
+        gradient_accumulation_steps=cfg.grad_accum(world_size()),
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps,
         num_train_epochs=cfg.epochs,
@@ -292,6 +321,10 @@ def train(cfg: TrainConfig) -> Path:
             "eos_token_id": tok.eos_token_id,
             "bos_token_id": tok.bos_token_id,
             "split": split.as_dict() | {"used_train": len(train_ds), "used_validation": len(eval_ds)},
+            "examples_checked": checked,
+            "world_size": world_size(),
+            "global_batch": cfg.batch_size,
+            "gradient_accumulation": cfg.grad_accum(world_size()),
             "device": device,
             "versions": library_versions(),
             "quantized_layers": count_4bit(model),

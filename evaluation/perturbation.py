@@ -1,0 +1,123 @@
+"""`python -m evaluation scores --perturb`: does a scorer notice a bad counselor?
+
+A sensitivity test, not agreement with raters. On the fixed test split, every dialogue is scored
+as it is and as perturbed copies (kokoro.perturb.PERTURBATIONS); per perturbation the report
+gives the mean predicted total before and after, the change, the AUC of "the original scores
+higher than the perturbed copy" (Mann–Whitney over all original/perturbed pairs, ties half) and
+the paired share (per dialogue, original above its own copy). Totals are the sum of the integer
+items the scorer outputs — what a client would see.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from kokoro.dataset import load
+from kokoro.perturb import PERTURBATIONS, auc, suite
+from kokoro.splits import scorer_split
+from kokoro.versions import library_versions
+
+from .scores import load_scorer
+
+
+def harmful_remarks() -> list[str]:
+    """The harmful-remark drafts written for the screening set (bot/safety_sets/drafts.tsv)."""
+    from bot.safety_eval import SETS, read_tsv
+
+    return [text for item, text in read_tsv(SETS / "drafts.tsv", 2) if item == "harmful"]
+
+
+def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> list[int]:
+    if kind == "cpu":
+        return [sum(p) for p in scorer.predict_many(sessions)]
+    from tqdm import tqdm
+
+    return [sum(scorer.predict(t)) for t in tqdm(sessions, desc=desc, disable=not progress)]
+
+
+def figures(orig: list[int], pert: list[int]) -> dict:
+    paired = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(orig, pert)]
+    return {
+        "mean_original": round(statistics.fmean(orig), 2),
+        "mean_perturbed": round(statistics.fmean(pert), 2),
+        "mean_change": round(statistics.fmean(pert) - statistics.fmean(orig), 2),
+        "auc": round(auc(orig, pert), 4),
+        "paired": round(statistics.fmean(paired), 4),
+    }
+
+
+def evaluate(scorers, data=None, limit: int = 0, out: Path | None = None, n_ctx: int = 8192, progress=True) -> dict:
+    t0 = time.time()
+    dialogues = load(data)
+    by = {d.id: d for d in dialogues}
+    test = [by[i] for i in scorer_split(dialogues, 1).test][: limit or None]
+    sessions = [list(d.turns) for d in test]
+    remarks = harmful_remarks()
+    copies = {name: suite(sessions, name, remarks) for name in PERTURBATIONS}
+    runs = []
+    for kind, path in scorers:
+        sc = load_scorer(kind, path, n_ctx=n_ctx)
+        orig = totals(sc, kind, sessions, progress, "original")
+        per = {name: figures(orig, totals(sc, kind, c, progress, name)) for name, c in copies.items()}
+        runs.append({"scorer": sc.identity, "path": str(path), "perturbations": per})
+    result = {
+        "perturbations": runs[0]["perturbations"],
+        "runs": runs,
+        "described": PERTURBATIONS,
+        "n_test": len(test),
+        "split": {"name": "scorer fixed test (8:1:1)", "ids": [d.id for d in test]},
+        "settings": {"scorers": scorers, "limit": limit, "seed": 0},
+        "note": "sensitivity to a bad counselor, not agreement with raters",
+        "versions": library_versions(),
+        "seconds": round(time.time() - t0, 1),
+    }
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "perturb.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (out / "perturb.md").write_text(markdown(result), encoding="utf-8")
+        plot(result, out / "perturb.png")
+    return result
+
+
+def markdown(r: dict) -> str:
+    lines = [
+        f"# Perturbation suite on the fixed test split ({r['n_test']} dialogues)",
+        "",
+        "A sensitivity test: how the predicted total moves when the counselor is made worse.",
+        "It says nothing about agreement with raters (see the scores report for that).",
+        "",
+        "| scorer | perturbation | mean total before → after | change | AUC | paired |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in r["runs"]:
+        for name, f in run["perturbations"].items():
+            lines.append(
+                f"| {Path(run['path']).name} | {name} | {f['mean_original']:.1f} → {f['mean_perturbed']:.1f} | "
+                f"{f['mean_change']:+.1f} | {f['auc']:.3f} | {f['paired']:.3f} |"
+            )
+    lines += ["", "Perturbations:", ""] + [f"- `{k}`: {v}" for k, v in r["described"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, path: Path) -> None:
+    from .report import _plt
+
+    plt = _plt()
+    names = list(r["described"])
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
+    width = 0.8 / len(r["runs"])
+    for k, run in enumerate(r["runs"]):
+        xs = [i + k * width for i in range(len(names))]
+        ax.bar(xs, [run["perturbations"][n]["auc"] for n in names], width, label=Path(run["path"]).name)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.axhline(0.9, color="C3", lw=0.8, ls="--")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("AUC original > perturbed")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,91 @@
+"""The perturbation suite's copies and the coherence features, on hand-written sessions."""
+
+import pytest
+
+from kokoro.dataset import Turn
+from kokoro.perturb import BACKCHANNEL, PERTURBATIONS, auc, blocks, perturb, suite
+
+
+def session(tag: str, n: int = 8) -> list[Turn]:
+    out = []
+    for k in range(n):
+        out.append(Turn("counselor", f"2024-01-01T10:{k:02d}:00", f"{tag}の相談員{k}。"))
+        if k % 3 == 0:  # some counselor blocks have two utterances
+            out.append(Turn("counselor", f"2024-01-01T10:{k:02d}:10", f"{tag}の続き{k}。"))
+        out.append(Turn("client", f"2024-01-01T10:{k:02d}:30", f"{tag}の相談者{k}。"))
+    return out
+
+
+def client_side(turns):
+    return [t for t in turns if t.role == "client"]
+
+
+def test_every_copy_keeps_the_client_and_changes_the_counselor():
+    a, b, c = session("甲"), session("乙"), session("丙")
+    copies = {name: suite([a, b, c], name, remarks=["それはあなたが悪いですね。"]) for name in PERTURBATIONS}
+    for name, (pa, pb, pc) in copies.items():
+        assert pa != a, name
+        if name != "cut_quarter":
+            assert client_side(pa) == client_side(a), name
+    other = copies["other_sessions"][0]
+    co = [t.text for t in other if t.role == "counselor"]
+    assert co and all("甲" not in x for x in co) and all(("乙" in x) or ("丙" in x) for x in co)
+    # a replaced block keeps the original block's time
+    assert [b[0].time for b in blocks(other)] == [b[0].time for b in blocks(a)]
+    bc = copies["backchannel"][0]
+    assert [t.text for t in bc if t.role == "counselor"] == [BACKCHANNEL] * 8
+    sh = copies["shuffle_within"][0]
+    assert sorted(t.text for t in sh if t.role == "counselor") == sorted(t.text for t in a if t.role == "counselor")
+    assert len(copies["cut_quarter"][0]) < len(a) // 3
+    harm = copies["harmful"][0]
+    assert sum(t.text == "それはあなたが悪いですね。" for t in harm) == 1
+
+
+def test_copies_are_deterministic_and_seeded():
+    a, b = session("甲"), session("乙")
+    pool = [bl for bl in blocks(b) if bl[0].role == "counselor"]
+    one = perturb(a, "other_sessions", pool=pool, seed=3)
+    assert one == perturb(a, "other_sessions", pool=pool, seed=3)
+    assert perturb(a, "shuffle_within", seed=1) != perturb(a, "shuffle_within", seed=2)
+    half = perturb(a, "backchannel", fraction=0.5, backchannel="ええ。")
+    assert sum(t.text == "ええ。" for t in half) == 4
+
+
+def test_bad_requests_say_what_is_missing():
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturb(session("甲"), "nonsense")
+    with pytest.raises(ValueError, match="pool"):
+        perturb(session("甲"), "other_sessions")
+    with pytest.raises(ValueError, match="harmful remarks"):
+        perturb(session("甲"), "harmful")
+
+
+def test_auc_counts_ties_half():
+    assert auc([3, 2], [1, 2]) == pytest.approx((1 + 1 + 1 + 0.5) / 4)
+    assert auc([5, 6], [1, 2]) == 1.0 and auc([1], [1]) == 0.5
+
+
+def test_coherence_features_see_a_counselor_who_answers_someone_else():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from kokoro.cpu_scorer import COHERENCE, coherence_features
+
+    def talk(topics):
+        out = []
+        for k, (cl, co) in enumerate(topics):
+            out += [Turn("client", f"2024-01-01T10:{k:02d}:00", cl), Turn("counselor", f"2024-01-01T10:{k:02d}:30", co)]
+        return out
+
+    work = [
+        (f"上司に{w}と言われました", f"上司に{w}と言われたのですね") for w in ("怒鳴られる", "無視される", "比べられる")
+    ]
+    school = [(f"親と{w}で揉めています", f"親御さんと{w}で揉めているのですね") for w in ("進学", "部活", "門限")]
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3)).fit([x for p in work + school for x in p])
+    real = dict(zip(COHERENCE, coherence_features(talk(work), vec)))
+    mixed = dict(zip(COHERENCE, coherence_features(talk([(c, s[1]) for (c, _), s in zip(work, school)]), vec)))
+    assert len(real) == len(COHERENCE)
+    assert real["counselor_echoes_client"] > 0.5 > mixed["counselor_echoes_client"]
+    assert real["tfidf_counselor_client"] > mixed["tfidf_counselor_client"]
+    assert coherence_features([], vec) == [0.0] * len(COHERENCE)
+    repeated = talk([(c, "そうなんですね") for c, _ in work])
+    assert dict(zip(COHERENCE, coherence_features(repeated, vec)))["counselor_repeats"] == pytest.approx(2 / 3)

@@ -1,0 +1,88 @@
+"""The CPU scorer's coherence model: real sessions against sessions whose counselor does not
+answer this client, and the choice of the penalty it gates (kokoro.cpu_scorer.apply_penalty).
+
+Negatives are made from the *training* sessions with a family of perturbations wider than the
+evaluation suite's (kokoro.perturb): a random half, three quarters or all of the counselor
+blocks taken from other training sessions, or replaced by one of eight back-channels, or the
+counselor's blocks shuffled. The suite's cut-after-a-quarter and harmful-remark copies are never
+trained on. The gate and its strength are chosen on the validation split: the smallest
+validation MAE among settings whose validation-suite AUC reaches ``min_auc`` for both
+"other_sessions" and "backchannel".
+"""
+
+from __future__ import annotations
+
+import random
+
+from kokoro.cpu_scorer import apply_penalty, coherence_features
+from kokoro.perturb import auc, counselor_blocks, perturb, suite
+
+BACKCHANNELS = (
+    "うんうん。",
+    "なるほど。",
+    "そうですか。",
+    "ええ。",
+    "はい。",
+    "そうなんですね。",
+    "わかります。",
+    "そうでしたか。",
+)
+CHECKED = ("other_sessions", "backchannel")
+
+
+def negatives(sessions, seed: int) -> list:
+    """One perturbed copy per session, of a kind drawn at random (other sessions twice as often)."""
+    pool = [(k, b) for k, t in enumerate(sessions) for b in counselor_blocks(t)]
+    rng = random.Random(seed)
+    out = []
+    for k, t in enumerate(sessions):
+        kind = rng.choice(["other", "other", "backchannel", "shuffle"])
+        fraction = rng.choice([0.5, 0.75, 1.0])
+        if kind == "other":
+            draws = (pool[rng.randrange(len(pool))] for _ in range(200))
+            out.append(perturb(t, "other_sessions", pool=[b for o, b in draws if o != k], seed=seed, fraction=fraction))
+        elif kind == "backchannel":
+            bc = rng.choice(BACKCHANNELS)
+            out.append(perturb(t, "backchannel", seed=seed, fraction=fraction, backchannel=bc))
+        else:
+            out.append(perturb(t, "shuffle_within", seed=seed))
+    return out
+
+
+def fit(sessions, vectorizer, seed: int):
+    """A gradient-boosted classifier: 0 = a real session, 1 = a perturbed copy."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    real = [coherence_features(t, vectorizer) for t in sessions]
+    fake = [coherence_features(t, vectorizer) for t in negatives(sessions, seed)]
+    X = np.array(real + fake)
+    y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed).fit(X, y)
+
+
+def bad_items(gold, fraction: float):
+    """Mean items of the lowest-rated ``fraction`` of sessions (the penalty's target)."""
+    n = max(1, int(len(gold) * fraction))
+    return gold[gold.sum(1).argsort()[:n]].mean(0)
+
+
+def choose_gate(model, vectorizer, sessions_va, raw_va, gold_va, raw_of, bad, gates, strengths, min_auc) -> dict:
+    """The penalty setting chosen on validation (see the module docstring), with the figures behind it."""
+    import numpy as np
+
+    q = lambda ss: model.predict_proba(np.array([coherence_features(t, vectorizer) for t in ss]))[:, 1]
+    q_va = q(sessions_va)
+    copies = {name: suite(sessions_va, name) for name in CHECKED}
+    pert = {name: (raw_of(c), q(c)) for name, c in copies.items()}
+    tried = []
+    for lo, hi in gates:
+        for s in strengths:
+            c = {"lo": lo, "hi": hi, "strength": s, "bad": bad}
+            orig = apply_penalty(raw_va, q_va, c)
+            aucs = {n: auc(orig.sum(1), apply_penalty(r, qq, c).sum(1)) for n, (r, qq) in pert.items()}
+            mae = float(np.abs(orig - gold_va).mean())
+            tried.append({"lo": lo, "hi": hi, "strength": s, "val_mae_raw": round(mae, 4), "val_auc": aucs})
+    ok = [t for t in tried if min(t["val_auc"].values()) >= min_auc]
+    best = min(ok, key=lambda t: t["val_mae_raw"]) if ok else max(tried, key=lambda t: min(t["val_auc"].values()))
+    return {"chosen": best, "tried": tried, "met_min_auc": bool(ok), "val_flagged": float((q_va > best["lo"]).mean())}
