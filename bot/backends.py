@@ -1,8 +1,8 @@
 """Generation backends behind one interface.
 
-* ``LlamaBackend`` — llama-cpp-python in-process on a GGUF (+ optional LoRA GGUF). It keeps a
-  small pool of contexts, one per recently active session, so each session's KV prefix is reused
-  turn after turn and interleaved users do not evict each other (up to ``contexts`` sessions).
+* ``LlamaBackend`` — llama-cpp-python in-process on a GGUF (+ optional LoRA GGUF): one model,
+  one context, and the KV state of up to ``contexts`` recently active sessions, so each
+  session's KV prefix is reused turn after turn and interleaved users do not evict each other.
 * ``OpenAIBackend`` — a remote OpenAI-compatible server (llama.cpp server, llama-cpp-python's
   server, vLLM) through /v1/completions with the prompt rendered here, so the format is ours.
 Prompts always come from ``kokoro.prompts``.
@@ -40,14 +40,19 @@ def decoding(s: Settings) -> dict:
 
 
 class LlamaBackend:
+    """One model and one context, whatever ``contexts`` is: the KV cache of up to ``contexts``
+    recently active sessions is kept (the live one in the context, the others as saved sequence
+    state in host memory), so each session's prefix is reused turn after turn and interleaved users
+    do not evict each other, while the weights sit in (V)RAM once."""
+
     def __init__(self, s: Settings):
         self.s = s
         self.lock = threading.Lock()
-        self.pool: OrderedDict[str, object] = OrderedDict()
+        self.llm = self._new()
+        self.current: str | None = None  # the session whose KV is live in the context
+        self.saved: OrderedDict[str, tuple[bytes, list[int]]] = OrderedDict()
         self._forget: set[str] = set()
-        # all contexts are made at start-up, so a new session never waits for one to load
-        self.spare = [self._new() for _ in range(max(1, s.contexts))]
-        self.fmt = self._format(self.spare[0])
+        self.fmt = self._format(self.llm)
         self.last_usage: dict = {}
         self.identity = {
             "backend": "llama",
@@ -58,17 +63,16 @@ class LlamaBackend:
         }
 
     def _new(self):
-        from llama_cpp import Llama
+        from kokoro.llm import open_llama
 
-        return Llama(
-            model_path=self.s.counselor_gguf,
+        return open_llama(
+            self.s.counselor_gguf,
             lora_path=self.s.counselor_lora,
             n_ctx=self.s.n_ctx,
             n_batch=min(256, self.s.n_ctx),
-            n_threads=self.s.n_threads or None,
+            n_threads=self.s.n_threads,
             n_gpu_layers=self.s.n_gpu_layers,
-            seed=0,
-            verbose=False,
+            flash_attn=self.s.flash_attn,
         )
 
     def _format(self, llm) -> ChatFormat:
@@ -78,25 +82,26 @@ class LlamaBackend:
             raise BotConfigError(f"{self.s.counselor_gguf}: {e} (KOKORO_CHAT_FORMAT)") from None
 
     def count_tokens(self, text: str) -> int:
-        llm = next(iter(self.pool.values()), None) or self.spare[0]
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def context(self, key: str):
-        """The context holding ``key``'s KV cache, evicting the least recently used one if needed."""
-        if key in self.pool:
-            self.pool.move_to_end(key)
-            return self.pool[key]
-        if self.spare:
-            llm = self.spare.pop()
-        else:
-            _, llm = self.pool.popitem(last=False)
-            llm.reset()
-        self.pool[key] = llm
-        return llm
+        """The context with ``key``'s KV cache in it: the live session's is saved (the least
+        recently used saved one is dropped beyond ``contexts``), ``key``'s restored if kept."""
+        from kokoro.llm import load_seq, save_seq
+
+        if key == self.current:
+            return self.llm
+        if self.current is not None and self.llm.n_tokens:
+            self.saved[self.current] = save_seq(self.llm)
+            while len(self.saved) > max(1, self.s.contexts) - 1:
+                self.saved.popitem(last=False)
+        load_seq(self.llm, self.saved.pop(key, None))
+        self.current = key
+        return self.llm
 
     def forget(self, key: str) -> None:
-        """Free ``key``'s context. Never waits for a running generation (the caller may be the
-        event worker, which must stay free for crisis answers): deferred to the next generate."""
+        """Free ``key``'s KV. Never waits for a running generation (the caller may be the event
+        worker, which must stay free for crisis answers): deferred to the next generate."""
         self._forget.add(key)
         if self.lock.acquire(blocking=False):
             try:
@@ -105,11 +110,14 @@ class LlamaBackend:
                 self.lock.release()
 
     def _drain_forget(self) -> None:
+        from kokoro.llm import load_seq
+
         while self._forget:
-            llm = self.pool.pop(self._forget.pop(), None)
-            if llm is not None:
-                llm.reset()
-                self.spare.append(llm)
+            key = self._forget.pop()
+            self.saved.pop(key, None)
+            if key == self.current:
+                load_seq(self.llm, None)
+                self.current = None
 
     def generate(self, key: str, prompt: str) -> str:
         with self.lock:

@@ -44,7 +44,12 @@ class Settings:
     n_ctx: int = _env("KOKORO_N_CTX", "context tokens per session", 2048, int)
     n_threads: int = _env("KOKORO_THREADS", "CPU threads for generation (0 = llama.cpp default)", 2, int)
     n_gpu_layers: int = _env("KOKORO_GPU_LAYERS", "layers offloaded to the GPU (-1 = all; needs a CUDA build)", 0, int)
-    contexts: int = _env("KOKORO_CONTEXTS", "sessions whose KV cache is kept warm at once", 4, int)
+    flash_attn: str = _env(
+        "KOKORO_FLASH_ATTN", "flash attention: auto (on when layers are offloaded) | on | off", "auto"
+    )
+    contexts: int = _env(
+        "KOKORO_CONTEXTS", "sessions whose KV cache is kept warm at once (one model in memory whatever this is)", 4, int
+    )
     history_turns: int = _env(
         "KOKORO_HISTORY_TURNS", "merged turns of history in the prompt (0 = all that fit)", 0, int
     )
@@ -103,6 +108,8 @@ class Settings:
             raise BotConfigError(f"KOKORO_BACKEND must be llama or openai, got {self.backend!r}")
         if self.unfollow not in ("close", "delete"):
             raise BotConfigError(f"KOKORO_UNFOLLOW must be close or delete, got {self.unfollow!r}")
+        if self.flash_attn not in ("auto", "on", "off"):
+            raise BotConfigError(f"KOKORO_FLASH_ATTN must be auto, on or off, got {self.flash_attn!r}")
         if self.idle_warning_s >= self.idle_timeout_s or self.limit_notice_s >= self.session_limit_s:
             raise BotConfigError("the idle warning and the limit notice must come before their timeouts")
 

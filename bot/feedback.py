@@ -25,7 +25,7 @@ ASPECT_JA = {
 }
 
 
-def load_scorer(path: str | None):
+def load_scorer(path: str | None, n_gpu_layers: int = 0, flash_attn: str = "auto"):
     """The CPU scorer folder or a scorer GGUF; None when not configured or missing."""
     if not path or not Path(path).exists():
         return None
@@ -43,7 +43,7 @@ def load_scorer(path: str | None):
         return scorer
     from kokoro.gguf_scorer import GgufScorer
 
-    return GgufScorer(path)
+    return GgufScorer(path, n_gpu_layers=n_gpu_layers, flash_attn=flash_attn)
 
 
 def _bar(value: int) -> dict:

@@ -40,7 +40,7 @@ class Engine:
         self.busy_since: float | None = None  # when the running generation started
         from .feedback import load_scorer
 
-        self.scorer = load_scorer(s.scorer)
+        self.scorer = load_scorer(s.scorer, s.n_gpu_layers, s.flash_attn)
         if self.scorer is None:
             log.info(
                 "no post-session scorer at %s: feedback cards are off. Build the CPU scorer with "

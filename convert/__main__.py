@@ -20,7 +20,7 @@ from kokoro.splits import sort_ids
 from .lint import lint
 from .llamacpp import ConvertError, converter_dir, llama_cpp_python_version, run_script
 from .merge import base_params_bytes, check_disk, merge, read_run
-from .parity import DEFAULT_MIN_TOP1, check
+from .parity import DEFAULT_MIN_TOP1, ParityMemoryError, check
 from .quantize import parse_quants, quantize
 
 
@@ -47,6 +47,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-top1", default="", help="override thresholds, e.g. f16=0.99,q8_0=0.9")
     p.add_argument("--max-token-mismatches", type=int, default=0, help="allowed tokenization mismatches")
     p.add_argument("--no-parity", action="store_true", help="skip the parity checks (lint still runs)")
+    p.add_argument("--gpu-layers", type=int, default=0, help="parity: GGUF layers offloaded to the GPU (-1 = all)")
+    p.add_argument("--threads", type=int, default=0, help="parity: CPU threads (default: all)")
     p.add_argument(
         "--lora-base",
         help="also check the adapter GGUF on this base GGUF (e.g. the quantized base a "
@@ -143,19 +145,20 @@ def convert(args) -> dict:
         "parity": {},
     }
     if not args.no_parity:
+        dev = {"gpu_layers": args.gpu_layers, "threads": args.threads}
         dialogues = load(args.data or run.get("settings", {}).get("data"))
         by = {d.id: d for d in dialogues}
         held = [by[i] for i in sort_ids(run["split"]["test"]) if i in by]
         for name, path in outputs.items():
             print(f"parity: {name}", file=sys.stderr)
-            r = check(hf, path, run, held, args.parity_prompts, args.n_ctx)
+            r = check(hf, path, run, held, args.parity_prompts, args.n_ctx, **dev)
             r["passed"] = r["tokenization_mismatches"] <= args.max_token_mismatches and r["top1_agreement"] >= mins.get(
                 name, 0.0
             )
             report["parity"][name] = r
         if base_gguf:
             print("parity: base-f16 + adapter (runtime LoRA)", file=sys.stderr)
-            r = check(hf, adapter, run, held, args.parity_prompts, args.n_ctx, lora=adapter, base_gguf=base_gguf)
+            r = check(hf, adapter, run, held, args.parity_prompts, args.n_ctx, lora=adapter, base_gguf=base_gguf, **dev)
             r["passed"] = (
                 r["tokenization_mismatches"] <= args.max_token_mismatches and r["top1_agreement"] >= mins["f16"]
             )
@@ -164,7 +167,15 @@ def convert(args) -> dict:
         if args.lora_base:
             print(f"parity: {args.lora_base} + adapter", file=sys.stderr)
             r = check(
-                hf, adapter, run, held, args.parity_prompts, args.n_ctx, lora=adapter, base_gguf=Path(args.lora_base)
+                hf,
+                adapter,
+                run,
+                held,
+                args.parity_prompts,
+                args.n_ctx,
+                lora=adapter,
+                base_gguf=Path(args.lora_base),
+                **dev,
             )
             r["passed"] = r["tokenization_mismatches"] <= args.max_token_mismatches and r["top1_agreement"] >= mins.get(
                 "lora_base", 0.75
@@ -220,7 +231,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     try:
         report = convert(args)
-    except (ConvertError, DataError) as e:
+    except (ConvertError, DataError, ParityMemoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary(report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -54,6 +55,51 @@ def _default_system(run: dict):
     return SCORER_SYSTEM if run.get("task") == "scorer" else COUNSELOR_SYSTEM
 
 
+class ParityMemoryError(RuntimeError):
+    """The HF model and the GGUF would not fit in memory together."""
+
+
+def available_bytes(cuda: bool) -> int:
+    if cuda:
+        import torch
+
+        return torch.cuda.mem_get_info()[0]
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 1 << 62  # unknown: do not refuse
+
+
+def memory_check(hf_dir: Path, gguf: Path, cuda: bool, gpu_layers: int) -> dict:
+    """Before loading: the HF weights (as stored ×2 when a bf16/f16 file is loaded in fp32 on CPU)
+    plus the GGUF (in host memory unless its layers are offloaded) must fit what is available."""
+    stored = sum(f.stat().st_size for f in Path(hf_dir).glob("*.safetensors"))
+    hf_bytes = stored if cuda else stored * 2 if _stored_half(hf_dir) else stored
+    gguf_bytes = Path(gguf).stat().st_size if Path(gguf).is_file() else 0
+    need = hf_bytes + (0 if gpu_layers else gguf_bytes)
+    have = available_bytes(cuda)
+    report = {
+        "hf_bytes": hf_bytes,
+        "gguf_bytes": gguf_bytes,
+        "available_bytes": have,
+        "device": "cuda" if cuda else "cpu",
+    }
+    if need > have:
+        raise ParityMemoryError(
+            f"parity needs about {need / 2**30:.1f} GiB ({'GPU' if cuda else 'RAM'}) for the HF model and the GGUF, "
+            f"{have / 2**30:.1f} GiB are free; run it where the training ran (a GPU: the HF side loads in bf16), "
+            "offload the GGUF with --gpu-layers -1, or skip it with --no-parity"
+        )
+    return report
+
+
+def _stored_half(hf_dir: Path) -> bool:
+    import json
+
+    cfg = json.loads((Path(hf_dir) / "config.json").read_text())
+    return str(cfg.get("torch_dtype") or cfg.get("dtype") or "").lower() in ("bfloat16", "float16")
+
+
 def check(
     hf_dir: Path,
     gguf: Path,
@@ -64,27 +110,35 @@ def check(
     greedy_tokens: int = 16,
     lora: Path | None = None,
     base_gguf: Path | None = None,
+    gpu_layers: int = 0,
+    threads: int = 0,
 ) -> dict:
+    """``gpu_layers`` offloads the GGUF; the HF side runs in bf16 on CUDA when there is one, in
+    fp32 on ``threads`` CPU threads (default: all) otherwise."""
     import numpy as np
     import torch
-    from llama_cpp import Llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(1)
+    from kokoro.llm import open_llama
+
+    cuda = torch.cuda.is_available()
+    model_path = base_gguf if lora else gguf
+    memory = memory_check(hf_dir, model_path, cuda, gpu_layers)
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
     fmt = ChatFormat.from_dict(run["chat_format"])
     tok = AutoTokenizer.from_pretrained(hf_dir)
-    hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+    dev = "cuda" if cuda else "cpu"
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.bfloat16 if cuda else torch.float32).to(dev)
     hf.eval()
-    model_path = base_gguf if lora else gguf
-    llm = Llama(
-        model_path=str(model_path),
+    llm = open_llama(
+        model_path,
         lora_path=str(lora) if lora else None,
         n_ctx=n_ctx,
         logits_all=True,
-        n_threads=1,
+        n_threads=threads,
         n_batch=n_ctx,
-        verbose=False,
-        seed=0,
+        n_gpu_layers=gpu_layers,
     )
     count = lambda s: len(tok(s, add_special_tokens=False).input_ids)
     prompts = held_out_prompts(fmt, dialogues, run, count, n_prompts, n_ctx - greedy_tokens - 8)
@@ -104,7 +158,7 @@ def check(
     for p in prompts:
         ids = tok(p, add_special_tokens=False).input_ids
         with torch.no_grad():
-            ref = hf(torch.tensor([ids])).logits[0].float().numpy()
+            ref = hf(torch.tensor([ids], device=dev)).logits[0].float().cpu().numpy()
         llm.reset()
         llm.eval(ids)
         got = np.array(llm.scores[: len(ids)], dtype=np.float32)
@@ -113,7 +167,7 @@ def check(
         max_diff = max(max_diff, float(np.abs(ref - got).max()))
         with torch.no_grad():
             g_hf = hf.generate(
-                torch.tensor([ids]),
+                torch.tensor([ids], device=dev),
                 max_new_tokens=greedy_tokens,
                 do_sample=False,
                 eos_token_id=eot,
@@ -135,4 +189,8 @@ def check(
         "max_abs_logit_diff": max_diff,
         "greedy_match": greedy_same / max(len(prompts), 1),
         "greedy_tokens": greedy_tokens,
+        "hf_device": dev,
+        "gpu_layers": gpu_layers,
+        "threads": threads,
+        "memory": memory,
     }

@@ -23,6 +23,12 @@ def make_parser():
     s.add_argument("--out", help="report folder (metrics.json, report.md, plots)")
     s.add_argument("--n-ctx", type=int, default=8192)
     s.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=0,
+        help="layers offloaded to the GPU (-1 = all; needs a CUDA build of llama-cpp-python)",
+    )
+    s.add_argument(
         "--perturb",
         action="store_true",
         help="the perturbation suite instead: does the scorer notice a bad counselor (a sensitivity test)",
@@ -38,6 +44,12 @@ def make_parser():
     g2.add_argument("--history-turns", type=int, default=0, help="history window in merged turns (0 = all that fit)")
     g2.add_argument("--chat-format", help="llama3|gemma when the GGUF has no chat template")
     g2.add_argument("--threads", type=int, default=0)
+    g2.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=0,
+        help="layers offloaded to the GPU (-1 = all; needs a CUDA build of llama-cpp-python)",
+    )
     g2.add_argument("--json", action="store_true")
     sm = sub.add_parser("simulate", help="simulated-client sessions through the bot's session engine, then scored")
     sm.add_argument("--counselor", default="demo", help="counselor GGUF, or 'demo' (the embedded default)")
@@ -56,6 +68,12 @@ def make_parser():
     sm.add_argument("--n-ctx", type=int, default=2048)
     sm.add_argument("--max-tokens", type=int, default=96)
     sm.add_argument("--threads", type=int, default=2)
+    sm.add_argument(
+        "--gpu-layers",
+        type=int,
+        default=0,
+        help="layers offloaded to the GPU (-1 = all; needs a CUDA build of llama-cpp-python)",
+    )
     sm.add_argument("--out")
     r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
     r.add_argument("--db", required=True, help="the bot's SQLite file")
@@ -65,6 +83,7 @@ def make_parser():
     r.add_argument("--since", help="only sessions that ended on or after this date (YYYY-MM-DD)")
     r.add_argument("--limit", type=int, default=0)
     r.add_argument("--nightly", metavar="HH:MM", help="keep running and re-score every day at this time")
+    r.add_argument("--gpu-layers", type=int, default=0, help="scorer GGUF layers offloaded to the GPU (-1 = all)")
     return p
 
 
@@ -77,7 +96,9 @@ def run_rescore(args) -> int:
     if not Path(args.db).is_file():
         print(f"error: no bot database at {args.db}", file=sys.stderr)
         return 2
-    scorer = load_scorer("cpu" if args.cpu_scorer else "gguf", args.cpu_scorer or args.model)
+    scorer = load_scorer(
+        "cpu" if args.cpu_scorer else "gguf", args.cpu_scorer or args.model, n_gpu_layers=args.gpu_layers
+    )
     job = lambda: print(json.dumps(rescore(args.db, scorer, args.since, args.limit)), flush=True)
     if args.nightly:
         nightly(args.nightly, job).start()
@@ -93,7 +114,13 @@ def run_perturb(args, scorers) -> int:
 
     try:
         r = evaluate(
-            scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx, progress=not args.json
+            scorers,
+            args.data,
+            args.limit,
+            Path(args.out) if args.out else None,
+            args.n_ctx,
+            progress=not args.json,
+            n_gpu_layers=args.gpu_layers,
         )
     except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -128,6 +155,7 @@ def main(argv=None) -> int:
                 args.chat_format,
                 args.threads,
                 progress=not args.json,
+                n_gpu_layers=args.gpu_layers,
             )
         except (DataError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
@@ -161,6 +189,7 @@ def main(argv=None) -> int:
                 out=Path(args.out) if args.out else None,
                 threads=args.threads,
                 n_ctx=args.n_ctx,
+                n_gpu_layers=args.gpu_layers,
                 max_tokens=args.max_tokens,
                 client_lora=args.client_lora,
                 client_chat_format=args.client_chat_format,
@@ -189,7 +218,13 @@ def main(argv=None) -> int:
 
     try:
         r = evaluate(
-            scorers, args.data, args.limit, Path(args.out) if args.out else None, args.n_ctx, progress=not args.json
+            scorers,
+            args.data,
+            args.limit,
+            Path(args.out) if args.out else None,
+            args.n_ctx,
+            progress=not args.json,
+            n_gpu_layers=args.gpu_layers,
         )
     except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

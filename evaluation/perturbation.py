@@ -49,7 +49,9 @@ def figures(orig: list[int], pert: list[int]) -> dict:
     }
 
 
-def evaluate(scorers, data=None, limit: int = 0, out: Path | None = None, n_ctx: int = 8192, progress=True) -> dict:
+def evaluate(
+    scorers, data=None, limit: int = 0, out: Path | None = None, n_ctx: int = 8192, progress=True, n_gpu_layers=0
+) -> dict:
     t0 = time.time()
     dialogues = load(data)
     by = {d.id: d for d in dialogues}
@@ -59,7 +61,7 @@ def evaluate(scorers, data=None, limit: int = 0, out: Path | None = None, n_ctx:
     copies = {name: suite(sessions, name, remarks) for name in PERTURBATIONS}
     runs = []
     for kind, path in scorers:
-        sc = load_scorer(kind, path, n_ctx=n_ctx)
+        sc = load_scorer(kind, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
         orig = totals(sc, kind, sessions, progress, "original")
         per = {name: figures(orig, totals(sc, kind, c, progress, name)) for name, c in copies.items()}
         runs.append({"scorer": sc.identity, "path": str(path), "perturbations": per})
@@ -69,7 +71,7 @@ def evaluate(scorers, data=None, limit: int = 0, out: Path | None = None, n_ctx:
         "described": PERTURBATIONS,
         "n_test": len(test),
         "split": {"name": "scorer fixed test (8:1:1)", "ids": [d.id for d in test]},
-        "settings": {"scorers": scorers, "limit": limit, "seed": 0},
+        "settings": {"scorers": scorers, "limit": limit, "seed": 0, "n_gpu_layers": n_gpu_layers},
         "note": "sensitivity to a bad counselor, not agreement with raters",
         "versions": library_versions(),
         "seconds": round(time.time() - t0, 1),

@@ -81,16 +81,18 @@ def evaluate(
     threads: int = 0,
     system: str | None = None,
     progress: bool = True,
+    n_gpu_layers: int = 0,
 ) -> dict:
-    from llama_cpp import Llama
     from tqdm import tqdm
+
+    from kokoro.llm import open_llama
 
     t0 = time.time()
     dialogues = load(data)
     by = {d.id: d for d in dialogues}
     split = counselor_split(dialogues, "full")
     test = [by[i] for i in split.test]
-    llm = Llama(model_path=model, lora_path=lora, n_ctx=n_ctx, n_threads=threads or None, verbose=False, seed=0)
+    llm = open_llama(model, lora_path=lora, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers)
     fmt = _fmt(llm, chat_format)
     system = system or COUNSELOR_SYSTEM
     count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))

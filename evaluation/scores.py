@@ -48,6 +48,7 @@ def extremes(pred_totals, gold_totals) -> dict:
 
 
 def load_scorer(kind: str, path: str, **kw):
+    """A CPU scorer folder, or a scorer GGUF (``kw``: n_ctx, n_gpu_layers, … for GgufScorer)."""
     if kind == "cpu":
         from kokoro.cpu_scorer import CpuScorer
 
@@ -58,7 +59,13 @@ def load_scorer(kind: str, path: str, **kw):
 
 
 def evaluate(
-    scorers: list[tuple[str, str]], data=None, limit: int = 0, out: Path | None = None, n_ctx: int = 8192, progress=True
+    scorers: list[tuple[str, str]],
+    data=None,
+    limit: int = 0,
+    out: Path | None = None,
+    n_ctx: int = 8192,
+    progress=True,
+    n_gpu_layers: int = 0,
 ) -> dict:
     from tqdm import tqdm
 
@@ -71,7 +78,7 @@ def evaluate(
     gold = [list(d.items) for d in test]
     runs = []
     for kind, path in scorers:
-        sc = load_scorer(kind, path, n_ctx=n_ctx)
+        sc = load_scorer(kind, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
         t = time.time()
         if kind == "cpu":
             pred = [list(p) for p in sc.predict_many([d.turns for d in test])]
@@ -112,7 +119,7 @@ def evaluate(
             "hash": split.as_dict()["hash"]["test"],
             "ids": list(split.test)[: len(test)],
         },
-        "settings": {"scorers": scorers, "limit": limit, "n_ctx": n_ctx},
+        "settings": {"scorers": scorers, "limit": limit, "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers},
         "versions": library_versions(),
         "seconds": round(time.time() - t0, 1),
     }

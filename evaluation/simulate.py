@@ -53,14 +53,14 @@ def seen_client_turns(turns) -> int:
 
 
 class LlmClient:
-    def __init__(self, model: str, lora: str | None, chat_format: str | None, n_ctx: int, threads: int, max_tokens=64):
-        from llama_cpp import Llama
+    def __init__(
+        self, model: str, lora: str | None, chat_format: str | None, n_ctx: int, threads: int, max_tokens=64, gpu=0
+    ):
+        from kokoro.llm import open_llama
 
         from .responses import _fmt
 
-        self.llm = Llama(
-            model_path=model, lora_path=lora, n_ctx=n_ctx, n_threads=threads or None, verbose=False, seed=0
-        )
+        self.llm = open_llama(model, lora_path=lora, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu)
         self.fmt = _fmt(self.llm, chat_format)
         self.max_tokens, self.n_ctx = max_tokens, n_ctx
         self.identity = {"client": "llm", "model": model, "lora": lora}
@@ -90,6 +90,7 @@ def run(
     max_tokens: int = 96,
     client_lora: str | None = None,
     client_chat_format: str | None = None,
+    n_gpu_layers: int = 0,
 ) -> dict:
     from bot import messages as M
     from bot.chat import wait_settled
@@ -100,7 +101,7 @@ def run(
     dialogues = load(data)
     by = {d.id: d for d in dialogues}
     test = [by[i] for i in counselor_split(dialogues, "full").test]
-    scorer = load_scorer(scorer_kind, scorer_path)
+    scorer = load_scorer(scorer_kind, scorer_path, **({"n_gpu_layers": n_gpu_layers} if scorer_kind == "gguf" else {}))
     db = str(Path(tempfile.mkdtemp(prefix="kokoro-sim-")) / "sim.sqlite3")
     emu = Emulator(
         counselor_gguf=counselor,
@@ -111,9 +112,14 @@ def run(
         n_threads=threads,
         n_ctx=n_ctx,
         max_tokens=max_tokens,
+        n_gpu_layers=n_gpu_layers,
         scorer=None,
     )
-    llm_client = None if client == "replay" else LlmClient(client, client_lora, client_chat_format, n_ctx, threads)
+    llm_client = (
+        None
+        if client == "replay"
+        else LlmClient(client, client_lora, client_chat_format, n_ctx, threads, gpu=n_gpu_layers)
+    )
     sessions, t0 = [], time.time()
     try:
         for s in range(n):

@@ -28,17 +28,13 @@ class GgufScorer:
         n_gpu_layers: int = 0,
         chat_format: str | None = None,
         system: str | None = None,
+        flash_attn: str = "auto",
     ):
-        from llama_cpp import Llama, LlamaGrammar
+        from llama_cpp import LlamaGrammar
 
-        self.llm = Llama(
-            model_path=str(model),
-            n_ctx=n_ctx,
-            n_threads=n_threads or None,
-            n_gpu_layers=n_gpu_layers,
-            verbose=False,
-            seed=0,
-        )
+        from .llm import open_llama
+
+        self.llm = open_llama(model, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, flash_attn=flash_attn)
         self.fmt = from_gguf(self.llm, chat_format or "llama3")
         self.grammar = LlamaGrammar.from_string(scores_grammar(), verbose=False)
         self.system = system or SCORER_SYSTEM

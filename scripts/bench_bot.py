@@ -97,17 +97,17 @@ def main():
     inter_tok = TOKENS[len(solo_tok) :]
     r_inter_tok = (sum(inter) / sum(inter_tok)) / (sum(lat[:6]) / sum(solo_tok[:6]))
     # 4. overhead vs raw llama-cpp on the same prompt
-    from llama_cpp import Llama
+    from kokoro.llm import open_llama
 
     s = engine.s
-    raw = Llama(
-        model_path=s.counselor_gguf,
+    raw = open_llama(
+        s.counselor_gguf,
         lora_path=s.counselor_lora,
         n_ctx=s.n_ctx,
         n_batch=256,
         n_threads=s.n_threads,
-        seed=0,
-        verbose=False,
+        n_gpu_layers=s.n_gpu_layers,
+        flash_attn=s.flash_attn,
     )
     bot_t, raw_t = [], []
     for i in range(4):

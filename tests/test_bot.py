@@ -289,6 +289,39 @@ def test_no_session_context_reaches_another_sessions_reply(tiny_gguf):
     assert shared.generate("B", fmt_prompt(shared, "家族のことで悩んでいます")) == ref_b
 
 
+def test_one_model_whatever_the_contexts_and_prefixes_survive_interleaving(tiny_gguf, monkeypatch):
+    """KOKORO_CONTEXTS=4 loads the model once; a session's KV prefix is restored after another
+    session used the context, so its next turn evaluates only the new tokens."""
+    import llama_cpp
+
+    from bot.backends import LlamaBackend
+    from bot.config import Settings
+
+    loads = []
+    real_init = llama_cpp.Llama.__init__
+    monkeypatch.setattr(llama_cpp.Llama, "__init__", lambda self, *a, **k: loads.append(k) or real_init(self, *a, **k))
+    s = Settings.load(environ={}, counselor_gguf=str(tiny_gguf), n_threads=1, max_tokens=8, n_ctx=1024, contexts=4)
+    b = LlamaBackend(s)
+    assert len(loads) == 1 and loads[0]["n_gpu_layers"] == 0 and loads[0]["flash_attn"] is False
+    evaluated = []
+    real_eval = b.llm.eval
+    b.llm.eval = lambda toks: evaluated.append(len(toks)) or real_eval(toks)
+    prompt = lambda text: b.fmt.render([{"role": "user", "content": text}], add_generation_prompt=True)
+    long_a = "仕事で上司に怒られてつらいです。" * 8
+    b.generate("A", prompt(long_a))
+    b.generate("B", prompt("家族のことで悩んでいます"))
+    evaluated.clear()
+    b.generate("A", prompt(long_a + "それで"))
+    n_prompt = b.count_tokens(prompt(long_a + "それで"))
+    assert sum(evaluated) < n_prompt / 3, (sum(evaluated), n_prompt)  # the restored prefix was reused
+    for k in "CDEF":  # more sessions than contexts: A's saved state is dropped, A starts afresh
+        b.generate(k, prompt(f"{k}のこと"))
+    evaluated.clear()
+    b.generate("A", prompt(long_a + "それで"))
+    assert sum(evaluated) >= n_prompt - 2
+    assert len(b.saved) <= s.contexts - 1 and len(loads) == 1
+
+
 def test_prompts_hold_only_their_own_session(emu):
     seen = []
     backend = emu.runtime.engine.backend

@@ -89,3 +89,15 @@ def test_multi_gpu_without_a_launcher_is_refused(kokoro_dir, tmp_path, monkeypat
     monkeypatch.setenv("WORLD_SIZE", "8")
     with pytest.raises(ConfigError, match="not a multiple of per_device_batch 2 × 8 processes"):
         check_environment(cfg)
+
+
+def test_paper_presets_keep_the_global_batch_and_sample_validation():
+    """The paper's "batch size 8 on four A100s" / "4 on two A6000s" read as global batches."""
+    from training.config import build_config
+
+    c = build_config("counselor", "paper")
+    assert (c.batch_size, c.per_device_batch, c.grad_accum(4), c.grad_accum(2), c.grad_accum(1)) == (8, 2, 1, 2, 4)
+    assert (c.max_eval_examples, c.eval_batch) == (2000, 8)
+    s = build_config("scorer", "scorer-paper")
+    assert (s.batch_size, s.per_device_batch, s.grad_accum(2), s.grad_accum(1)) == (4, 1, 2, 4)
+    assert s.eval_batch == 2 and s.max_eval_examples == 0  # ~590 validation sessions, once per epoch

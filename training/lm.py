@@ -256,7 +256,7 @@ def train(cfg: TrainConfig) -> Path:
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=cfg.per_device_batch,
-        per_device_eval_batch_size=cfg.per_device_batch,
+        per_device_eval_batch_size=cfg.eval_batch,
         gradient_accumulation_steps=cfg.grad_accum(world_size()),
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps,
@@ -322,6 +322,12 @@ def train(cfg: TrainConfig) -> Path:
             "bos_token_id": tok.bos_token_id,
             "split": split.as_dict() | {"used_train": len(train_ds), "used_validation": len(eval_ds)},
             "examples_checked": checked,
+            "validation": {
+                "used": len(eval_ds),
+                "max_eval_examples": cfg.max_eval_examples,
+                "sample": "fixed, drawn with the seed" if cfg.max_eval_examples else "all",
+                "eval_batch": cfg.eval_batch,
+            },
             "world_size": world_size(),
             "global_batch": cfg.batch_size,
             "gradient_accumulation": cfg.grad_accum(world_size()),
