@@ -135,11 +135,15 @@ class OpenAIBackend:
         self.url = s.openai_url.rstrip("/")
         self.fmt = get_format(s.chat_format or "gemma")
         self.identity = {"backend": "openai", "url": self.url, "model": s.openai_model, "decoding": decoding(s)}
+        self.last_usage: dict = {}
 
     def count_tokens(self, text: str) -> int:
         return len(text)  # conservative for Japanese: a token covers at least one character
 
     def generate(self, key: str, prompt: str) -> str:
+        bos = self.fmt.bos_token
+        if self.s.openai_adds_bos and bos and prompt.startswith(bos):
+            prompt = prompt[len(bos) :]  # the server tokenizes with its own BOS; two would shift the model
         body = {
             "model": self.s.openai_model,
             "prompt": prompt,
@@ -151,7 +155,9 @@ class OpenAIBackend:
             self.url + "/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(req, timeout=120) as r:
-            return json.loads(r.read())["choices"][0]["text"].strip()
+            out = json.loads(r.read())
+        self.last_usage = out.get("usage", {})
+        return out["choices"][0]["text"].strip()
 
     def forget(self, key: str) -> None:
         pass

@@ -41,6 +41,12 @@ class Settings:
     chat_format: str | None = _env("KOKORO_CHAT_FORMAT", "chat format when the GGUF has no template (llama3|gemma)")
     openai_url: str | None = _env("KOKORO_OPENAI_URL", "base URL of an OpenAI-compatible server (backend=openai)")
     openai_model: str = _env("KOKORO_OPENAI_MODEL", "model name on that server", "counselor")
+    openai_adds_bos: bool = _env(
+        "KOKORO_OPENAI_ADDS_BOS",
+        "the server adds BOS to a text prompt (llama.cpp, vLLM do), so the rendered prompt is sent without its own",
+        True,
+        _bool,
+    )
     n_ctx: int = _env("KOKORO_N_CTX", "context tokens per session", 2048, int)
     n_threads: int = _env("KOKORO_THREADS", "CPU threads for generation (0 = llama.cpp default)", 2, int)
     n_gpu_layers: int = _env("KOKORO_GPU_LAYERS", "layers offloaded to the GPU (-1 = all; needs a CUDA build)", 0, int)
