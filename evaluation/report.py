@@ -42,26 +42,21 @@ def totals_plot(pred: list[float], gold: list[float], path: Path) -> None:
 
 
 def reliability_plot(pred: list[float], gold: list[float], path: Path) -> None:
-    """Mean rated total per 10-point band of predicted total (the diagonal is perfect calibration)."""
+    """Mean rated total against mean predicted total per 10-point band of prediction (the
+    diagonal is perfect calibration); the count of sessions is written beside each point."""
     plt = _plt()
-    bands: dict[int, list[float]] = {}
+    bands: dict[int, list[tuple[float, float]]] = {}
     for p, g in zip(pred, gold):
-        bands.setdefault(min(int(p) // 10, 9), []).append(g)
-    xs = sorted(bands)
+        bands.setdefault(min(int(p) // 10, 9), []).append((p, g))
+    pts = [(sum(p for p, _ in b) / len(b), sum(g for _, g in b) / len(b), len(b)) for _, b in sorted(bands.items())]
     fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
-    ax.plot([10 * x + 5 for x in xs], [sum(bands[x]) / len(bands[x]) for x in xs], "o-")
-    for x in xs:
-        ax.annotate(
-            str(len(bands[x])),
-            (10 * x + 5, sum(bands[x]) / len(bands[x])),
-            fontsize=7,
-            xytext=(3, -9),
-            textcoords="offset points",
-        )
+    ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-")
+    for x, y, n in pts:
+        ax.annotate(str(n), (x, y), fontsize=7, xytext=(3, -9), textcoords="offset points")
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
-    ax.set_xlabel("predicted total (band centre)")
+    ax.set_xlabel("mean predicted total (10-point bands)")
     ax.set_ylabel("mean rated total")
     fig.tight_layout()
     fig.savefig(path)

@@ -162,6 +162,7 @@ def run(
         "n": len(sessions),
         "mean_total": statistics.fmean(x["total"] for x in sessions),
         "human_mean_total": statistics.fmean(humans) if humans else None,
+        "sessions_below_human": sum(x["total"] < x["human_total"] for x in sessions if "human_total" in x),
         "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
         "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
         "settings": {

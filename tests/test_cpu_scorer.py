@@ -92,6 +92,16 @@ def test_evaluation_scores_json_beside_baselines(small_scorer, kokoro_dir, tmp_p
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "Fine-tuned 8B (paper) | 35.35 | 83.64 | 0.8283" in report and "| D17 | 問題の明確化 |" in report
     assert (tmp_path / "rep" / "per_item.png").stat().st_size > 1000
+    assert (tmp_path / "rep" / "reliability.png").stat().st_size > 1000 and "Calibration at the ends" in report
+
+
+def test_extremes_on_a_hand_worked_example():
+    from evaluation.scores import extremes
+
+    e = extremes([95, 80, 50, 30], [92, 96, 40, 20])
+    assert e["predicted_ge_90"] == 25.0 and e["gold_ge_90"] == 50.0
+    assert e["total_mae_gold_ge_90"] == (3 + 16) / 2 and e["total_mae_gold_le_40"] == (10 + 10) / 2
+    assert (e["n_ge_90"], e["n_le_40"]) == (2, 2)
 
 
 def test_constant_mode_baseline_is_the_per_item_mode(dialogues):

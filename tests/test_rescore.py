@@ -91,6 +91,7 @@ def test_simulate_replay_and_llm_clients_through_the_session_engine(tiny_gguf, s
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads(r.stdout)
     assert m["n"] == 2 and m["mean_client_turns"] == 3.0 and 0 <= m["mean_total"] <= 100
+    assert 0 <= m["human_mean_total"] <= 100  # the same replayed client turns with the human counselor
     sessions = [json.loads(x) for x in (tmp_path / "a" / "sessions.jsonl").read_text().splitlines()]
     roles = [t["role"] for t in sessions[0]["turns"]]
     assert roles[0] == "counselor" and roles.count("client") == 3 and roles[-1] == "counselor"
@@ -102,6 +103,17 @@ def test_simulate_replay_and_llm_clients_through_the_session_engine(tiny_gguf, s
         timeout=600,
     )
     assert r.returncode == 0 and json.loads(r.stdout)["mean_client_turns"] == 2.0, r.stderr[-2000:]
+
+
+def test_the_human_side_of_a_replay_stops_where_the_replay_stopped(dialogues):
+    from evaluation.simulate import ReplayClient
+    from kokoro.perturb import blocks
+
+    d = next(x for x in dialogues if sum(b[0].role == "client" for b in blocks(x.turns)) > 4)
+    human = ReplayClient(d).human(3)
+    bl = blocks(human)
+    assert sum(b[0].role == "client" for b in bl) == 3 and bl[-1][0].role == "counselor"
+    assert human == list(d.turns[: len(human)])  # a prefix of the real dialogue, utterances intact
 
 
 def test_client_simulator_prompt_follows_appendix_e():
