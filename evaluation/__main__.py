@@ -107,11 +107,15 @@ def run_rescore(args) -> int:
     return 0
 
 
-def run_perturb(args, scorers) -> int:
+def run_scores(args) -> int:
+    """Agreement with raters (Table 5/8 layout), or with --perturb the sensitivity suite."""
     from kokoro.cpu_scorer import ScorerArtifactError
 
-    from .perturbation import evaluate, markdown
-
+    if args.perturb:
+        from .perturbation import evaluate, markdown, summary
+    else:
+        from .scores import evaluate, markdown, summary
+    scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
     try:
         r = evaluate(
             scorers,
@@ -125,12 +129,7 @@ def run_perturb(args, scorers) -> int:
     except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        keep = ("perturbations", "n_test", "note")
-        runs = [{"path": x["path"], "perturbations": x["perturbations"]} for x in r["runs"]]
-        print(json.dumps({k: r[k] for k in keep} | {"runs": runs}, ensure_ascii=False))
-    else:
-        print(markdown(r))
+    print(json.dumps(summary(r), ensure_ascii=False) if args.json else markdown(r))
     return 0
 
 
@@ -211,38 +210,7 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
 
-    scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
-    if args.perturb:
-        return run_perturb(args, scorers)
-    from .scores import evaluate, markdown
-
-    try:
-        r = evaluate(
-            scorers,
-            args.data,
-            args.limit,
-            Path(args.out) if args.out else None,
-            args.n_ctx,
-            progress=not args.json,
-            n_gpu_layers=args.gpu_layers,
-        )
-    except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(
-            json.dumps(
-                {k: r[k] for k in ("acc", "acc_soft", "mae", "n_test")}
-                | {
-                    "spearman_totals": r["aggregate"]["spearman_totals"],
-                    "baselines": {k: {m: v[m] for m in ("acc", "acc_soft", "mae")} for k, v in r["baselines"].items()},
-                },
-                ensure_ascii=False,
-            )
-        )
-    else:
-        print(markdown(r))
-    return 0
+    return run_scores(args)
 
 
 if __name__ == "__main__":

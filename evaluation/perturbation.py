@@ -84,6 +84,12 @@ def evaluate(
     return result
 
 
+def summary(r: dict) -> dict:
+    """What --json prints: per perturbation the first scorer's figures, and every scorer's."""
+    runs = [{"path": x["path"], "perturbations": x["perturbations"]} for x in r["runs"]]
+    return {k: r[k] for k in ("perturbations", "n_test", "note")} | {"runs": runs}
+
+
 def markdown(r: dict) -> str:
     lines = [
         f"# Perturbation suite on the fixed test split ({r['n_test']} dialogues)",

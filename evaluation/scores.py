@@ -133,6 +133,14 @@ def evaluate(
     return result
 
 
+def summary(r: dict) -> dict:
+    """What --json prints: the averaged metrics, Spearman of totals and the baselines."""
+    return {k: r[k] for k in ("acc", "acc_soft", "mae", "n_test")} | {
+        "spearman_totals": r["aggregate"]["spearman_totals"],
+        "baselines": {k: {m: v[m] for m in ("acc", "acc_soft", "mae")} for k, v in r["baselines"].items()},
+    }
+
+
 def markdown(r: dict) -> str:
     a = r["aggregate"]
     many = len(r["runs"]) > 1

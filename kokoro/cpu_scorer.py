@@ -146,15 +146,8 @@ def _tfidf_features(bl, vectorizer) -> list[float]:
     M = vectorizer.transform([t.text for t in bl])
     S = (M @ M.T).toarray()
     co, cl = np.where(role)[0], np.where(~role)[0]
-    mean = lambda xs: float(np.mean(xs)) if len(xs) else 0.0
-    adj, far, adj2, far2 = [], [], [], []
-    for i in co:
-        if i > 0 and not role[i - 1]:
-            adj.append(S[i, i - 1])
-            far.append(mean([S[i, j] for j in cl if abs(j - i) > 2]))
-        if i + 1 < len(bl) and not role[i + 1]:
-            adj2.append(S[i + 1, i])
-            far2.append(mean([S[i + 1, j] for j in co if abs(j - i) > 2]))
+    mean = _mean
+    adj, far, adj2, far2 = _echoes(["counselor" if r else "client" for r in role], lambda a, b: S[a, b])
 
     def cohesion(ix) -> float:
         if len(ix) < 2:
@@ -177,20 +170,35 @@ def _tfidf_features(bl, vectorizer) -> list[float]:
     ]
 
 
+def _mean(xs) -> float:
+    return float(sum(xs) / len(xs)) if len(xs) else 0.0
+
+
+def _echoes(role: list[str], sim) -> tuple[list, list, list, list]:
+    """For each counselor block: ``sim`` with the client block before it and (mean) with the
+    client blocks more than two away; for each client block after a counselor block: ``sim``
+    with that block and with the counselor blocks more than two away. ``sim(a, b)``: how much
+    of block a is found in block b."""
+    co = [i for i, r in enumerate(role) if r == "counselor"]
+    cl = [i for i, r in enumerate(role) if r == "client"]
+    adj, far, adj2, far2 = [], [], [], []
+    for i in co:
+        if i > 0 and role[i - 1] == "client":
+            adj.append(sim(i, i - 1))
+            far.append(_mean([sim(i, j) for j in cl if abs(j - i) > 2]))
+        if i + 1 < len(role) and role[i + 1] == "client":
+            adj2.append(sim(i + 1, i))
+            far2.append(_mean([sim(i + 1, j) for j in co if abs(j - i) > 2]))
+    return adj, far, adj2, far2
+
+
 def _echo_features(bl) -> list[float]:
     role = [t.role for t in bl]
     cg = [{g for g in _grams(t.text, 2) if _CONTENT.search(g)} for t in bl]
     g3 = [_grams(t.text, 3) for t in bl]
     co = [i for i, r in enumerate(role) if r == "counselor"]
-    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0
-    adj, far, adj2, far2 = [], [], [], []
-    for i in co:
-        if i > 0 and role[i - 1] == "client":
-            adj.append(_found(cg[i], cg[i - 1]))
-            far.append(mean([_found(cg[i], cg[j]) for j in range(len(bl)) if role[j] == "client" and abs(j - i) > 2]))
-        if i + 1 < len(bl) and role[i + 1] == "client":
-            adj2.append(_found(cg[i + 1], cg[i]))
-            far2.append(mean([_found(cg[i + 1], cg[j]) for j in co if abs(j - i) > 2]))
+    mean = _mean
+    adj, far, adj2, far2 = _echoes(role, lambda a, b: _found(cg[a], cg[b]))
     n = max(len(co), 1)
     repeats = sum(1 for k, i in enumerate(co) if any(jaccard(g3[i], g3[j]) >= REPEAT_JACCARD for j in co[:k]))
     chars = [len(bl[i].text) for i in co]
