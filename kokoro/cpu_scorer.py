@@ -146,8 +146,7 @@ def _tfidf_features(bl, vectorizer) -> list[float]:
     M = vectorizer.transform([t.text for t in bl])
     S = (M @ M.T).toarray()
     co, cl = np.where(role)[0], np.where(~role)[0]
-    mean = _mean
-    adj, far, adj2, far2 = _echoes(["counselor" if r else "client" for r in role], lambda a, b: S[a, b])
+    six, _ = _echoes(["counselor" if r else "client" for r in role], lambda a, b: S[a, b])
 
     def cohesion(ix) -> float:
         if len(ix) < 2:
@@ -156,13 +155,7 @@ def _tfidf_features(bl, vectorizer) -> list[float]:
         return float((sub.sum() - np.trace(sub)) / (len(ix) * (len(ix) - 1)))
 
     long_co = [i for i in co if len(bl[i].text) > 15]
-    return [
-        mean(adj),
-        mean(far),
-        mean(adj) - mean(far),
-        mean(adj2),
-        mean(far2),
-        mean(adj2) - mean(far2),
+    return six + [
         cohesion(co),
         cohesion(cl),
         cohesion(co) - cohesion(cl),
@@ -174,11 +167,12 @@ def _mean(xs) -> float:
     return float(sum(xs) / len(xs)) if len(xs) else 0.0
 
 
-def _echoes(role: list[str], sim) -> tuple[list, list, list, list]:
+def _echoes(role: list[str], sim) -> tuple[list[float], list[float]]:
     """For each counselor block: ``sim`` with the client block before it and (mean) with the
     client blocks more than two away; for each client block after a counselor block: ``sim``
     with that block and with the counselor blocks more than two away. ``sim(a, b)``: how much
-    of block a is found in block b."""
+    of block a is found in block b. Returns the six means (adjacent, far, gain; both ways) and
+    the adjacent counselor echoes."""
     co = [i for i, r in enumerate(role) if r == "counselor"]
     cl = [i for i, r in enumerate(role) if r == "client"]
     adj, far, adj2, far2 = [], [], [], []
@@ -189,7 +183,8 @@ def _echoes(role: list[str], sim) -> tuple[list, list, list, list]:
         if i + 1 < len(role) and role[i + 1] == "client":
             adj2.append(sim(i + 1, i))
             far2.append(_mean([sim(i + 1, j) for j in co if abs(j - i) > 2]))
-    return adj, far, adj2, far2
+    m = [_mean(x) for x in (adj, far, adj2, far2)]
+    return [m[0], m[1], m[0] - m[1], m[2], m[3], m[2] - m[3]], adj
 
 
 def _echo_features(bl) -> list[float]:
@@ -197,23 +192,16 @@ def _echo_features(bl) -> list[float]:
     cg = [{g for g in _grams(t.text, 2) if _CONTENT.search(g)} for t in bl]
     g3 = [_grams(t.text, 3) for t in bl]
     co = [i for i, r in enumerate(role) if r == "counselor"]
-    mean = _mean
-    adj, far, adj2, far2 = _echoes(role, lambda a, b: _found(cg[a], cg[b]))
+    six, adj = _echoes(role, lambda a, b: _found(cg[a], cg[b]))
     n = max(len(co), 1)
     repeats = sum(1 for k, i in enumerate(co) if any(jaccard(g3[i], g3[j]) >= REPEAT_JACCARD for j in co[:k]))
     chars = [len(bl[i].text) for i in co]
-    return [
-        mean(adj),
-        mean(far),
-        mean(adj) - mean(far),
-        mean(adj2),
-        mean(far2),
-        mean(adj2) - mean(far2),
+    return six + [
         sum(1 for x in adj if x > 0) / max(len(adj), 1),
         repeats / n,
         len({bl[i].text for i in co}) / n,
         sum(1 for c in chars if c <= 12) / n,
-        math.log1p(mean(chars)),
+        math.log1p(_mean(chars)),
         math.log1p(len(bl)),
     ]
 
