@@ -210,6 +210,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     fitted = fit_features(fit_sessions)
     vecs, wvecs, mean, scale = fitted
     X, W, F = transform(fitted, fit_sessions)
+    W = W if w_word else []  # a zero weight drops the word blocks (the scorer then has none)
     Xall = sp.hstack(X + [x * w_word for x in W] + [sp.csr_matrix(F * w_num)]).tocsr()
     K = (Xall @ Xall.T).toarray()
     Kc, _ = _center_train(K)
