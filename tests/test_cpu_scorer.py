@@ -182,4 +182,3 @@ def test_perturbation_suite_sees_a_counselor_who_does_not_listen(small_scorer, k
     assert new["other_sessions"]["auc"] > old["other_sessions"]["auc"] + 0.2
     assert (tmp_path / "rep" / "perturb.png").stat().st_size > 1000
     assert "sensitivity" in (tmp_path / "rep" / "perturb.md").read_text()
-
