@@ -17,6 +17,7 @@ from kokoro.dataset import Turn, load
 from kokoro.items import ITEMS, total_score
 from kokoro.prompts import CLIENT_END, client_sim_messages
 from kokoro.splits import counselor_split
+from kokoro.stats import lexical_diversity
 
 
 class ReplayClient:
@@ -153,16 +154,23 @@ def run(
                 "total": total_score(items),
             }
             if isinstance(sim, ReplayClient):  # the same client turns with the human counselor, same scorer
-                record["human_total"] = total_score(scorer.predict(sim.human(seen_client_turns(turns))))
+                human = sim.human(seen_client_turns(turns))
+                record["human_total"] = total_score(scorer.predict(human))
+                record["human_counselor"] = [t.text for t in human if t.role == "counselor"]
             sessions.append(record)
     finally:
         emu.close()
     humans = [x["human_total"] for x in sessions if "human_total" in x]
+    human_texts = [x.pop("human_counselor") for x in sessions if "human_counselor" in x]
     result = {
         "n": len(sessions),
         "mean_total": statistics.fmean(x["total"] for x in sessions),
         "human_mean_total": statistics.fmean(humans) if humans else None,
         "sessions_below_human": sum(x["total"] < x["human_total"] for x in sessions if "human_total" in x),
+        "ldd_counselor": lexical_diversity(
+            [[t["text"] for t in x["turns"] if t["role"] == "counselor"] for x in sessions]
+        ),
+        "ldd_counselor_human": lexical_diversity(human_texts) if human_texts else None,
         "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
         "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
         "settings": {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .dataset import DATA_ENV, DataError, load_dir
 from .splits import all_splits
-from .stats import compute_stats
+from .stats import compute_stats, ldd_by_role
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -41,12 +41,14 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.command == "stats":
-        st = compute_stats(dialogues)
+        st = compute_stats(dialogues) | ldd_by_role(dialogues)
         if args.json:
             print(json.dumps(st, ensure_ascii=False))
         else:
             width = max(map(len, st))
             for k, v in st.items():
+                if isinstance(v, dict):
+                    continue
                 print(f"{k:<{width}}  {v:,}" if isinstance(v, int) else f"{k:<{width}}  {v:.2f}")
         return 0
     out = Path(args.out)

@@ -34,6 +34,43 @@ STATS_KEYS = (
 )
 
 
+def lexical_diversity(dialogue_texts: Sequence[Sequence[str]], words=None) -> dict:
+    """PsyDial's lexical diversity of dialogue for one role: LDD = PUW × UWPD, where PUW is the
+    share of unique words among all words (%) and UWPD the unique words per dialogue, over
+    ``dialogue_texts`` (one list of that role's utterances per dialogue). Words come from
+    kokoro.morph.words, the tokenizer evaluation's reply metrics state."""
+    if words is None:
+        from .morph import words
+    vocab: set[str] = set()
+    n_words = 0
+    for texts in dialogue_texts:
+        for t in texts:
+            w = words(t)
+            vocab.update(w)
+            n_words += len(w)
+    n_dialogues = len(dialogue_texts)
+    puw = 100 * len(vocab) / n_words if n_words else 0.0
+    uwpd = len(vocab) / n_dialogues if n_dialogues else 0.0
+    return {
+        "ldd": round(puw * uwpd, 4),
+        "puw": round(puw, 4),
+        "uwpd": round(uwpd, 4),
+        "unique_words": len(vocab),
+        "words": n_words,
+        "dialogues": n_dialogues,
+    }
+
+
+def ldd_by_role(dialogues: Sequence[Dialogue]) -> dict:
+    """``ldd_client`` and ``ldd_counselor`` for KokoroChat dialogues (their PUW/UWPD beside)."""
+    out = {}
+    for role in ("client", "counselor"):
+        r = lexical_diversity([[t.text for t in d.turns if t.role == role] for d in dialogues])
+        out[f"ldd_{role}"] = r["ldd"]
+        out[f"ldd_{role}_parts"] = {k: r[k] for k in ("puw", "uwpd", "unique_words", "words")}
+    return out
+
+
 def _avg(total: float, n: int) -> float:
     return round(total / n, 2) if n else 0.0
 

@@ -56,7 +56,22 @@ def test_stats_cli_json(kokoro_dir):
         text=True,
         check=True,
     ).stdout
-    assert json.loads(out) == PAPER
+    got = json.loads(out)
+    assert {k: got[k] for k in PAPER} == PAPER
+    # PsyDial's LDD per role: PUW (%) × UWPD, over all 6,589 dialogues
+    parts = got["ldd_counselor_parts"]
+    assert got["ldd_counselor"] == pytest.approx(100 * parts["unique_words"] ** 2 / parts["words"] / 6589, rel=1e-4)
+    assert got["ldd_client"] > 0 and got["ldd_client_parts"]["words"] > 0
+
+
+def test_ldd_on_a_hand_worked_example():
+    from kokoro.stats import lexical_diversity
+
+    r = lexical_diversity([["a b a"], ["b c"]], words=str.split)
+    # 3 unique words of 5 → PUW 60 %; 3 unique words over 2 dialogues → UWPD 1.5; LDD = 90
+    assert (r["puw"], r["uwpd"], r["ldd"], r["unique_words"], r["words"]) == (60.0, 1.5, 90.0, 3, 5)
+    mecab = lexical_diversity([["私は元気です。"], ["私は眠いです。"]])
+    assert mecab["words"] == 10 and mecab["unique_words"] == 6  # 私 は 元気 です 。 / 眠い
 
 
 def test_merge_rule():

@@ -92,6 +92,8 @@ def test_simulate_replay_and_llm_clients_through_the_session_engine(tiny_gguf, s
     m = json.loads(r.stdout)
     assert m["n"] == 2 and m["mean_client_turns"] == 3.0 and 0 <= m["mean_total"] <= 100
     assert 0 <= m["human_mean_total"] <= 100  # the same replayed client turns with the human counselor
+    full = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert full["ldd_counselor"]["ldd"] > 0 and full["ldd_counselor_human"]["dialogues"] == 2
     sessions = [json.loads(x) for x in (tmp_path / "a" / "sessions.jsonl").read_text().splitlines()]
     roles = [t["role"] for t in sessions[0]["turns"]]
     assert roles[0] == "counselor" and roles.count("client") == 3 and roles[-1] == "counselor"
