@@ -41,7 +41,7 @@ def save_seq(llm) -> tuple[bytes, list[int]]:
     size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
     buf = (ctypes.c_uint8 * size)()
     n = llama_cpp.llama_state_seq_get_data(llm.ctx, buf, size, 0)
-    return bytes(buf[:n]), list(llm.input_ids[: llm.n_tokens])
+    return ctypes.string_at(buf, n), list(llm.input_ids[: llm.n_tokens])  # not buf[:n]: a list of ints
 
 
 def load_seq(llm, state: tuple[bytes, list[int]] | None) -> None:
