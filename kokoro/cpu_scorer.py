@@ -139,6 +139,13 @@ def coherence_features(turns: Sequence[Turn], vectorizer) -> list[float]:
     return _echo_features(bl) + _tfidf_features(bl, vectorizer)
 
 
+def coherence_matrix(sessions: Sequence[Sequence[Turn]], vectorizer):
+    """COHERENCE features of many sessions, one row each (what the coherence model reads)."""
+    import numpy as np
+
+    return np.array([coherence_features(t, vectorizer) for t in sessions])
+
+
 def _tfidf_features(bl, vectorizer) -> list[float]:
     import numpy as np
 
@@ -253,9 +260,7 @@ class CpuScorer:
 
         if not self.coherence:
             return np.zeros(len(sessions))
-        vec = self.vectorizers[1][0]
-        X = np.array([coherence_features(t, vec) for t in sessions])
-        return self.coherence["model"].predict_proba(X)[:, 1]
+        return self.coherence["model"].predict_proba(coherence_matrix(sessions, self.vectorizers[1][0]))[:, 1]
 
     def predict_raw(self, sessions: Sequence[Sequence[Turn]]):
         raw = self.predict_base_raw(sessions)

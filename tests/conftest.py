@@ -42,6 +42,15 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+def free_port() -> int:
+    """A free TCP port on loopback (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def quiesce(emu, timeout: float = 30.0) -> None:
     """Wait until the bot has nothing left to do: every stored event handled, no reply owed, no
     generation queued or running, nothing due in the outbox. A wait on state, not a sleep."""

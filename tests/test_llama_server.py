@@ -1,22 +1,15 @@
 """The scale-out deployment for real: the bot against llama-cpp-python's own OpenAI-compatible
 server (`python -m llama_cpp.server`) on loopback, serving the tiny GGUF."""
 
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import quiesce
+from conftest import free_port, quiesce
 
 pytest.importorskip("fastapi", reason="llama_cpp.server needs requirements/server.txt")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,20 +3,13 @@ one process, and a multi-GPU machine started without a launcher."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 
 pytest.importorskip("torch")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def train_cmd(tiny_base, kokoro_dir, out) -> list[str]:

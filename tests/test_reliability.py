@@ -5,7 +5,6 @@ races between timers and the client, SIGTERM under gunicorn, and a second proces
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import REPO, quiesce
+from conftest import REPO, free_port, quiesce
 from test_crisis import FakeBackend, consented, in_session, make_emulator, texts
 
 from bot import messages as M
@@ -258,10 +257,6 @@ def test_a_standby_process_takes_over_when_the_holder_stops(tmp_path):
 
 
 # ------------------------------------------------------------------ gunicorn, as the Procfile runs it
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sigterm_under_gunicorn_drains_and_releases_the_lock(tmp_path):

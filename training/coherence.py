@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from kokoro.cpu_scorer import apply_penalty, coherence_features
+from kokoro.cpu_scorer import apply_penalty, coherence_matrix
 from kokoro.perturb import auc, counselor_blocks, perturb, suite
 
 BACKCHANNELS = (
@@ -54,9 +54,9 @@ def fit(sessions, vectorizer, seed: int):
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    real = [coherence_features(t, vectorizer) for t in sessions]
-    fake = [coherence_features(t, vectorizer) for t in negatives(sessions, seed)]
-    X = np.array(real + fake)
+    real = coherence_matrix(sessions, vectorizer)
+    fake = coherence_matrix(negatives(sessions, seed), vectorizer)
+    X = np.vstack([real, fake])
     y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
     return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed).fit(X, y)
 
@@ -71,7 +71,7 @@ def choose_gate(model, vectorizer, sessions_va, raw_va, gold_va, raw_of, bad, ga
     """The penalty setting chosen on validation (see the module docstring), with the figures behind it."""
     import numpy as np
 
-    q = lambda ss: model.predict_proba(np.array([coherence_features(t, vectorizer) for t in ss]))[:, 1]
+    q = lambda ss: model.predict_proba(coherence_matrix(ss, vectorizer))[:, 1]
     q_va = q(sessions_va)
     copies = {name: suite(sessions_va, name) for name in CHECKED}
     pert = {name: (raw_of(c), q(c)) for name, c in copies.items()}

@@ -20,7 +20,7 @@ from kokoro.cpu_scorer import (
     COHERENCE,
     NUMERIC,
     CpuScorer,
-    coherence_features,
+    coherence_matrix,
     numeric_features,
     text_blocks,
     word_blocks,
@@ -83,12 +83,6 @@ def _tune_offsets(raw, gold, span: float):
         accs = [((_round(raw[:, j] + b) == gold[:, j]).mean(), -abs(b), b) for b in grid]
         offsets[j] = max(accs)[2]
     return offsets
-
-
-def _coh_x(sessions, vectorizer):
-    import numpy as np
-
-    return np.array([coherence_features(t, vectorizer) for t in sessions])
 
 
 def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, alpha):
@@ -200,7 +194,9 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
 
         K_train = Ktext + (w_word**2) * Kword + (w_num**2) * Ftr @ Ftr.T
         gate, model = _choose_coherence(cfg, sess, gold, raw_va, fitted[0][1], K_train, kernel_of, alpha)
-        raw_va = coh.apply_penalty(raw_va, model.predict_proba(_coh_x(sess["validation"], fitted[0][1]))[:, 1], gate)
+        raw_va = coh.apply_penalty(
+            raw_va, model.predict_proba(coherence_matrix(sess["validation"], fitted[0][1]))[:, 1], gate
+        )
     offsets = _tune_offsets(raw_va, gold["validation"], cfg.offset_grid)
     val_metrics = score_metrics(_round(raw_va + offsets).tolist(), gold["validation"].astype(int).tolist())
 
