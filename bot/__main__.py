@@ -20,6 +20,12 @@ def make_parser():
     c.add_argument("--config", help="JSON settings file")
     c.add_argument("--db", help="SQLite file (default: a new temporary one)")
     c.add_argument("--quiet-gap", type=float, default=1.0, help="seconds of quiet before the bot answers")
+    c.add_argument(
+        "--data",
+        help="KokoroChat folder to build the feedback scorer from on the first run "
+        "(default $KOKOROCHAT_DIR, data/KokoroChat, ../KokoroChat or ../shared/data/kokorochat)",
+    )
+    c.add_argument("--no-scorer-build", action="store_true", help="never build the feedback scorer (feedback off)")
     s = sub.add_parser("serve", help="run the webhook (development server; the Procfile uses gunicorn)")
     s.add_argument("--config", help="JSON settings file")
     s.add_argument("--host", default="127.0.0.1")
@@ -61,6 +67,8 @@ def main(argv=None) -> int:
                 db_path=args.db,
                 quiet_gap_s=args.quiet_gap,
                 tick_s=0.2,
+                data=args.data,
+                build_scorer=not args.no_scorer_build,
             )
         if args.cmd == "export":
             from pathlib import Path

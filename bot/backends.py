@@ -14,7 +14,7 @@ import json
 import threading
 import urllib.request
 from collections import OrderedDict
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from kokoro.chat_formats import ChatFormat, TemplateError, from_gguf, get_format
 
@@ -27,7 +27,7 @@ class Backend(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, key: str, prompt: str) -> str: ...
+    def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str: ...
 
 
 def decoding(s: Settings) -> dict:
@@ -60,6 +60,7 @@ class LlamaBackend:
             "lora": s.counselor_lora,
             "chat_format": self.fmt.name,
             "decoding": decoding(s),
+            "repetition_control": s.repetition,
         }
 
     def _new(self):
@@ -119,14 +120,18 @@ class LlamaBackend:
                 load_seq(self.llm, None)
                 self.current = None
 
-    def generate(self, key: str, prompt: str) -> str:
+    def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str:
+        """The reply to ``prompt`` in session ``key``; ``avoid``: the session's earlier counselor turns,
+        which the reply may not near-duplicate or re-ask (``kokoro.llm.reply``)."""
+        from kokoro.llm import reply
+
         with self.lock:
             self._drain_forget()
             llm = self.context(key)
             tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-            out = llm.create_completion(tokens, stop=list(self.fmt.stops), **decoding(self.s))
-            self.last_usage = out.get("usage", {})
-            return out["choices"][0]["text"].strip()
+            text, info = reply(llm, tokens, self.fmt.stops, decoding(self.s), avoid if self.s.repetition else ())
+            self.last_usage = {**info["usage"], "tries": info["tries"]}
+            return text
 
 
 class OpenAIBackend:
@@ -135,12 +140,24 @@ class OpenAIBackend:
         self.url = s.openai_url.rstrip("/")
         self.fmt = get_format(s.chat_format or "gemma")
         self.identity = {"backend": "openai", "url": self.url, "model": s.openai_model, "decoding": decoding(s)}
+        self.identity["repetition_control"] = s.repetition
         self.last_usage: dict = {}
 
     def count_tokens(self, text: str) -> int:
         return len(text)  # conservative for Japanese: a token covers at least one character
 
-    def generate(self, key: str, prompt: str) -> str:
+    def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str:
+        """As ``LlamaBackend.generate``; a server takes no logits processor, so a reply that repeats
+        the session is tried again once with sampling (temperature 0.8), and the better one kept."""
+        from kokoro.conversation import choose, repeats
+
+        first = self._complete(key, prompt, {})
+        if not avoid or not self.s.repetition or not repeats(first, avoid):
+            return first
+        second = self._complete(key, prompt, {"temperature": max(0.8, self.s.temperature), "seed": len(avoid)})
+        return choose([second, first], avoid)
+
+    def _complete(self, key: str, prompt: str, override: dict) -> str:
         bos = self.fmt.bos_token
         if self.s.openai_adds_bos and bos and prompt.startswith(bos):
             prompt = prompt[len(bos) :]  # the server tokenizes with its own BOS; two would shift the model
@@ -150,6 +167,7 @@ class OpenAIBackend:
             "stop": list(self.fmt.stops),
             "user": key,
             **decoding(self.s),
+            **override,
         }
         req = urllib.request.Request(
             self.url + "/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}

@@ -34,8 +34,17 @@ def wait_settled(emu: Emulator, user: str, seen: int, timeout: float = 300.0) ->
     return emu.fake.delivered(user)[seen:]
 
 
-def run_chat(lines, consent: bool = True, out=sys.stdout, **settings) -> int:
+def run_chat(lines, consent: bool = True, out=sys.stdout, data=None, build_scorer: bool = True, **settings) -> int:
+    """``data``: the KokoroChat folder the feedback scorer is built from on the first run (default
+    $KOKOROCHAT_DIR or the known places); ``build_scorer=False`` never builds it."""
     db = settings.pop("db_path", None) or os.path.join(tempfile.mkdtemp(prefix="kokoro-chat-"), "bot.sqlite3")
+    if build_scorer:
+        from .config import Settings
+        from .scorer_build import ensure_scorer
+
+        config_file = settings.get("config_file")
+        overrides = {k: v for k, v in settings.items() if k != "config_file"}
+        ensure_scorer(Settings.load(config_file, environ=os.environ, **overrides).scorer, data=data)
     emu = Emulator(environ=os.environ, db_path=db, **settings)
     user = "U" + uuid.uuid4().hex
     seen = 0

@@ -63,6 +63,13 @@ class Settings:
     top_p: float = _env("KOKORO_TOP_P", "nucleus sampling", 1.0, float)
     repeat_penalty: float = _env("KOKORO_REPEAT_PENALTY", "repeat penalty (the demo loops without ~1.3)", 1.3, float)
     max_tokens: int = _env("KOKORO_MAX_TOKENS", "most tokens in one reply", 96, int)
+    repetition: bool = _env(
+        "KOKORO_REPETITION_CONTROL",
+        "a reply that near-duplicates or re-asks an earlier counselor turn of the session is generated again "
+        "without copying it (kokoro.conversation)",
+        True,
+        _bool,
+    )
     system_prompt: str | None = _env("KOKORO_SYSTEM_PROMPT", "counselor system prompt (default: kokoro's)")
     quiet_gap_s: float = _env("KOKORO_QUIET_GAP", "seconds of quiet before answering a burst of messages", 4.0, float)
     reply_deadline_s: float = _env(

@@ -14,6 +14,10 @@ from kokoro.items import ITEMS, table2_groups, total_score
 from .messages import text
 
 log = logging.getLogger("kokoro.bot.feedback")
+FEEDBACK_OFF = (
+    "今回の相談のふりかえり（AIが20項目で推定するフィードバック）は、この環境ではまだ準備されていないため、"
+    "お送りできません。"
+)
 ASPECT_JA = {
     "Sense of Validation": "受け止められた感覚",
     "Awareness and Hope": "気づきと希望",
@@ -115,7 +119,10 @@ def give_feedback(engine, session: dict) -> bool:
     """Score a finished session and send the card; False when there is nothing to score."""
     scorer = engine.scorer
     rows = engine.store.turns(session["id"])
-    if scorer is None or not any(r["role"] == "client" for r in rows):
+    if not any(r["role"] == "client" for r in rows):
+        return False
+    if scorer is None:  # say so in plain words rather than leave the client waiting for a card
+        engine.send(session["user_id"], [text(FEEDBACK_OFF)])
         return False
     turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
     items = tuple(scorer.predict(turns))

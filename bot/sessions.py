@@ -172,10 +172,15 @@ class Engine:
         if text.strip() in M.END_WORDS:
             self.end(user_id, "user")
             return
-        sess = self.store.open_session(user_id) or self.start(user_id)
-        # a crisis turn's answer was the protocol message: the model does not reply to it
+        sess = self.store.open_session(user_id)
+        opened_here = sess is None
+        sess = sess or self.start(user_id)
+        # a crisis turn's answer was the protocol message: the model does not reply to it. The message
+        # that opened the session is answered by the opening (one counselor message, which already asks
+        # age, gender and the topic); what the client writes next gets the model's reply.
         answer = crisis_message(crisis) if crisis else None
-        if self.store.add_client_turn(sess, text, message_id, answer) and not crisis:
+        owed = answer is None and not opened_here
+        if self.store.add_client_turn(sess, text, message_id, answer, owed=owed) and owed:
             self.outbox.loading(user_id, 20)
 
     def unsend(self, user_id: str, message_id: str) -> None:
@@ -267,7 +272,8 @@ class Engine:
         turns = self.store.turns(sess["id"])
         last_client = max((r["id"] for r in turns if r["role"] == "client"), default=None)
         prompt, start = self.prompt(sess, turns)
-        reply = self.backend.generate(str(sess["id"]), prompt) or M.fallback()[0]["text"]
+        said = [r["text"] for r in turns if r["role"] == "counselor"]  # the whole session, not only the window
+        reply = self.backend.generate(str(sess["id"]), prompt, avoid=said) or M.fallback()[0]["text"]
         failed = screen_draft(reply)
         if failed:  # the platform's screening items: never send a draft that fails them
             log.warning(

@@ -329,10 +329,13 @@ class Store:
                 }
             )
 
-    def add_client_turn(self, session: dict, text: str, message_id: str | None, answer: str | None = None) -> bool:
+    def add_client_turn(
+        self, session: dict, text: str, message_id: str | None, answer: str | None = None, owed: bool = True
+    ) -> bool:
         """Store a client's message and owe it a reply, atomically; False (and nothing done) when this
         LINE message was stored before (a replayed event). ``answer``: the counselor turn already
-        sent for it (the crisis protocol), so no reply is owed."""
+        sent for it (the crisis protocol), so no reply is owed; ``owed=False``: none is owed either
+        (the message that opened the session, answered by the opening stored before it)."""
         t = now()
         with self.transaction() as c:
             cur = c.execute(
@@ -350,7 +353,7 @@ class Store:
             c.execute(
                 "update sessions set last_client_at = ?, pending_reply = ?, idle_warned = 0, "
                 "crisis = max(coalesce(crisis, 0), ?) where id = ?",
-                [t, 0 if answer is not None else 1, 1 if answer is not None else 0, session["id"]],
+                [t, 1 if owed and answer is None else 0, 1 if answer is not None else 0, session["id"]],
             )
             return True
 

@@ -50,6 +50,12 @@ def make_parser():
         default=0,
         help="layers offloaded to the GPU (-1 = all; needs a CUDA build of llama-cpp-python)",
     )
+    g2.add_argument("--repeat-penalty", type=float, default=1.3, help="llama.cpp repeat penalty (the bot's default)")
+    g2.add_argument(
+        "--no-repetition-control",
+        action="store_true",
+        help="without the bot's session-level repetition control (kokoro.llm.reply)",
+    )
     g2.add_argument("--json", action="store_true")
     sm = sub.add_parser("simulate", help="simulated-client sessions through the bot's session engine, then scored")
     sm.add_argument("--counselor", default="demo", help="counselor GGUF, or 'demo' (the embedded default)")
@@ -73,6 +79,11 @@ def make_parser():
         type=int,
         default=0,
         help="layers offloaded to the GPU (-1 = all; needs a CUDA build of llama-cpp-python)",
+    )
+    sm.add_argument(
+        "--no-repetition-control",
+        action="store_true",
+        help="the bot's generation without session-level repetition control (for before/after figures)",
     )
     sm.add_argument("--out")
     r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
@@ -155,6 +166,8 @@ def main(argv=None) -> int:
                 args.threads,
                 progress=not args.json,
                 n_gpu_layers=args.gpu_layers,
+                repeat_penalty=args.repeat_penalty,
+                repetition=not args.no_repetition_control,
             )
         except (DataError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
@@ -192,13 +205,17 @@ def main(argv=None) -> int:
                 max_tokens=args.max_tokens,
                 client_lora=args.client_lora,
                 client_chat_format=args.client_chat_format,
+                repetition=not args.no_repetition_control,
             )
         except (DataError, ScorerArtifactError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(
             json.dumps(
-                {k: r[k] for k in ("n", "mean_total", "human_mean_total", "mean_client_turns", "seconds")},
+                {
+                    k: r[k]
+                    for k in ("n", "mean_total", "human_mean_total", "mean_client_turns", "conversation", "seconds")
+                },
                 ensure_ascii=False,
             )
         )

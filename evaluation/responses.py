@@ -82,10 +82,14 @@ def evaluate(
     system: str | None = None,
     progress: bool = True,
     n_gpu_layers: int = 0,
+    repeat_penalty: float = 1.3,
+    repetition: bool = True,
 ) -> dict:
+    """``repeat_penalty`` and ``repetition`` (session-level repetition control against the
+    dialogue's earlier counselor turns, ``kokoro.llm.reply``) default to what the bot serves."""
     from tqdm import tqdm
 
-    from kokoro.llm import open_llama
+    from kokoro.llm import open_llama, reply
 
     t0 = time.time()
     dialogues = load(data)
@@ -98,7 +102,7 @@ def evaluate(
     count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))
     jobs = [(d, i) for d in test for i, t in enumerate(d.merged()) if t.role == "counselor"][: limit or None]
     hyps, refs, queries = [], [], []
-    evaluated = naive = 0
+    evaluated = naive = tries = 0
     window, current = 0, None
     budget = n_ctx - max_tokens
     for d, i in tqdm(jobs, desc="generating", disable=not progress):
@@ -116,10 +120,12 @@ def evaluate(
         toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         before = decoded_tokens(llm)
         naive += len(toks)
-        res = llm.create_completion(toks, max_tokens=max_tokens, temperature=0.0, stop=list(fmt.stops))
+        said = [t.text for t in merged[:i] if t.role == "counselor"] if repetition else []
+        decoding = {"max_tokens": max_tokens, "temperature": 0.0, "repeat_penalty": repeat_penalty}
+        text, info = reply(llm, toks, fmt.stops, decoding, said)
+        tries += info["tries"] - 1
         # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
-        evaluated += decoded_tokens(llm) - before - max(0, res["usage"]["completion_tokens"] - 1)
-        text = res["choices"][0]["text"].strip()
+        evaluated += decoded_tokens(llm) - before - info["generated"]
         hyps.append(text)
         refs.append(merged[i].text)
         queries.append(next((t.text for t in reversed(merged[:i]) if t.role == "client"), ""))
@@ -143,10 +149,13 @@ def evaluate(
             "n_ctx": n_ctx,
             "max_tokens": max_tokens,
             "greedy": True,
+            "repeat_penalty": repeat_penalty,
+            "repetition_control": repetition,
             "history_turns": history_turns,
             "chat_format": fmt.name,
             "limit": limit,
         },
+        "second_tries": tries,
         "seconds_generation": round(gen_secs, 1),
     }
     if out:

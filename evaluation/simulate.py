@@ -13,11 +13,54 @@ import time
 import uuid
 from pathlib import Path
 
-from kokoro.dataset import Turn, load
+from kokoro.conversation import session_figures
+from kokoro.dataset import Turn, load, merge_turns
 from kokoro.items import ITEMS, total_score
 from kokoro.prompts import CLIENT_END, client_sim_messages
 from kokoro.splits import counselor_split
 from kokoro.stats import lexical_diversity
+
+
+def conversation_figures(sessions: list[list[str]], before: list[list[str]] | None = None) -> dict:
+    """Issue 12's conversation-quality measure over sessions of counselor replies: the share of
+    replies that near-duplicate / re-ask an earlier counselor turn of the session
+    (``kokoro.conversation``), distinct-1/2 per session (MeCab words, averaged over sessions) and
+    the mean reply length in characters. ``before``: turns already said, not counted as replies."""
+    from .metrics import distinct
+
+    before = before or [[] for _ in sessions]
+    figs = [session_figures(r, b) for r, b in zip(sessions, before)]
+    n = sum(f["replies"] for f in figs)
+    used = [r for r in sessions if r]
+    return {
+        "sessions": len(sessions),
+        "replies": n,
+        "near_duplicate_share": sum(f["near_duplicates"] for f in figs) / max(n, 1),
+        "re_ask_share": sum(f["re_asks"] for f in figs) / max(n, 1),
+        "dist1_per_session": statistics.fmean(distinct(r, 1) for r in used) if used else 0.0,
+        "dist2_per_session": statistics.fmean(distinct(r, 2) for r in used) if used else 0.0,
+        "mean_reply_chars": statistics.fmean(len(x) for r in sessions for x in r) if n else 0.0,
+    }
+
+
+def conversation_quality(records: list[dict]) -> dict:
+    """``conversation_figures`` for the bot's sessions (the scripted opening is said, not a reply;
+    the model's replies are the rest) beside the human counselors of the same replayed dialogues."""
+    from bot import messages as M
+
+    bot, before = [], []
+    for x in records:
+        said = [
+            t.text for t in merge_turns([Turn(t["role"], "", t["text"]) for t in x["turns"]]) if t.role == "counselor"
+        ]
+        lead = [t for t in said[:1] if t == M.OPENING]
+        before.append(lead)
+        bot.append(said[len(lead) :])
+    out = {"counselor": conversation_figures(bot, before)}
+    humans = [x["human_counselor"] for x in records if "human_counselor" in x]
+    if humans:
+        out["human"] = conversation_figures(humans)
+    return out
 
 
 class ReplayClient:
@@ -92,6 +135,7 @@ def run(
     client_lora: str | None = None,
     client_chat_format: str | None = None,
     n_gpu_layers: int = 0,
+    repetition: bool = True,
 ) -> dict:
     from bot import messages as M
     from bot.chat import wait_settled
@@ -115,6 +159,7 @@ def run(
         max_tokens=max_tokens,
         n_gpu_layers=n_gpu_layers,
         scorer=None,
+        repetition=repetition,
     )
     llm_client = (
         None
@@ -156,10 +201,11 @@ def run(
             if isinstance(sim, ReplayClient):  # the same client turns with the human counselor, same scorer
                 human = sim.human(seen_client_turns(turns))
                 record["human_total"] = total_score(scorer.predict(human))
-                record["human_counselor"] = [t.text for t in human if t.role == "counselor"]
+                record["human_counselor"] = [t.text for t in merge_turns(human) if t.role == "counselor"]
             sessions.append(record)
     finally:
         emu.close()
+    quality = conversation_quality(sessions)
     humans = [x["human_total"] for x in sessions if "human_total" in x]
     human_texts = [x.pop("human_counselor") for x in sessions if "human_counselor" in x]
     result = {
@@ -171,6 +217,7 @@ def run(
             [[t["text"] for t in x["turns"] if t["role"] == "counselor"] for x in sessions]
         ),
         "ldd_counselor_human": lexical_diversity(human_texts) if human_texts else None,
+        "conversation": quality,
         "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
         "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
         "settings": {
@@ -181,6 +228,7 @@ def run(
             "max_turns": max_turns,
             "n_ctx": n_ctx,
             "max_tokens": max_tokens,
+            "repetition_control": repetition,
         },
         "seconds": round(time.time() - t0, 1),
     }

@@ -177,6 +177,30 @@ def resolve_data_dir(data: os.PathLike | str | None = None) -> Path:
     return p
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# where a KokoroChat clone is looked for when none is given (README "Data"): $KOKOROCHAT_DIR, then
+# data/KokoroChat in this repository, a KokoroChat clone beside it, the shared data folder beside it
+KNOWN_PLACES = (
+    REPO_ROOT / "data" / "KokoroChat",
+    REPO_ROOT.parent / "KokoroChat",
+    REPO_ROOT.parent / "shared" / "data" / "kokorochat",
+)
+
+
+def find_data_dir(data: os.PathLike | str | None = None) -> Path | None:
+    """The KokoroChat folder from ``data``, $KOKOROCHAT_DIR or the known places; None if none holds
+    dialogue files (never raises: for commands that can run without the data)."""
+    given = data or os.environ.get(DATA_ENV)
+    for place in [given] if given else KNOWN_PLACES:
+        try:
+            p = resolve_data_dir(place)
+        except DataError:
+            continue
+        if any(p.glob("*.json")):
+            return p
+    return None
+
+
 def _sort_key(p: Path):
     return (0, int(p.stem), "") if p.stem.isdigit() else (1, 0, p.stem)
 

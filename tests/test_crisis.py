@@ -23,7 +23,7 @@ class FakeBackend:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def generate(self, key: str, prompt: str) -> str:
+    def generate(self, key: str, prompt: str, avoid=()) -> str:
         self.prompts.append(prompt)
         self.started.set()
         if self.hang is not None:
@@ -76,10 +76,12 @@ def consented(emu, user):
 
 
 def in_session(emu, user):
-    """A consented user after one exchange: consent ×2, the opening and the counselor's reply."""
+    """A consented user whose first message opened a session: consent ×2 and the opening (the one
+    counselor message that answers it; the model answers what the client writes next)."""
     consented(emu, user)
     emu.text(user, "こんにちは")
-    emu.fake.wait_for(4, 10, user)
+    got = emu.fake.wait_for(3, 10, user)
+    assert len(got) == 3 and got[2]["text"] == M.OPENING
 
 
 def test_a_new_friends_first_message_before_consent_gets_resources_and_no_text_is_kept(emu):
@@ -125,7 +127,7 @@ def test_a_crisis_line_while_the_model_hangs_gets_resources_within_2s(tmp_path):
     emu = make_emulator(tmp_path, backend)
     try:
         a, c = "U" + "a" * 32, "U" + "c" * 32
-        consented(emu, a)
+        in_session(emu, a)
         consented(emu, c)
         emu.text(a, "仕事のことで相談です")
         assert backend.started.wait(10), "user A's generation is running (and hangs)"
@@ -133,7 +135,7 @@ def test_a_crisis_line_while_the_model_hangs_gets_resources_within_2s(tmp_path):
         got = emu.fake.wait_for(3, 2.0, c)
         assert len(got) >= 3 and RESOURCE in got[2]["text"]
         emu.text(a, "終了")  # ending a session must not wait for the hung generation either
-        assert any("本日の相談はここまで" in t for t in [m["text"] for m in emu.fake.wait_for(5, 2.0, a)])
+        assert any("本日の相談はここまで" in t for t in [m["text"] for m in emu.fake.wait_for(4, 2.0, a)])
     finally:
         hang.set()
         emu.close()

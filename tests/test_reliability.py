@@ -39,7 +39,7 @@ def test_a_hung_api_then_recovery_delivers_the_waiting_reply_soon(tmp_path):
     emu = make_emulator(tmp_path, FakeBackend(), api_timeout_s=0.3)
     try:
         u = "U" + "1" * 32
-        consented(emu, u)
+        in_session(emu, u)
         emu.fake.hang()
         emu.text(u, "聞いてほしいことがあります")
         rows = emu.runtime.engine.store.db["outbox"]
@@ -123,8 +123,8 @@ def test_idle_end_racing_a_new_message_keeps_the_session_and_answers(emu):
     del store.open_sessions
     assert store.session(sid)["status"] == "open"
     emu.runtime.scheduler.resume()
-    got = emu.fake.wait_for(5, 10, u)
-    assert got[4]["text"] == FakeBackend().reply
+    got = emu.fake.wait_for(4, 10, u)
+    assert got[3]["text"] == FakeBackend().reply
 
 
 def test_end_word_racing_the_limit_timer_closes_once(emu):

@@ -189,14 +189,14 @@ def test_safety_eval_command_prints_the_figures():
 
 
 def test_a_failing_draft_is_replaced_by_a_safe_reply(tmp_path):
-    from test_crisis import FakeBackend, consented, make_emulator
+    from test_crisis import FakeBackend, in_session, make_emulator
 
     from bot.screening import SAFE_REPLY
 
     emu = make_emulator(tmp_path, FakeBackend(reply="それはうつ病ですね"))
     try:
         u = "U" + "6" * 32
-        consented(emu, u)
+        in_session(emu, u)
         emu.text(u, "眠れません")
         got = emu.fake.wait_for(4, 20, u)
         assert got[3]["text"] == SAFE_REPLY

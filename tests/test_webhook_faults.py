@@ -95,10 +95,10 @@ def test_one_users_deletion_does_not_stop_the_bot_for_the_next_user(tmp_path):
         a, b = "U" + "d" * 32, "U" + "e" * 32
         in_session(emu, a)
         emu.text(a, "削除")
-        emu.fake.wait_for(5, 10, a)
+        emu.fake.wait_for(4, 10, a)
         emu.postback(a, M.DELETE)
-        got = emu.fake.wait_for(6, 10, a)
-        assert "削除しました" in got[5]["text"]
+        got = emu.fake.wait_for(5, 10, a)
+        assert "削除しました" in got[4]["text"]
         emu.follow(b)  # the event worker is still alive: the next user is answered
         assert emu.fake.wait_for(1, 10, b)
         assert not emu.runtime.engine.store.db["turns"].count_where("user_id = ?", [a])

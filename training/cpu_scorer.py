@@ -116,12 +116,25 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
     return dict(choice["chosen"], bad=bad, choice=choice), model
 
 
-def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
+STAGES = (
+    "reading KokoroChat",
+    "text features",
+    "ridge settings on validation",
+    "coherence model",
+    "refit on train + validation",
+    "scoring the test split",
+)
+
+
+def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
+    """``progress(stage)``: called as each of ``STAGES`` begins (a progress bar's hook)."""
     import numpy as np
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    step = progress or (lambda stage: None)
     t0 = time.time()
+    step(STAGES[0])
     dialogues = load(cfg.data)
     split = scorer_split(dialogues, cfg.seed)
     by = {d.id: d for d in dialogues}
@@ -160,6 +173,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
         return X, W, F
 
     # 1. choose the word-block weight, the numeric weight and ridge alpha on validation
+    step(STAGES[1])
     fitted = fit_features(sess["train"])
     Xtr, Wtr, Ftr = transform(fitted, sess["train"])
     Xva, Wva, Fva = transform(fitted, sess["validation"])
@@ -169,6 +183,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     ymean = gold["train"].mean(0)
     Yc = gold["train"] - ymean
     best = None
+    step(STAGES[2])
     for ww in cfg.word_weights:
         for w in cfg.numeric_weights:
             K = Ktext + (ww**2) * Kword + (w**2) * Ftr @ Ftr.T
@@ -185,6 +200,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
                     best = (mae, ww, w, a, raw)
     _, w_word, w_num, alpha, raw_va = best
     gate = None
+    step(STAGES[3])
     if cfg.coherence:
 
         def kernel_of(sessions):
@@ -201,6 +217,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
     val_metrics = score_metrics(_round(raw_va + offsets).tolist(), gold["validation"].astype(int).tolist())
 
     # 2. refit on train + validation with the chosen settings; primal weights for fast scoring
+    step(STAGES[4])
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
     fitted = fit_features(fit_sessions)
@@ -255,6 +272,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig) -> dict:
         coherence,
         [(v, w_word) for v in wvecs] if w_word else [],
     )
+    step(STAGES[5])
     pred_te = scorer.predict_many(sess["test"])
     test_metrics = score_metrics(pred_te, gold["test"].astype(int).tolist())
     raw_te = scorer.predict_raw(sess["test"])
