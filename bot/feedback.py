@@ -106,12 +106,18 @@ def card(items: tuple[int, ...], total: int) -> dict:
 
 
 def summary(items: tuple[int, ...], total: int) -> str:
-    ranked = sorted(ITEMS, key=lambda it: (-items[it.number - 1], it.number))
-    high = "、".join(it.label_ja for it in ranked[:2])
-    low = "、".join(it.label_ja for it in sorted(ITEMS, key=lambda it: (items[it.number - 1], it.number))[:2])
+    """Two strengths and up to two things to improve, never the same item in both: an item counts as
+    a thing to improve only when it scored below both strengths."""
+    v = lambda it: items[it.number - 1]
+    high = sorted(ITEMS, key=lambda it: (-v(it), it.number))[:2]
+    low = [it for it in sorted(ITEMS, key=lambda it: (v(it), it.number)) if v(it) < v(high[-1])][:2]
+    lead = f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。"
+    good = "、".join(it.label_ja for it in high)
+    if not low:
+        return lead + f"よかったと推定される点は「{good}」です。項目による大きな差はありませんでした。"
     return (
-        f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。"
-        f"よかったと推定される点は「{high}」、これから伸ばせそうな点は「{low}」です。"
+        lead
+        + f"よかったと推定される点は「{good}」、これから伸ばせそうな点は「{'、'.join(it.label_ja for it in low)}」です。"
     )
 
 
