@@ -115,10 +115,8 @@ def summary(items: tuple[int, ...], total: int) -> str:
     good = "、".join(it.label_ja for it in high)
     if not low:
         return lead + f"よかったと推定される点は「{good}」です。項目による大きな差はありませんでした。"
-    return (
-        lead
-        + f"よかったと推定される点は「{good}」、これから伸ばせそうな点は「{'、'.join(it.label_ja for it in low)}」です。"
-    )
+    weak = "、".join(it.label_ja for it in low)
+    return lead + f"よかったと推定される点は「{good}」、これから伸ばせそうな点は「{weak}」です。"
 
 
 def give_feedback(engine, session: dict) -> bool:

@@ -214,7 +214,15 @@ def main(argv=None) -> int:
             json.dumps(
                 {
                     k: r[k]
-                    for k in ("n", "mean_total", "human_mean_total", "mean_client_turns", "conversation", "seconds")
+                    for k in (
+                        "n",
+                        "mean_total",
+                        "human_mean_total",
+                        "mean_client_turns",
+                        "conversation",
+                        "generation",
+                        "seconds",
+                    )
                 },
                 ensure_ascii=False,
             )

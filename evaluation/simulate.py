@@ -63,6 +63,21 @@ def conversation_quality(records: list[dict]) -> dict:
     return out
 
 
+def time_generation(backend) -> list[tuple[float, int]]:
+    """Wrap the bot's backend so each reply's generation time (and tries) is recorded."""
+    timings: list[tuple[float, int]] = []
+    inner = backend.generate
+
+    def generate(*a, **kw):
+        t = time.perf_counter()
+        out = inner(*a, **kw)
+        timings.append((time.perf_counter() - t, getattr(backend, "last_usage", {}).get("tries", 1)))
+        return out
+
+    backend.generate = generate
+    return timings
+
+
 class ReplayClient:
     def __init__(self, dialogue):
         self.dialogue = dialogue
@@ -166,6 +181,7 @@ def run(
         if client == "replay"
         else LlmClient(client, client_lora, client_chat_format, n_ctx, threads, gpu=n_gpu_layers)
     )
+    timings = time_generation(emu.runtime.engine.backend)
     sessions, t0 = [], time.time()
     try:
         for s in range(n):
@@ -218,6 +234,12 @@ def run(
         ),
         "ldd_counselor_human": lexical_diversity(human_texts) if human_texts else None,
         "conversation": quality,
+        "generation": {
+            "replies": len(timings),
+            "mean_seconds": statistics.fmean(t for t, _ in timings) if timings else None,
+            "p90_seconds": sorted(t for t, _ in timings)[int(0.9 * (len(timings) - 1))] if timings else None,
+            "second_try_share": sum(k > 1 for _, k in timings) / max(len(timings), 1),
+        },
         "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
         "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
         "settings": {

@@ -8,6 +8,7 @@
 4. bot overhead vs raw llama-cpp-python on the same GGUF and prompt (goal ≤ 5 %)
 5. capacity: sessions paced like KokoroChat (a client turn every ~120 s) served with p95 reply
    latency under 10 s, from a queue simulation over the measured service times (goal ≥ 50)
+6. conversation quality of the long session (issue 12's measure: near-duplicate and re-ask shares)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bot.emulator.client import Emulator  # noqa: E402
+from evaluation.simulate import conversation_figures  # noqa: E402
 from kokoro.dataset import load  # noqa: E402
 from kokoro.splits import counselor_split  # noqa: E402
 
@@ -48,6 +50,8 @@ TOKENS: list[int] = []
 
 
 def timed_turn(engine, user, text):
+    if not engine.store.open_session(user):  # the message that opens a session is answered by the opening
+        engine.client_text(user, "こんにちは")
     engine.client_text(user, text)
     t = time.perf_counter()
     engine.respond(user)
@@ -87,6 +91,8 @@ def main():
     r_len = statistics.fmean(lat[-3:]) / statistics.fmean(lat[:3])
     per_tok = [x / n for x, n in zip(lat, solo_tok)]
     r_len_tok = statistics.fmean(per_tok[-3:]) / statistics.fmean(per_tok[:3])
+    said = [t["text"] for t in engine.store.turns(engine.store.open_session(solo)["id"]) if t["role"] == "counselor"]
+    quality = conversation_figures([said[1:]], [said[:1]])  # the opening is said, not a reply
     # 3. 8 interleaved sessions vs 1 (turns 1..6 of each, round robin)
     users = [f"U{i:032x}" for i in range(1, 9)]
     inter = []
@@ -113,6 +119,7 @@ def main():
     for i in range(4):
         u = f"U{100 + i:032x}"
         engine.store.update_user(u, consent_at=time.time())
+        engine.client_text(u, "こんにちは")  # opens the session (answered by the opening)
         engine.client_text(u, texts[0])
         sess = engine.store.open_session(u)
         prompt, _ = engine.prompt(sess, engine.store.turns(sess["id"]))
@@ -146,7 +153,9 @@ def main():
             emu.follow(u)
             acks.append(time.perf_counter() - t)
 
-    emu.text(busy, texts[0])
+    emu.text(busy, "こんにちは")  # opens the session: answered by the opening, no generation
+    emu.fake.wait_for(1, 10, busy)
+    emu.text(busy, texts[0])  # this one keeps the generation thread busy
     time.sleep(0.2)
     ths = [threading.Thread(target=poster, args=(25,)) for _ in range(8)]
     [t.start() for t in ths]
@@ -185,6 +194,11 @@ def main():
     print(
         f"5. capacity at p95 < 10 s, one client turn per ~120 s per session: {cap} sessions "
         f"(mean service {statistics.fmean(service):.2f} s)"
+    )
+    print(
+        f"6. the {a.turns}-turn session's replies (evaluation.simulate.conversation_figures): near-duplicates "
+        f"{100 * quality['near_duplicate_share']:.1f} %, re-asks {100 * quality['re_ask_share']:.1f} %, "
+        f"distinct-1/2 {quality['dist1_per_session']:.1f} / {quality['dist2_per_session']:.1f}"
     )
 
 
