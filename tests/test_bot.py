@@ -6,6 +6,8 @@ import time
 import pytest
 from conftest import REPO, SAMPLES, quiesce
 
+from bot import messages as M
+
 pytest.importorskip("llama_cpp")
 FAST = dict(
     quiet_gap_s=0.2, tick_s=0.1, n_threads=1, max_tokens=16, n_ctx=512, retry_base_s=0.01, reply_deadline_s=50.0
@@ -29,10 +31,11 @@ def settle(emu, user, n, timeout=60):
 
 
 def in_session(emu):
-    """A consented user after one exchange; returns (user, messages delivered so far)."""
+    """A consented user whose first message opened a session (answered by the opening alone);
+    returns (user, messages delivered so far)."""
     user = consented_user(emu)
     emu.text(user, "こんにちは")
-    settle(emu, user, 4)
+    settle(emu, user, 3)
     return user, len(emu.fake.delivered(user))
 
 
@@ -114,7 +117,8 @@ def test_scripted_session_ends_with_complete_stored_transcript(tiny_gguf, tmp_pa
     }
     db = tmp_path / "chat.sqlite3"
     r = subprocess.run(
-        [sys.executable, "-m", "bot", "chat", "--script", str(script), "--quiet-gap", "0.2", "--db", str(db)],
+        [sys.executable, "-m", "bot", "chat", "--script", str(script), "--quiet-gap", "0.2", "--db", str(db)]
+        + ["--no-scorer-build"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -137,9 +141,8 @@ def test_scripted_session_ends_with_complete_stored_transcript(tiny_gguf, tmp_pa
     assert len(sess) == 1 and sess[0]["status"] == "closed" and sess[0]["end_reason"] == "user"
     turns = list(db["turns"].rows_where(order_by="id"))
     assert [t["role"] for t in turns] == [
-        "counselor",
+        "counselor",  # the opening: the one answer to the message that opened the session
         "client",
-        "counselor",
         "client",
         "counselor",
         "client",
@@ -155,7 +158,7 @@ def test_scripted_session_ends_with_complete_stored_transcript(tiny_gguf, tmp_pa
 def test_burst_is_answered_once_as_one_merged_turn(emu):
     user = consented_user(emu)
     emu.text(user, "こんにちは")
-    settle(emu, user, 4)  # opening + reply
+    settle(emu, user, 3)  # the opening (the first message's one answer)
     seen = len(emu.fake.delivered(user))
     emu.runtime.engine.s.quiet_gap_s = 1.0
     for part in ("実は", "仕事で", "困っていて"):
@@ -169,7 +172,8 @@ def test_burst_is_answered_once_as_one_merged_turn(emu):
 
     rows = store.turns(store.open_session(user)["id"])
     merged = merge_turns([Turn(r["role"], r["time"], r["text"]) for r in rows])
-    assert merged[-2].text == "実は\n仕事で\n困っていて" and merged[-1].role == "counselor"
+    # the first message (answered by the opening) and the burst are one client block for the model
+    assert merged[-2].text == "こんにちは\n実は\n仕事で\n困っていて" and merged[-1].role == "counselor"
 
 
 def test_expired_reply_token_switches_to_push_with_retry_key(emu):
@@ -326,16 +330,20 @@ def test_prompts_hold_only_their_own_session(emu):
     seen = []
     backend = emu.runtime.engine.backend
     real = backend.generate
-    backend.generate = lambda key, prompt: seen.append((key, prompt)) or real(key, prompt)
+    backend.generate = lambda key, prompt, **kw: seen.append((key, prompt, kw)) or real(key, prompt, **kw)
     a, b = consented_user(emu, "U" + "1" * 32), consented_user(emu, "U" + "2" * 32)
-    emu.text(a, "あかいりんご")
-    emu.text(b, "あおいそら")
+    for user, text in ((a, "あかいりんご"), (b, "あおいそら")):
+        emu.text(user, "こんにちは")  # opens the session (answered by the opening)
+        settle(emu, user, 3)
+        emu.text(user, text)
     settle(emu, a, 4)
     settle(emu, b, 4)
-    keys = {k for k, _ in seen}
+    keys = {k for k, _, _ in seen}
     assert len(keys) == 2
-    for k, prompt in seen:
+    for k, prompt, kw in seen:
         assert ("あかいりんご" in prompt) != ("あおいそら" in prompt)
+        # what the reply must not repeat is this session's counselor turns only (the opening so far)
+        assert kw["avoid"] == [M.OPENING]
 
 
 def test_long_text_is_split_by_utf16_units_and_five_per_request():
@@ -386,7 +394,7 @@ def test_delete_removes_everything_after_confirmation(emu):
 
     user = consented_user(emu)
     emu.text(user, "秘密の話です")
-    settle(emu, user, 4)
+    settle(emu, user, 3)  # the opening
     store = emu.runtime.engine.store
     assert store.turns(store.open_session(user)["id"])
     n = len(emu.fake.delivered(user))
@@ -516,7 +524,7 @@ def test_retention_job_purges_old_sessions_only(emu):
     engine = emu.runtime.engine
     user = consented_user(emu)
     emu.text(user, "こんにちは")
-    settle(emu, user, 4)
+    settle(emu, user, 3)  # the opening
     emu.text(user, "終了")
     settle(emu, user, 5)
     engine.store.start_session("U" + "8" * 32)  # an open session is never purged
@@ -563,7 +571,7 @@ def test_self_rating_exports_as_kokorochat_that_the_loader_accepts(emu, tmp_path
 
     user = consented_user(emu)
     emu.text(user, "仕事のことで悩んでいます")
-    settle(emu, user, 4)
+    settle(emu, user, 3)  # the opening
     emu.text(user, "終了")
     got = settle(emu, user, 6)
     assert "評価" in got[-1]["text"] and got[-1]["quickReply"]["items"][0]["action"]["data"] == rating.RATE
@@ -612,11 +620,13 @@ def test_self_rating_exports_as_kokorochat_that_the_loader_accepts(emu, tmp_path
 def test_a_failing_model_still_answers_once(emu):
     user = consented_user(emu)
 
-    def broken(key, prompt):
+    def broken(key, prompt, **kw):
         raise RuntimeError("model crashed")
 
     emu.runtime.engine.backend.generate = broken
-    emu.text(user, "こんにちは")
+    emu.text(user, "こんにちは")  # answered by the opening
+    settle(emu, user, 3)
+    emu.text(user, "話を聞いてください")
     emu.fake.wait_for(4, 30, user)
     quiesce(emu)
     texts = [m["text"] for m in emu.fake.delivered(user)][2:]
