@@ -34,7 +34,10 @@ def make_parser():
         help="the perturbation suite instead: does the scorer notice a bad counselor (a sensitivity test)",
     )
     g2 = sub.add_parser("responses", help="BLEU/ROUGE/Distinct of a counselor GGUF on the test set")
-    g2.add_argument("--model", required=True, help="counselor GGUF (or the base GGUF with --lora)")
+    g2.add_argument(
+        "--model", required=True, help="counselor GGUF (or the base GGUF with --lora); with --endpoint, the model name"
+    )
+    add_endpoint_args(g2)
     g2.add_argument("--lora", help="LoRA adapter GGUF applied at run time")
     g2.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
     g2.add_argument("--limit", type=int, default=0, help="only the first N counselor turns (smoke runs)")
@@ -144,37 +147,90 @@ def run_scores(args) -> int:
     return 0
 
 
+def add_endpoint_args(p, prefix: str = "") -> None:
+    """--endpoint URL and its options: a model behind an OpenAI-compatible server (evaluation.endpoint)."""
+    p.add_argument(f"--{prefix}endpoint", help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument(
+        f"--{prefix}mode",
+        choices=["chat", "completions"],
+        default="chat",
+        help="chat-completions with kokoro's messages (default), or completions with the prompt rendered in "
+        "--chat-format (local servers)",
+    )
+    p.add_argument(f"--{prefix}api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument(f"--{prefix}concurrency", type=int, default=4, help="requests in flight at once")
+    p.add_argument(
+        f"--{prefix}cache",
+        default=str(Path.home() / ".cache" / "kokoro-line" / "endpoint-cache.sqlite3"),
+        help="answers stored by request (a rerun sends nothing it already has)",
+    )
+
+
+def endpoint_from(args, model: str, prefix: str = ""):
+    from .endpoint import Endpoint
+
+    g = lambda k: getattr(args, (prefix + k).replace("-", "_"))
+    return Endpoint(
+        g("endpoint"),
+        model,
+        mode=g("mode"),
+        api_key_env=g("api_key_env"),
+        cache=g("cache"),
+        concurrency=g("concurrency"),
+    )
+
+
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     from kokoro.cpu_scorer import ScorerArtifactError
 
     if args.cmd == "responses":
+        from .endpoint import EndpointError
         from .responses import evaluate as ev_responses
         from .responses import markdown as md_responses
 
         try:
-            r = ev_responses(
-                args.model,
-                args.lora,
-                args.data,
-                args.limit,
-                Path(args.out) if args.out else None,
-                args.n_ctx,
-                args.max_tokens,
-                args.history_turns,
-                args.chat_format,
-                args.threads,
-                progress=not args.json,
-                n_gpu_layers=args.gpu_layers,
-                repeat_penalty=args.repeat_penalty,
-                repetition=not args.no_repetition_control,
-            )
-        except (DataError, ValueError) as e:
+            if args.endpoint:
+                from .responses import evaluate_endpoint
+
+                r = evaluate_endpoint(
+                    endpoint_from(args, args.model),
+                    args.data,
+                    args.limit,
+                    Path(args.out) if args.out else None,
+                    args.max_tokens,
+                    args.history_turns,
+                    args.chat_format,
+                    repetition=not args.no_repetition_control,
+                )
+            else:
+                r = ev_responses(
+                    args.model,
+                    args.lora,
+                    args.data,
+                    args.limit,
+                    Path(args.out) if args.out else None,
+                    args.n_ctx,
+                    args.max_tokens,
+                    args.history_turns,
+                    args.chat_format,
+                    args.threads,
+                    progress=not args.json,
+                    n_gpu_layers=args.gpu_layers,
+                    repeat_penalty=args.repeat_penalty,
+                    repetition=not args.no_repetition_control,
+                )
+        except (DataError, ValueError, EndpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(
             json.dumps(
-                {k: r[k] for k in ("model", "retrieval", "n", "evaluated_over_naive", "signature")}, ensure_ascii=False
+                {
+                    k: r[k]
+                    for k in ("model", "retrieval", "n", "evaluated_over_naive", "requests", "cached", "signature")
+                    if k in r
+                },
+                ensure_ascii=False,
             )
             if args.json
             else md_responses(r)

@@ -92,16 +92,12 @@ def evaluate(
     from kokoro.llm import open_llama, reply
 
     t0 = time.time()
-    dialogues = load(data)
-    by = {d.id: d for d in dialogues}
-    split = counselor_split(dialogues, "full")
-    test = [by[i] for i in split.test]
+    split, by, jobs = test_jobs(data, limit)
     llm = open_llama(model, lora_path=lora, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers)
     fmt = _fmt(llm, chat_format)
     system = system or COUNSELOR_SYSTEM
     count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))
-    jobs = [(d, i) for d in test for i, t in enumerate(d.merged()) if t.role == "counselor"][: limit or None]
-    hyps, refs, queries = [], [], []
+    hyps = []
     evaluated = naive = tries = 0
     window, current = 0, None
     budget = n_ctx - max_tokens
@@ -127,36 +123,55 @@ def evaluate(
         # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
         evaluated += decoded_tokens(llm) - before - info["generated"]
         hyps.append(text)
-        refs.append(merged[i].text)
-        queries.append(next((t.text for t in reversed(merged[:i]) if t.role == "client"), ""))
     gen_secs = time.time() - t0
-    model_m = reply_metrics(hyps, refs)
-    train = [by[x] for x in split.train]
-    retr_m = reply_metrics(retrieval_baseline(train, queries), refs)
-    result = {
-        "model": model_m,
-        "retrieval": retr_m,
-        "paper": PAPER_TABLE4,
-        "n": len(jobs),
+    extra = {
         "prompt_tokens_evaluated": evaluated,
         "prompt_tokens_naive": naive,
         "evaluated_over_naive": evaluated / max(naive, 1),
-        "signature": signature(ids_hash(split.test)),
-        "split": {"test_ids": list(split.test)},
-        "settings": {
-            "model": model,
-            "lora": lora,
-            "n_ctx": n_ctx,
-            "max_tokens": max_tokens,
-            "greedy": True,
-            "repeat_penalty": repeat_penalty,
-            "repetition_control": repetition,
-            "history_turns": history_turns,
-            "chat_format": fmt.name,
-            "limit": limit,
-        },
         "second_tries": tries,
         "seconds_generation": round(gen_secs, 1),
+    }
+    settings = {
+        "model": model,
+        "lora": lora,
+        "n_ctx": n_ctx,
+        "max_tokens": max_tokens,
+        "greedy": True,
+        "repeat_penalty": repeat_penalty,
+        "repetition_control": repetition,
+        "history_turns": history_turns,
+        "chat_format": fmt.name,
+        "limit": limit,
+    }
+    return report(jobs, hyps, split, by, settings, extra, out)
+
+
+def test_jobs(data, limit: int = 0):
+    """(split, dialogues by id, [(dialogue, index of a merged counselor turn)]) of the test set."""
+    dialogues = load(data)
+    by = {d.id: d for d in dialogues}
+    split = counselor_split(dialogues, "full")
+    jobs = [(by[x], i) for x in split.test for i, t in enumerate(by[x].merged()) if t.role == "counselor"]
+    return split, by, jobs[: limit or None]
+
+
+def report(jobs, hyps, split, by, settings: dict, extra: dict, out: Path | None, endpoint: dict | None = None) -> dict:
+    """Score replies against gold beside the retrieval baseline; write the report folder."""
+    refs = [d.merged()[i].text for d, i in jobs]
+    queries = [next((t.text for t in reversed(d.merged()[:i]) if t.role == "client"), "") for d, i in jobs]
+    train = [by[x] for x in split.train]
+    sig = signature(ids_hash(split.test))
+    if endpoint:
+        sig += f"|endpoint:{endpoint['endpoint']}|model:{endpoint['model']}|mode:{endpoint['mode']}"
+    result = {
+        "model": reply_metrics(hyps, refs),
+        "retrieval": reply_metrics(retrieval_baseline(train, queries), refs),
+        "paper": PAPER_TABLE4,
+        "n": len(jobs),
+        **extra,
+        "signature": sig,
+        "split": {"test_ids": list(split.test)},
+        "settings": settings,
     }
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -186,9 +201,69 @@ def markdown(r: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS) + " |")
     for name, vals in r["paper"].items():
         lines.append(f"| {name} (paper, its tokenizer) | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
-    lines += [
-        "",
-        f"Prompt tokens evaluated: {r['prompt_tokens_evaluated']:,} vs {r['prompt_tokens_naive']:,} for a naive "
-        f"loop ({r['evaluated_over_naive']:.3f}).",
-    ]
+    if "prompt_tokens_naive" in r:
+        lines += [
+            "",
+            f"Prompt tokens evaluated: {r['prompt_tokens_evaluated']:,} vs {r['prompt_tokens_naive']:,} for a naive "
+            f"loop ({r['evaluated_over_naive']:.3f}).",
+        ]
+    if "requests" in r:
+        lines += ["", f"Requests: {r['requests']} sent, {r['cached']} answered from the cache, {r['retries']} retried."]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_endpoint(
+    endpoint,
+    data=None,
+    limit: int = 0,
+    out: Path | None = None,
+    max_tokens: int = 128,
+    history_turns: int = 0,
+    chat_format: str | None = None,
+    system: str | None = None,
+    repetition: bool = True,
+) -> dict:
+    """``evaluate`` for a model behind an OpenAI-compatible endpoint (``evaluation.endpoint``):
+    chat mode sends ``kokoro.prompts.counselor_messages``; completions mode the prompt rendered in
+    ``chat_format``. Greedy; a reply that repeats the dialogue's earlier counselor turns is asked
+    again once at temperature 0.8 (the bot's OpenAI backend does the same), the better one kept."""
+    from kokoro.conversation import choose, repeats
+    from kokoro.prompts import counselor_messages
+
+    t0 = time.time()
+    split, by, jobs = test_jobs(data, limit)
+    system = system or COUNSELOR_SYSTEM
+    fmt = get_format(chat_format) if endpoint.mode == "completions" else None
+    if endpoint.mode == "completions" and not chat_format:
+        raise ValueError("an endpoint in completions mode needs --chat-format (llama3|gemma) to render the prompt")
+
+    def body(d, i, extra=None):
+        history = d.merged()[:i][-history_turns:] if history_turns else d.merged()[:i]
+        msgs = counselor_messages(history, system, cut=len(history) < i)
+        params = {"max_tokens": max_tokens, "temperature": 0.0, **(extra or {})}
+        if fmt is None:
+            return {"messages": msgs, **params}
+        prompt = fmt.render(msgs, add_generation_prompt=True)
+        bos = fmt.bos_token
+        return {
+            "prompt": prompt[len(bos) :] if bos and prompt.startswith(bos) else prompt,
+            "stop": list(fmt.stops),
+        } | params
+
+    said = [[t.text for t in d.merged()[:i] if t.role == "counselor"] if repetition else [] for d, i in jobs]
+    hyps = [a["text"] for a in endpoint.map([body(d, i) for d, i in jobs])]
+    again = [k for k, h in enumerate(hyps) if said[k] and repeats(h, said[k])]
+    seconds = endpoint.map([body(*jobs[k], {"temperature": 0.8, "seed": k}) for k in again])
+    for k, a in zip(again, seconds):
+        hyps[k] = choose([a["text"], hyps[k]], said[k])
+    settings = {
+        **endpoint.identity,
+        "max_tokens": max_tokens,
+        "greedy": True,
+        "repetition_control": repetition,
+        "history_turns": history_turns,
+        "chat_format": chat_format,
+        "limit": limit,
+    }
+    extra = {**endpoint.stats, "second_tries": len(again), "seconds_generation": round(time.time() - t0, 1)}
+    return report(jobs, hyps, split, by, settings, extra, out, endpoint.identity)

@@ -1,0 +1,100 @@
+"""Evaluation against a model behind an OpenAI-compatible endpoint, driven through the CLI with a
+fake server on loopback: kokoro's messages are sent, answers are cached by request, 429/5xx are
+retried, other errors are named, and the API key never reaches a report or the cache."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+from fake_openai import FakeOpenAI
+
+from evaluation.endpoint import Endpoint, EndpointError
+from kokoro.prompts import COUNSELOR_SYSTEM
+
+
+@pytest.fixture
+def fake():
+    f = FakeOpenAI()
+    yield f
+    f.close()
+
+
+def responses(fake, tmp_path, kokoro_dir, *extra, env_key="sk-secret-123"):
+    import os
+
+    env = {**os.environ, "KOKORO_TEST_KEY": env_key}
+    return subprocess.run(
+        [sys.executable, "-m", "evaluation", "responses", "--endpoint", fake.url, "--model", "gpt-fake"]
+        + ["--api-key-env", "KOKORO_TEST_KEY", "--cache", str(tmp_path / "cache.sqlite3"), "--data", str(kokoro_dir)]
+        + ["--limit", "20", "--out", str(tmp_path / "out"), "--json", *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_responses_against_an_endpoint_end_to_end_then_from_the_cache(fake, tmp_path, kokoro_dir):
+    r = responses(fake, tmp_path, kokoro_dir)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["n"] == 20 and 0 < out["model"]["bleu1"] <= 100 and out["requests"] >= 20
+    assert f"endpoint:{fake.url}|model:gpt-fake|mode:chat" in out["signature"]
+    first = [q for q in fake.requests if q["path"] == "/v1/chat/completions"]
+    assert len(first) == out["requests"]
+    body = first[0]["body"]
+    assert body["model"] == "gpt-fake" and body["messages"][0] == {"role": "system", "content": COUNSELOR_SYSTEM}
+    assert all(q["body"]["messages"][-1]["role"] == "user" for q in first)  # the counselor answers the client
+    assert first[0]["auth"] == "Bearer sk-secret-123"
+    for f in [tmp_path / "cache.sqlite3", *(tmp_path / "out").iterdir()]:
+        assert b"sk-secret-123" not in f.read_bytes(), f  # the key is never stored
+    n = len(fake.requests)
+    again = responses(fake, tmp_path, kokoro_dir)
+    assert again.returncode == 0 and len(fake.requests) == n  # a rerun sends nothing
+    assert json.loads(again.stdout.splitlines()[-1])["model"] == out["model"]
+
+
+def test_429_and_500_are_retried_and_a_400_is_named(fake, tmp_path):
+    ep = Endpoint(fake.url, "m", backoff_s=0.01, retries=3)
+    fake.fail = [429, 500, 503]
+    assert ep.chat([{"role": "user", "content": "こんにちは"}]).startswith("そうなんですね")
+    assert ep.stats["retries"] == 3 and len(fake.requests) == 4
+    fake.fail = [400]
+    with pytest.raises(EndpointError, match="answered 400: .*fake 400"):
+        ep.chat([{"role": "user", "content": "x"}])
+    dead = Endpoint("http://127.0.0.1:9/v1", "m", backoff_s=0.01, retries=1, timeout_s=2)
+    with pytest.raises(EndpointError, match="no answer after 2 attempts"):
+        dead.chat([{"role": "user", "content": "x"}])
+
+
+def test_requests_run_with_bounded_concurrency_in_order(tmp_path):
+    import threading
+
+    live, peak, lock = [0], [0], threading.Lock()
+    three = threading.Barrier(3, timeout=10)  # each answer waits until three requests are in flight
+
+    def slow(body):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        three.wait()
+        with lock:
+            live[0] -= 1
+        return body["messages"][-1]["content"]
+
+    f = FakeOpenAI(answer=slow)
+    try:
+        ep = Endpoint(f.url, "m", concurrency=3, cache=tmp_path / "c.sqlite3")
+        got = ep.map([{"messages": [{"role": "user", "content": str(k)}]} for k in range(12)])
+        assert [a["text"] for a in got] == [str(k) for k in range(12)] and peak[0] == 3
+    finally:
+        f.close()
+
+
+def test_a_failing_endpoint_is_a_clear_error_at_the_cli(fake, tmp_path, kokoro_dir):
+    fake.fail = [401] * 50
+    r = responses(fake, tmp_path, kokoro_dir)
+    assert r.returncode == 2 and "answered 401" in r.stderr and "Traceback" not in r.stderr
