@@ -67,6 +67,7 @@ def make_parser():
         "--client", default="replay", help="'replay' (KokoroChat test clients) or a client GGUF (App. E prompt)"
     )
     sm.add_argument("--client-lora")
+    add_endpoint_args(sm, prefix="client-")
     sm.add_argument("--client-chat-format")
     g3 = sm.add_mutually_exclusive_group()
     g3.add_argument("--cpu-scorer", help="CPU scorer folder (default: the bot's, models/cpu-scorer)")
@@ -239,6 +240,7 @@ def main(argv=None) -> int:
     if args.cmd == "simulate":
         from bot.config import REPO
 
+        from .endpoint import EndpointError
         from .simulate import run as simulate
 
         if not (args.cpu_scorer or args.scorer_model):
@@ -262,8 +264,9 @@ def main(argv=None) -> int:
                 client_lora=args.client_lora,
                 client_chat_format=args.client_chat_format,
                 repetition=not args.no_repetition_control,
+                client_endpoint=endpoint_from(args, args.client, "client-") if args.client_endpoint else None,
             )
-        except (DataError, ScorerArtifactError, ValueError) as e:
+        except (DataError, ScorerArtifactError, ValueError, EndpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(

@@ -123,14 +123,35 @@ class LlmClient:
         self.fmt = _fmt(self.llm, chat_format)
         self.max_tokens, self.n_ctx = max_tokens, n_ctx
         self.identity = {"client": "llm", "model": model, "lora": lora}
+        self.session = 0
 
     def next(self, history: list[Turn], k: int) -> str | None:
         prompt = self.fmt.render(client_sim_messages(history), add_generation_prompt=True)
         toks = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)[-(self.n_ctx - self.max_tokens) :]
         out = self.llm.create_completion(
-            toks, max_tokens=self.max_tokens, temperature=0.7, top_p=0.9, seed=k, stop=list(self.fmt.stops)
+            toks,
+            max_tokens=self.max_tokens,
+            temperature=0.7,
+            top_p=0.9,
+            seed=1000 * self.session + k,  # each session its own sample
+            stop=list(self.fmt.stops),
         )
         return out["choices"][0]["text"].strip() or "……"
+
+
+class EndpointClient:
+    """The simulated client behind an OpenAI-compatible endpoint (GPT-4o as in the paper's App. E,
+    or any served model), with the same prompt as the GGUF client."""
+
+    def __init__(self, endpoint, max_tokens: int = 64):
+        self.endpoint, self.max_tokens = endpoint, max_tokens
+        self.identity = {"client": "endpoint", **endpoint.identity}
+        self.session = 0
+
+    def next(self, history: list[Turn], k: int) -> str | None:
+        msgs = client_sim_messages(history)
+        seed = 1000 * self.session + k  # each session its own sample (and its own cache entries)
+        return self.endpoint.chat(msgs, max_tokens=self.max_tokens, temperature=0.7, seed=seed) or "……"
 
 
 def run(
@@ -151,7 +172,10 @@ def run(
     client_chat_format: str | None = None,
     n_gpu_layers: int = 0,
     repetition: bool = True,
+    client_endpoint=None,
 ) -> dict:
+    """``client_endpoint``: an ``evaluation.endpoint.Endpoint`` playing the client (``client`` is
+    then its model name)."""
     from bot import messages as M
     from bot.chat import wait_settled
     from bot.emulator.client import Emulator
@@ -176,16 +200,18 @@ def run(
         scorer=None,
         repetition=repetition,
     )
-    llm_client = (
-        None
-        if client == "replay"
-        else LlmClient(client, client_lora, client_chat_format, n_ctx, threads, gpu=n_gpu_layers)
-    )
+    if client_endpoint is not None:
+        llm_client = EndpointClient(client_endpoint)
+    elif client == "replay":
+        llm_client = None
+    else:
+        llm_client = LlmClient(client, client_lora, client_chat_format, n_ctx, threads, gpu=n_gpu_layers)
     timings = time_generation(emu.runtime.engine.backend)
     sessions, t0 = [], time.time()
     try:
         for s in range(n):
             sim = ReplayClient(test[s % len(test)]) if llm_client is None else llm_client
+            sim.session = s
             user = "U" + uuid.uuid4().hex
             emu.runtime.engine.store.update_user(user, consent_at=time.time())
             seen, history = 0, []
@@ -245,7 +271,7 @@ def run(
         "settings": {
             "counselor": counselor,
             "lora": lora,
-            "client": client,
+            "client": llm_client.identity if llm_client is not None else client,
             "scorer": scorer.identity.get("kind"),
             "max_turns": max_turns,
             "n_ctx": n_ctx,

