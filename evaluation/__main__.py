@@ -90,6 +90,15 @@ def make_parser():
         help="the bot's generation without session-level repetition control (for before/after figures)",
     )
     sm.add_argument("--out")
+    j = sub.add_parser("judge", help="Table 7: simulated dialogues judged by an LLM on four dimensions (0-5)")
+    j.add_argument("--sessions", action="append", required=True, help="sessions.jsonl of `simulate` (repeat per model)")
+    j.add_argument("--name", action="append", help="row name for each --sessions (default: the counselor's)")
+    j.add_argument("--model", required=True, help="judge: a GGUF, or with --endpoint the model name (gpt-4o)")
+    add_endpoint_args(j)
+    j.add_argument("--chat-format", help="llama3|gemma when the judge GGUF has no chat template")
+    j.add_argument("--threads", type=int, default=0)
+    j.add_argument("--out")
+    j.add_argument("--json", action="store_true")
     r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
     r.add_argument("--db", required=True, help="the bot's SQLite file")
     g = r.add_mutually_exclusive_group(required=True)
@@ -286,6 +295,24 @@ def main(argv=None) -> int:
                 ensure_ascii=False,
             )
         )
+        return 0
+    if args.cmd == "judge":
+        from .endpoint import EndpointError
+        from .judge import EndpointJudge, GgufJudge, JudgeFailed
+        from .judge import markdown as md_judge
+        from .judge import run as run_judge
+
+        try:
+            judge = (
+                EndpointJudge(endpoint_from(args, args.model))
+                if args.endpoint
+                else GgufJudge(args.model, args.chat_format, threads=args.threads)
+            )
+            r = run_judge([Path(f) for f in args.sessions], judge, args.name, Path(args.out) if args.out else None)
+        except (EndpointError, JudgeFailed, ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(r, ensure_ascii=False) if args.json else md_judge(r))
         return 0
     if args.cmd == "rescore":
         try:
