@@ -15,7 +15,9 @@ def make_parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("scores", help="ACC / ACC_soft / MAE of a scorer on the fixed test split")
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--model", action="append", help="scorer GGUF (repeat for several seeds)")
+    g.add_argument(
+        "--model", action="append", help="scorer GGUF (repeat for several seeds); with --endpoint, the model name"
+    )
     g.add_argument("--cpu-scorer", action="append", help="CPU scorer folder (repeat for several seeds)")
     s.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")
     s.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -28,6 +30,7 @@ def make_parser():
         default=0,
         help="layers offloaded to the GPU (-1 = all; needs a CUDA build of llama-cpp-python)",
     )
+    add_endpoint_args(s)
     s.add_argument(
         "--perturb",
         action="store_true",
@@ -139,7 +142,12 @@ def run_scores(args) -> int:
         from .perturbation import evaluate, markdown, summary
     else:
         from .scores import evaluate, markdown, summary
-    scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
+    from .endpoint import EndpointError, EndpointScorer
+
+    if args.endpoint:
+        scorers = [("endpoint", EndpointScorer(endpoint_from(args, m))) for m in args.model or []]
+    else:
+        scorers = [("cpu", p) for p in args.cpu_scorer or []] + [("gguf", p) for p in args.model or []]
     try:
         r = evaluate(
             scorers,
@@ -150,7 +158,7 @@ def run_scores(args) -> int:
             progress=not args.json,
             n_gpu_layers=args.gpu_layers,
         )
-    except (DataError, ScorerArtifactError, FileNotFoundError, ValueError) as e:
+    except (DataError, ScorerArtifactError, FileNotFoundError, ValueError, EndpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary(r), ensure_ascii=False) if args.json else markdown(r))

@@ -148,3 +148,37 @@ class Endpoint:
             self._count("retries")
             time.sleep(wait)
         raise AssertionError("unreachable")
+
+
+class EndpointScorer:
+    """A zero-shot scorer behind an endpoint (the paper's GPT-4o row of Tables 5/8): the 20-item
+    prompt of ``kokoro.prompts.scorer_messages``, strict parsing, asked again on a malformed answer."""
+
+    def __init__(self, endpoint: Endpoint, tries: int = 3):
+        self.endpoint, self.tries = endpoint, tries
+        self.identity = {"kind": "endpoint-scorer", **endpoint.identity}
+
+    def _body(self, turns, attempt: int) -> dict:
+        from kokoro.prompts import scorer_messages
+
+        extra = {"temperature": 0.0} if attempt == 0 else {"temperature": 0.3, "seed": attempt}
+        return {"messages": scorer_messages(turns), "max_tokens": 400} | extra
+
+    def predict_many(self, sessions) -> list[tuple[int, ...]]:
+        from kokoro.prompts import ScoreParseError, parse_scores
+
+        out = []
+        for turns, answer in zip(sessions, self.endpoint.map([self._body(t, 0) for t in sessions])):
+            text = answer["text"]
+            for attempt in range(1, self.tries + 1):
+                try:
+                    out.append(parse_scores(text))
+                    break
+                except ScoreParseError as e:
+                    if attempt == self.tries:
+                        raise EndpointError(f"{self.endpoint.url}: {e} (after {self.tries} tries)") from None
+                text = self.endpoint.call(self._body(turns, attempt))["text"]
+        return out
+
+    def predict(self, turns) -> tuple[int, ...]:
+        return self.predict_many([turns])[0]

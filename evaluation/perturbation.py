@@ -31,7 +31,7 @@ def harmful_remarks() -> list[str]:
 
 
 def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> list[int]:
-    if kind == "cpu":
+    if kind in ("cpu", "endpoint"):
         return [sum(p) for p in scorer.predict_many(sessions)]
     from tqdm import tqdm
 
@@ -64,14 +64,19 @@ def evaluate(
         sc = load_scorer(kind, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
         orig = totals(sc, kind, sessions, progress, "original")
         per = {name: figures(orig, totals(sc, kind, c, progress, name)) for name, c in copies.items()}
-        runs.append({"scorer": sc.identity, "path": str(path), "perturbations": per})
+        runs.append({"scorer": sc.identity, "path": str(sc.identity.get("model", path)), "perturbations": per})
     result = {
         "perturbations": runs[0]["perturbations"],
         "runs": runs,
         "described": PERTURBATIONS,
         "n_test": len(test),
         "split": {"name": "scorer fixed test (8:1:1)", "ids": [d.id for d in test]},
-        "settings": {"scorers": scorers, "limit": limit, "seed": 0, "n_gpu_layers": n_gpu_layers},
+        "settings": {
+            "scorers": [(k, p if k != "endpoint" else p.identity) for k, p in scorers],
+            "limit": limit,
+            "seed": 0,
+            "n_gpu_layers": n_gpu_layers,
+        },
         "note": "sensitivity to a bad counselor, not agreement with raters",
         "versions": library_versions(),
         "seconds": round(time.time() - t0, 1),

@@ -53,6 +53,8 @@ def load_scorer(kind: str, path: str, **kw):
         from kokoro.cpu_scorer import CpuScorer
 
         return CpuScorer.load(path)
+    if kind == "endpoint":  # path is an evaluation.endpoint.EndpointScorer already
+        return path
     from kokoro.gguf_scorer import GgufScorer
 
     return GgufScorer(path, **kw)
@@ -80,7 +82,7 @@ def evaluate(
     for kind, path in scorers:
         sc = load_scorer(kind, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
         t = time.time()
-        if kind == "cpu":
+        if kind in ("cpu", "endpoint"):  # batched (an endpoint runs its requests concurrently)
             pred = [list(p) for p in sc.predict_many([d.turns for d in test])]
         else:
             pred = [
@@ -91,7 +93,7 @@ def evaluate(
             spearman_totals=spearman_totals(pred, gold),
             extremes=extremes([sum(p) for p in pred], [sum(g) for g in gold]),
             scorer=sc.identity,
-            path=str(path),
+            path=str(path) if kind != "endpoint" else sc.identity["model"],
             seconds_per_dialogue=(time.time() - t) / max(len(test), 1),
         )
         runs.append((m, pred))
@@ -119,7 +121,12 @@ def evaluate(
             "hash": split.as_dict()["hash"]["test"],
             "ids": list(split.test)[: len(test)],
         },
-        "settings": {"scorers": scorers, "limit": limit, "n_ctx": n_ctx, "n_gpu_layers": n_gpu_layers},
+        "settings": {
+            "scorers": [(k, p if k != "endpoint" else p.identity) for k, p in scorers],
+            "limit": limit,
+            "n_ctx": n_ctx,
+            "n_gpu_layers": n_gpu_layers,
+        },
         "versions": library_versions(),
         "seconds": round(time.time() - t0, 1),
     }

@@ -125,3 +125,37 @@ def test_simulate_with_the_client_behind_an_endpoint(fake, tmp_path, kokoro_dir,
     )
     said = [t["text"] for t in sessions[0]["turns"] if t["role"] == "client"]
     assert len(said) == 3 and all(a.startswith("そうなんですね") for a in said)  # the endpoint's words, as sent
+
+
+def test_scores_zero_shot_through_an_endpoint(tmp_path, kokoro_dir):
+    from kokoro.items import ITEMS
+    from kokoro.scoring import score_metrics
+    from kokoro.splits import scorer_split
+
+    def scorer_answer(body):  # an item value from the dialogue's length, so the metrics can be recomputed
+        n = body["messages"][-1]["content"].count("相談員:")
+        return "評価です: " + json.dumps({it.key: n % 6 for it in ITEMS}, ensure_ascii=False)
+
+    f = FakeOpenAI(answer=scorer_answer)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "evaluation", "scores", "--endpoint", f.url, "--model", "gpt-fake"]
+            + ["--cache", str(tmp_path / "c.sqlite3"), "--data", str(kokoro_dir), "--limit", "8", "--json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = json.loads(r.stdout)
+        from kokoro.dataset import load
+
+        ds = load(kokoro_dir)
+        by = {d.id: d for d in ds}
+        test = [by[i] for i in scorer_split(ds, 1).test][:8]
+        pred = [[sum(t.role == "counselor" for t in d.merged()) % 6] * 20 for d in test]
+        want = score_metrics(pred, [list(d.items) for d in test])
+        assert abs(got["acc"] - want["acc"]) < 1e-9 and abs(got["mae"] - want["mae"]) < 1e-9
+        assert len(f.requests) == 8
+    finally:
+        f.close()
