@@ -40,7 +40,13 @@ def test_the_bot_serves_a_session_through_a_real_llama_cpp_server(server, tiny_g
     from bot.emulator.client import Emulator
 
     emu = Emulator(
-        environ={"KOKORO_BACKEND": "openai", "KOKORO_OPENAI_URL": server, "KOKORO_CHAT_FORMAT": "gemma"},
+        # greedy only (no repetition control's sampled second try), so the in-process reply must match
+        environ={
+            "KOKORO_BACKEND": "openai",
+            "KOKORO_OPENAI_URL": server,
+            "KOKORO_CHAT_FORMAT": "gemma",
+            "KOKORO_REPETITION_CONTROL": "0",
+        },
         max_tokens=12,
         db_path=str(tmp_path / "bot.sqlite3"),
         quiet_gap_s=0.2,
@@ -51,13 +57,14 @@ def test_the_bot_serves_a_session_through_a_real_llama_cpp_server(server, tiny_g
     backend = emu.runtime.engine.backend
     real = backend.generate
     usage = []
-    backend.generate = lambda key, prompt: (
-        prompts.append(prompt) or (real(key, prompt), usage.append(backend.last_usage))[0]
+    backend.generate = lambda key, prompt, **kw: (
+        prompts.append(prompt) or (real(key, prompt, **kw), usage.append(backend.last_usage))[0]
     )
     try:
         user = "U" + "5" * 32
         emu.runtime.engine.store.update_user(user, consent_at=time.time())
-        for text in ("仕事のことで相談したいです", "上司に毎日怒られていて、つらいです"):
+        # the first message opens the session (answered by the opening); the next two get the model
+        for text in ("こんにちは", "仕事のことで相談したいです", "上司に毎日怒られていて、つらいです"):
             n = len(emu.fake.delivered(user))
             emu.text(user, text)
             emu.fake.wait_for(n + 1, 120, user)
@@ -67,9 +74,53 @@ def test_the_bot_serves_a_session_through_a_real_llama_cpp_server(server, tiny_g
         replies = [r["text"] for r in emu.runtime.engine.store.turns(sess["id"]) if r["role"] == "counselor"]
     finally:
         emu.close()
-    assert prompts and replies and all(r in got for r in replies)
+    assert len(prompts) == 2 and len(replies) == 3 and all(r in got for r in replies)
     # the server's reply is the one the in-process backend gives for the same prompt (greedy)
     local = LlamaBackend(emu.settings.__class__.load(environ={}, counselor_gguf=str(tiny_gguf), max_tokens=12))
     assert local.generate("x", prompts[-1]) == replies[-1]
     # the server evaluated exactly our rendered prompt: no second BOS, nothing cut
     assert [u["prompt_tokens"] for u in usage] == [local.count_tokens(p) for p in prompts]
+
+
+def test_evaluation_against_a_real_llama_cpp_server(server, tmp_path, kokoro_dir):
+    """`responses --endpoint` in both modes and `judge --endpoint` against llama_cpp.server."""
+    import json
+
+    from conftest import REPO
+
+    from kokoro.prompts import JUDGE_DIMENSIONS
+
+    base = [sys.executable, "-m", "evaluation"]
+    ep = ["--endpoint", server, "--cache", str(tmp_path / "c.sqlite3")]
+    for mode in (["--mode", "chat"], ["--mode", "completions", "--chat-format", "gemma"]):
+        r = subprocess.run(
+            base
+            + ["responses", "--model", "tiny", *ep, *mode, "--data", str(kokoro_dir), "--limit", "4"]
+            + ["--max-tokens", "12", "--out", str(tmp_path / mode[1]), "--json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        out = json.loads(r.stdout.splitlines()[-1])
+        assert out["n"] == 4 and f"endpoint:{server}|model:tiny|mode:{mode[1]}" in out["signature"]
+        replies = [json.loads(x)["model"] for x in (tmp_path / mode[1] / "replies.jsonl").read_text().splitlines()]
+        assert len(replies) == 4
+    sessions = tmp_path / "sim" / "sessions.jsonl"
+    sessions.parent.mkdir()
+    turns = [{"role": "client", "text": "眠れません"}, {"role": "counselor", "text": "眠れないのですね"}]
+    sessions.write_text(json.dumps({"turns": turns}, ensure_ascii=False) + "\n")
+    # a tiny random model cannot write the judge's JSON: the judge asks again, then says so plainly
+    r = subprocess.run(
+        base + ["judge", "--model", "tiny", *ep, "--sessions", str(sessions)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode in (0, 2), r.stderr[-2000:]
+    if r.returncode == 2:
+        assert "judge output" in r.stderr and "after 3 tries" in r.stderr and "Traceback" not in r.stderr
+    else:
+        assert all(k in r.stdout for k, _, _ in JUDGE_DIMENSIONS)
