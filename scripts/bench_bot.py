@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--data", default=os.environ.get("KOKOROCHAT_DIR", "../shared/data/kokorochat"))
     ap.add_argument("--turns", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-repetition-control", action="store_true", help="the bot without it (the latency before)")
     a = ap.parse_args()
     texts = client_turns(a.data, a.turns)
     db = os.path.join(tempfile.mkdtemp(), "bench.sqlite3")
@@ -78,6 +79,7 @@ def main():
         quiet_gap_s=0.0,
         tick_s=0.05,
         db_path=db,
+        repetition=not a.no_repetition_control,
     )
     emu = Emulator(scheduler=False, **kw)
     engine = emu.runtime.engine
@@ -179,7 +181,7 @@ def main():
     cap = 1
     while cap < 2000 and p95_latency(cap + 1) < 10.0:
         cap += 1
-    print(f"model: {s.counselor_gguf} lora: {s.counselor_lora} threads: {a.threads}")
+    print(f"model: {s.counselor_gguf} lora: {s.counselor_lora} threads: {a.threads} repetition control: {s.repetition}")
     print(
         f"1. webhook ack while generating: p50 {1000 * pct(acks, 0.5):.0f} ms, p99 {1000 * pct(acks, 0.99):.0f} ms "
         f"({len(acks)} posts from 8 threads; p99 / 2 s deadline = {pct(acks, 0.99) / 2:.3f})"
