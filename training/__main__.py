@@ -39,6 +39,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed (scorer: also the split seed, paper 1-5)")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the run's GPU memory plan (JSON) from the base's config.json on the meta device; loads no weights",
+    )
     return p
 
 
@@ -79,6 +84,14 @@ def main(argv=None) -> int:
             print(json.dumps(metrics, ensure_ascii=False))
             return 0
         cfg = build_config(args.task, args.preset, args.config, _overrides(args))
+        if args.plan:
+            from pathlib import Path
+
+            from .plan import print_plan
+
+            if not cfg.base_model or not (Path(cfg.base_model) / "config.json").is_file():
+                raise ConfigError("--plan needs --base DIR holding the base model's config.json (no weights are read)")
+            return print_plan(cfg, Path(cfg.base_model))
         from .lm import train
 
         out = train(cfg)
