@@ -9,7 +9,7 @@ import sys
 from conftest import REPO
 
 
-def test_plan_is_within_25_percent_of_the_tiny_run_measured(tiny_base):
+def test_plan_is_within_25_percent_of_the_tiny_run_measured(tiny_base, kokoro_dir):
     import torch
 
     from training.config import build_config

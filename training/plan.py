@@ -113,6 +113,46 @@ def saved_bytes(model, batch: int, seq: int, checkpointing: bool) -> int:
     return sum(keep.values())
 
 
+def tokens_per_epoch(cfg, base: Path, sample: int = 500) -> dict:
+    """Training tokens per epoch, estimated from a seeded sample of the examples (tokenized as
+    training does); needs the data and the base's tokenizer."""
+    import random
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from kokoro.dataset import load
+    from kokoro.splits import counselor_split, scorer_split
+
+    from .examples import ExampleSet, sources_for
+    from .lm import detect_format
+
+    dialogues = load(cfg.data)
+    split = counselor_split(dialogues, cfg.subset) if cfg.task == "counselor" else scorer_split(dialogues, cfg.seed)
+    tok = AutoTokenizer.from_pretrained(base)
+    fmt = detect_format(tok, AutoConfig.from_pretrained(base).model_type, cfg.chat_format)
+    mk = dict(tok=tok, max_target_tokens=cfg.max_target_tokens, seed=cfg.seed)
+    src = sources_for(cfg.task, dialogues, split.train, limit=cfg.max_train_examples, **mk)
+    ds = ExampleSet(src, tok, fmt, cfg.task, cfg.max_seq_len, cfg.system_prompt, cfg.history_turns)
+    from kokoro.prompts import ContextTooShort
+
+    picks = random.Random(cfg.seed).sample(range(len(ds)), min(sample, len(ds)))
+    lengths, skipped = [], 0
+    for i in picks:
+        try:
+            lengths.append(len(ds[i]["input_ids"]))
+        except ContextTooShort:  # training skips (and counts) these too
+            skipped += 1
+    mean = sum(lengths) / max(len(lengths), 1)
+    kept = len(ds) * len(lengths) / max(len(picks), 1)
+    return {
+        "examples": len(ds),
+        "mean_tokens": round(mean, 1),
+        "tokens": round(mean * kept),
+        "sampled": len(picks),
+        "sampled_too_long": skipped,
+    }
+
+
 def plan(cfg, base: Path) -> dict:
     conf, model = _meta_model(base, cfg)
     weights = trainable = 0
@@ -154,8 +194,19 @@ def plan(cfg, base: Path) -> dict:
         },
         "bytes": {"weights": weights, "lora_states": states, "activations_full": full, "activations_ckpt": with_ckpt},
         "fits_gpu_gb": [g for g in GPUS_GB if total <= g * GIB],
+        "tokens_per_epoch": _tokens(cfg, base),
         "method": "config.json on the meta device; one forward executed on meta tensors, saved tensors counted",
     }
+
+
+def _tokens(cfg, base: Path) -> dict:
+    from kokoro.dataset import find_data_dir
+
+    if not cfg.data and find_data_dir() is None:
+        return {"note": "pass --data DIR (KokoroChat) to count tokens per epoch"}
+    if not any((base / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+        return {"note": f"{base} has no tokenizer: tokens per epoch need the base's tokenizer files"}
+    return tokens_per_epoch(cfg, base)
 
 
 def print_plan(cfg, base: Path) -> int:
