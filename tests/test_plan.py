@@ -17,7 +17,8 @@ def test_plan_is_within_25_percent_of_the_tiny_run_measured(tiny_base, kokoro_di
     from training.plan import saved_bytes
 
     r = subprocess.run(
-        [sys.executable, "-m", "training", "counselor", "--preset", "tiny", "--base", str(tiny_base), "--plan"],
+        [sys.executable, "-m", "training", "counselor", "--preset", "tiny", "--base", str(tiny_base), "--plan"]
+        + ["--data", str(kokoro_dir)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -25,6 +26,8 @@ def test_plan_is_within_25_percent_of_the_tiny_run_measured(tiny_base, kokoro_di
     )
     assert r.returncode == 0, r.stderr[-2000:]
     plan = json.loads(r.stdout)
+    tokens = plan["tokens_per_epoch"]
+    assert tokens["examples"] == 48 and 0 < tokens["mean_tokens"] <= 256 and tokens["tokens"] > 0
     cfg = build_config("counselor", "tiny", overrides={"base_model": str(tiny_base)})
     torch.manual_seed(0)
     model = load_model(cfg, tiny_base, "cpu")

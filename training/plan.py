@@ -202,8 +202,10 @@ def plan(cfg, base: Path) -> dict:
 def _tokens(cfg, base: Path) -> dict:
     from kokoro.dataset import find_data_dir
 
-    if not cfg.data and find_data_dir() is None:
+    data = find_data_dir(cfg.data)
+    if data is None:
         return {"note": "pass --data DIR (KokoroChat) to count tokens per epoch"}
+    cfg.data = str(data)
     if not any((base / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
         return {"note": f"{base} has no tokenizer: tokens per epoch need the base's tokenizer files"}
     return tokens_per_epoch(cfg, base)
