@@ -306,7 +306,7 @@ def main(argv=None) -> int:
         return 0
     if args.cmd == "judge":
         from .endpoint import EndpointError
-        from .judge import EndpointJudge, GgufJudge, JudgeFailed
+        from .judge import EndpointJudge, GgufJudge
         from .judge import markdown as md_judge
         from .judge import run as run_judge
 
@@ -317,7 +317,7 @@ def main(argv=None) -> int:
                 else GgufJudge(args.model, args.chat_format, threads=args.threads)
             )
             r = run_judge([Path(f) for f in args.sessions], judge, args.name, Path(args.out) if args.out else None)
-        except (EndpointError, JudgeFailed, ValueError, OSError) as e:
+        except (EndpointError, ValueError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(json.dumps(r, ensure_ascii=False) if args.json else md_judge(r))

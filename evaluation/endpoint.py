@@ -150,6 +150,26 @@ class Endpoint:
         raise AssertionError("unreachable")
 
 
+def ask_parsed(endpoint: Endpoint, bodies: list[dict], parse, tries: int = 3) -> list:
+    """``parse`` of the answer to each greedy request (sent concurrently); an answer ``parse``
+    rejects (``ScoreParseError``) is asked again at temperature 0.3 with a new seed, up to
+    ``tries`` answers in all, then an ``EndpointError`` naming what was wrong."""
+    from kokoro.prompts import ScoreParseError
+
+    out = []
+    for body, answer in zip(bodies, endpoint.map(bodies)):
+        text = answer["text"]
+        for attempt in range(1, tries + 1):
+            try:
+                out.append(parse(text))
+                break
+            except ScoreParseError as e:
+                if attempt == tries:
+                    raise EndpointError(f"{endpoint.url}: {e} (after {tries} tries)") from None
+            text = endpoint.call(body | {"temperature": 0.3, "seed": attempt})["text"]
+    return out
+
+
 class EndpointScorer:
     """A zero-shot scorer behind an endpoint (the paper's GPT-4o row of Tables 5/8): the 20-item
     prompt of ``kokoro.prompts.scorer_messages``, strict parsing, asked again on a malformed answer."""
@@ -158,27 +178,11 @@ class EndpointScorer:
         self.endpoint, self.tries = endpoint, tries
         self.identity = {"kind": "endpoint-scorer", **endpoint.identity}
 
-    def _body(self, turns, attempt: int) -> dict:
-        from kokoro.prompts import scorer_messages
-
-        extra = {"temperature": 0.0} if attempt == 0 else {"temperature": 0.3, "seed": attempt}
-        return {"messages": scorer_messages(turns), "max_tokens": 400} | extra
-
     def predict_many(self, sessions) -> list[tuple[int, ...]]:
-        from kokoro.prompts import ScoreParseError, parse_scores
+        from kokoro.prompts import parse_scores, scorer_messages
 
-        out = []
-        for turns, answer in zip(sessions, self.endpoint.map([self._body(t, 0) for t in sessions])):
-            text = answer["text"]
-            for attempt in range(1, self.tries + 1):
-                try:
-                    out.append(parse_scores(text))
-                    break
-                except ScoreParseError as e:
-                    if attempt == self.tries:
-                        raise EndpointError(f"{self.endpoint.url}: {e} (after {self.tries} tries)") from None
-                text = self.endpoint.call(self._body(turns, attempt))["text"]
-        return out
+        bodies = [{"messages": scorer_messages(t), "max_tokens": 400, "temperature": 0.0} for t in sessions]
+        return ask_parsed(self.endpoint, bodies, parse_scores, self.tries)
 
     def predict(self, turns) -> tuple[int, ...]:
         return self.predict_many([turns])[0]

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from kokoro.dataset import Turn
-from kokoro.prompts import JUDGE_DIMENSIONS, ScoreParseError, judge_grammar, judge_messages, parse_judgement
+from kokoro.prompts import JUDGE_DIMENSIONS, judge_grammar, judge_messages, parse_judgement
 
 PAPER_TABLE7 = {
     "CPsyCounX": [2.64, 1.78, 2.70, 3.90],
@@ -21,10 +21,6 @@ PAPER_TABLE7 = {
 }
 SHORT = ["Comp.", "Prof.", "Auth.", "Safe."]
 KEYS = [k for k, _, _ in JUDGE_DIMENSIONS]
-
-
-class JudgeFailed(RuntimeError):
-    """The judge gave no well-formed answer for a dialogue after every try."""
 
 
 def prompt_hash() -> str:
@@ -38,25 +34,14 @@ class EndpointJudge:
         self.identity = {"judge": "endpoint", **endpoint.identity}
 
     def judge_many(self, dialogues: list[list[Turn]]) -> list[dict]:
-        first = self.endpoint.map([self._body(t, 0) for t in dialogues])
-        out = []
-        for turns, answer in zip(dialogues, first):
-            out.append(self._parse_or_retry(turns, answer["text"]))
-        return out
+        from .endpoint import ask_parsed
 
-    def _body(self, turns, attempt: int) -> dict:
-        extra = {"temperature": 0.0} if attempt == 0 else {"temperature": 0.3, "seed": attempt}
-        return {"messages": judge_messages(turns), "max_tokens": 80, "response_format": {"type": "json_object"}} | extra
-
-    def _parse_or_retry(self, turns, text: str) -> dict:
-        for attempt in range(1, self.tries + 1):
-            try:
-                return parse_judgement(text)
-            except ScoreParseError as e:
-                if attempt == self.tries:
-                    raise JudgeFailed(f"{e} (after {self.tries} tries)") from None
-            text = self.endpoint.call(self._body(turns, attempt))["text"]
-        raise AssertionError("unreachable")
+        fmt = {"type": "json_object"}
+        bodies = [
+            {"messages": judge_messages(t), "max_tokens": 80, "response_format": fmt, "temperature": 0.0}
+            for t in dialogues
+        ]
+        return ask_parsed(self.endpoint, bodies, parse_judgement, self.tries)
 
 
 class GgufJudge:

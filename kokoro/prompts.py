@@ -171,15 +171,20 @@ class ScoreParseError(ValueError):
     pass
 
 
-def parse_scores(text: str) -> tuple[int, ...]:
-    """Parse a scorer reply into the 20 item scores; raises ScoreParseError naming the problem."""
+def json_object(text: str, who: str) -> dict:
+    """The JSON object in a model's output; ScoreParseError naming ``who`` when there is none."""
     m = re.search(r"\{.*\}", text, re.S)
     if not m:
-        raise ScoreParseError("no JSON object in the scorer output")
+        raise ScoreParseError(f"no JSON object in the {who} output")
     try:
-        obj = json.loads(m.group(0))
+        return json.loads(m.group(0))
     except json.JSONDecodeError as e:
-        raise ScoreParseError(f"scorer output is not valid JSON: {e.msg}") from None
+        raise ScoreParseError(f"{who} output is not valid JSON: {e.msg}") from None
+
+
+def parse_scores(text: str) -> tuple[int, ...]:
+    """Parse a scorer reply into the 20 item scores; raises ScoreParseError naming the problem."""
+    obj = json_object(text, "scorer")
     out = []
     for it in ITEMS:
         if it.key not in obj:
@@ -339,13 +344,7 @@ def judge_messages(turns: Sequence[Turn]) -> list[dict]:
 
 def parse_judgement(text: str) -> dict[str, int]:
     """The judge's four integers 0–5; raises ScoreParseError naming what is wrong."""
-    m = re.search(r"\{.*\}", text, re.S)
-    if not m:
-        raise ScoreParseError("no JSON object in the judge output")
-    try:
-        obj = json.loads(m.group(0))
-    except json.JSONDecodeError as e:
-        raise ScoreParseError(f"judge output is not valid JSON: {e.msg}") from None
+    obj = json_object(text, "judge")
     out = {}
     for key, _, _ in JUDGE_DIMENSIONS:
         v = obj.get(key)

@@ -81,7 +81,7 @@ def _device(cfg: TrainConfig) -> str:
 
 def load_model(cfg: TrainConfig, base: Path, device: str):
     import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = getattr(torch, cfg.compute_dtype)
@@ -107,14 +107,20 @@ def load_model(cfg: TrainConfig, base: Path, device: str):
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    lora = LoraConfig(
+    return get_peft_model(model, lora_config(cfg))
+
+
+def lora_config(cfg: TrainConfig):
+    """The LoRA training applies (and ``--plan`` plans for)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=list(cfg.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
 
 
 def disable_cpu_repacking(model) -> None:

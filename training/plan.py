@@ -27,8 +27,10 @@ ALLOWANCE_GIB = 1.5  # CUDA context, cuBLAS workspace, allocator fragmentation (
 
 def _meta_model(base: Path, cfg):
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .lm import lora_config
 
     conf = AutoConfig.from_pretrained(base)
     dtype = getattr(torch, cfg.compute_dtype)
@@ -38,14 +40,7 @@ def _meta_model(base: Path, cfg):
         for name, p in model.named_parameters():
             if not _quantized(name, p, cfg):
                 p.data = p.data.float()
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, lora_config(cfg))
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()
@@ -113,7 +108,7 @@ def saved_bytes(model, batch: int, seq: int, checkpointing: bool) -> int:
     return sum(keep.values())
 
 
-def tokens_per_epoch(cfg, base: Path, sample: int = 500) -> dict:
+def tokens_per_epoch(cfg, base: Path, data, sample: int = 500) -> dict:
     """Training tokens per epoch, estimated from a seeded sample of the examples (tokenized as
     training does); needs the data and the base's tokenizer."""
     import random
@@ -126,7 +121,7 @@ def tokens_per_epoch(cfg, base: Path, sample: int = 500) -> dict:
     from .examples import ExampleSet, sources_for
     from .lm import detect_format
 
-    dialogues = load(cfg.data)
+    dialogues = load(data)
     split = counselor_split(dialogues, cfg.subset) if cfg.task == "counselor" else scorer_split(dialogues, cfg.seed)
     tok = AutoTokenizer.from_pretrained(base)
     fmt = detect_format(tok, AutoConfig.from_pretrained(base).model_type, cfg.chat_format)
@@ -205,10 +200,9 @@ def _tokens(cfg, base: Path) -> dict:
     data = find_data_dir(cfg.data)
     if data is None:
         return {"note": "pass --data DIR (KokoroChat) to count tokens per epoch"}
-    cfg.data = str(data)
     if not any((base / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
         return {"note": f"{base} has no tokenizer: tokens per epoch need the base's tokenizer files"}
-    return tokens_per_epoch(cfg, base)
+    return tokens_per_epoch(cfg, base, data)
 
 
 def print_plan(cfg, base: Path) -> int:
