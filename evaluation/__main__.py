@@ -102,6 +102,9 @@ def make_parser():
     j.add_argument("--threads", type=int, default=0)
     j.add_argument("--out")
     j.add_argument("--json", action="store_true")
+    from .humaneval.cli import add_parser as add_humaneval
+
+    add_humaneval(sub, add_endpoint_args)
     r = sub.add_parser("rescore", help="re-score the bot's logged sessions (resumable)")
     r.add_argument("--db", required=True, help="the bot's SQLite file")
     g = r.add_mutually_exclusive_group(required=True)
@@ -322,6 +325,10 @@ def main(argv=None) -> int:
             return 2
         print(json.dumps(r, ensure_ascii=False) if args.json else md_judge(r))
         return 0
+    if args.cmd == "humaneval":
+        from .humaneval.cli import run as run_humaneval
+
+        return run_humaneval(args, endpoint_from)
     if args.cmd == "rescore":
         try:
             return run_rescore(args)

@@ -87,12 +87,47 @@ def evaluate(
 ) -> dict:
     """``repeat_penalty`` and ``repetition`` (session-level repetition control against the
     dialogue's earlier counselor turns, ``kokoro.llm.reply``) default to what the bot serves."""
+    split, by, jobs = test_jobs(data, limit)
+    hyps, settings, extra = generate(
+        jobs,
+        model,
+        lora,
+        n_ctx,
+        max_tokens,
+        history_turns,
+        chat_format,
+        threads,
+        system,
+        progress,
+        n_gpu_layers,
+        repeat_penalty,
+        repetition,
+    )
+    return report(jobs, hyps, split, by, {**settings, "limit": limit}, extra, out)
+
+
+def generate(
+    jobs,
+    model: str,
+    lora: str | None = None,
+    n_ctx: int = 4096,
+    max_tokens: int = 128,
+    history_turns: int = 0,
+    chat_format: str | None = None,
+    threads: int = 0,
+    system: str | None = None,
+    progress: bool = True,
+    n_gpu_layers: int = 0,
+    repeat_penalty: float = 1.3,
+    repetition: bool = True,
+) -> tuple[list[str], dict, dict]:
+    """The next counselor turn of each (dialogue, merged-turn index) job, by a GGUF: (replies,
+    settings, figures). Jobs of one dialogue in order walk one llama.cpp context (prefix reuse)."""
     from tqdm import tqdm
 
     from kokoro.llm import open_llama, reply
 
     t0 = time.time()
-    split, by, jobs = test_jobs(data, limit)
     llm = open_llama(model, lora_path=lora, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers)
     fmt = _fmt(llm, chat_format)
     system = system or COUNSELOR_SYSTEM
@@ -141,9 +176,8 @@ def evaluate(
         "repetition_control": repetition,
         "history_turns": history_turns,
         "chat_format": fmt.name,
-        "limit": limit,
     }
-    return report(jobs, hyps, split, by, settings, extra, out)
+    return hyps, settings, extra
 
 
 def test_jobs(data, limit: int = 0):
@@ -223,15 +257,31 @@ def evaluate_endpoint(
     system: str | None = None,
     repetition: bool = True,
 ) -> dict:
-    """``evaluate`` for a model behind an OpenAI-compatible endpoint (``evaluation.endpoint``):
-    chat mode sends ``kokoro.prompts.counselor_messages``; completions mode the prompt rendered in
+    """``evaluate`` for a model behind an OpenAI-compatible endpoint (``evaluation.endpoint``)."""
+    split, by, jobs = test_jobs(data, limit)
+    hyps, settings, extra = generate_endpoint(
+        endpoint, jobs, max_tokens, history_turns, chat_format, system, repetition
+    )
+    return report(jobs, hyps, split, by, {**settings, "limit": limit}, extra, out, endpoint.identity)
+
+
+def generate_endpoint(
+    endpoint,
+    jobs,
+    max_tokens: int = 128,
+    history_turns: int = 0,
+    chat_format: str | None = None,
+    system: str | None = None,
+    repetition: bool = True,
+) -> tuple[list[str], dict, dict]:
+    """``generate`` by a model behind an endpoint: chat mode sends
+    ``kokoro.prompts.counselor_messages``; completions mode the prompt rendered in
     ``chat_format``. Greedy; a reply that repeats the dialogue's earlier counselor turns is asked
     again once at temperature 0.8 (the bot's OpenAI backend does the same), the better one kept."""
     from kokoro.conversation import choose, repeats
     from kokoro.prompts import counselor_messages
 
     t0 = time.time()
-    split, by, jobs = test_jobs(data, limit)
     system = system or COUNSELOR_SYSTEM
     fmt = get_format(chat_format) if endpoint.mode == "completions" else None
     if endpoint.mode == "completions" and not chat_format:
@@ -263,7 +313,6 @@ def evaluate_endpoint(
         "repetition_control": repetition,
         "history_turns": history_turns,
         "chat_format": chat_format,
-        "limit": limit,
     }
     extra = {**endpoint.stats, "second_tries": len(again), "seconds_generation": round(time.time() - t0, 1)}
-    return report(jobs, hyps, split, by, settings, extra, out, endpoint.identity)
+    return hyps, settings, extra

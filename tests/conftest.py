@@ -7,6 +7,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "kokorochat"
 NO_DATA = "KokoroChat not found"
+NO_BROWSER = "no headless browser"
 # fixtures that train or convert a model: a test using one is in the slow tier
 SLOW_FIXTURES = {"tiny_base", "tiny_run", "tiny_gguf", "small_cpu_scorer", "torch_threads"}
 # tests never download: what they need comes from ./setup.sh (convert's llama.cpp source among it)
@@ -30,6 +31,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(
             f"{len(no_data)} test(s) skipped: {NO_DATA} at {data_dir()} "
             "(set KOKOROCHAT_DIR); the integration tests did not run",
+            yellow=True,
+        )
+    no_browser = [r for r in skipped if NO_BROWSER in str(r.longrepr)]
+    if no_browser:
+        terminalreporter.write_line(
+            f"{len(no_browser)} test(s) skipped: {NO_BROWSER} (Debian's chromium and chromium-driver); "
+            "the human-evaluation app was not tried in a real browser",
             yellow=True,
         )
     if skipped and os.environ.get("KOKORO_FAIL_ON_SKIP") == "1":

@@ -36,7 +36,9 @@ def test_the_bot_group_needs_no_torch():
     assert not any(p.startswith("torch") for p in PYPROJECT["project"]["optional-dependencies"]["bot"])
 
 
-def test_package_data_ships_the_safety_rules_and_sets():
-    data = PYPROJECT["tool"]["setuptools"]["package-data"]["bot"]
-    for pattern in data:
-        assert list((REPO / "bot").glob(pattern)), pattern
+def test_package_data_ships_the_safety_rules_sets_and_templates():
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    assert {"bot", "evaluation.humaneval"} <= set(data)
+    for package, patterns in data.items():
+        for pattern in patterns:
+            assert list((REPO / package.replace(".", "/")).glob(pattern)), (package, pattern)
