@@ -64,8 +64,14 @@ def make_parser():
     )
     g2.add_argument("--json", action="store_true")
     sm = sub.add_parser("simulate", help="simulated-client sessions through the bot's session engine, then scored")
-    sm.add_argument("--counselor", default="demo", help="counselor GGUF, or 'demo' (the embedded default)")
+    sm.add_argument(
+        "--counselor",
+        default="demo",
+        help="counselor GGUF, or 'demo' (the embedded default); with --counselor-endpoint, the model name",
+    )
     sm.add_argument("--lora", help="counselor LoRA GGUF")
+    add_endpoint_args(sm, prefix="counselor-")
+    sm.add_argument("--counselor-chat-format", help="llama3|gemma for a counselor endpoint in completions mode")
     sm.add_argument(
         "--client", default="replay", help="'replay' (KokoroChat test clients) or a client GGUF (App. E prompt)"
     )
@@ -285,6 +291,10 @@ def main(argv=None) -> int:
                 client_chat_format=args.client_chat_format,
                 repetition=not args.no_repetition_control,
                 client_endpoint=endpoint_from(args, args.client, "client-") if args.client_endpoint else None,
+                counselor_endpoint=(
+                    endpoint_from(args, args.counselor, "counselor-") if args.counselor_endpoint else None
+                ),
+                counselor_chat_format=args.counselor_chat_format,
             )
         except (DataError, ScorerArtifactError, ValueError, EndpointError) as e:
             print(f"error: {e}", file=sys.stderr)

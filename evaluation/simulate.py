@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+from kokoro.chat_formats import ChatFormat
 from kokoro.conversation import session_figures
 from kokoro.dataset import Turn, load, merge_turns
 from kokoro.items import ITEMS, total_score
@@ -154,6 +155,51 @@ class EndpointClient:
         return self.endpoint.chat(msgs, max_tokens=self.max_tokens, temperature=0.7, seed=seed) or "……"
 
 
+class EndpointCounselor:
+    """The counselor under test behind an OpenAI-compatible endpoint, plugged into the bot's session
+    engine as its backend: the engine builds the prompt with ``kokoro.prompts`` as always; in chat
+    mode it is rendered as the JSON of the messages (the ``messages`` format) and sent as
+    chat-completions, in completions mode rendered in ``chat_format`` and sent as text. Greedy; a
+    reply that repeats the session is asked again once at temperature 0.8, the better one kept
+    (as the bot's OpenAI backend does)."""
+
+    MESSAGES = ChatFormat("messages", "{{ messages | tojson }}", eot_token="")
+
+    def __init__(self, endpoint, max_tokens: int = 96, chat_format: str | None = None, repetition: bool = True):
+        from kokoro.chat_formats import get_format
+
+        if endpoint.mode == "completions" and not chat_format:
+            raise ValueError("a counselor endpoint in completions mode needs --counselor-chat-format (llama3|gemma)")
+        self.endpoint, self.max_tokens, self.repetition = endpoint, max_tokens, repetition
+        self.fmt = get_format(chat_format) if endpoint.mode == "completions" else self.MESSAGES
+        self.identity = {"backend": "endpoint", **endpoint.identity, "repetition_control": repetition}
+        self.last_usage: dict = {}
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)  # conservative for Japanese: a token covers at least one character
+
+    def _ask(self, prompt: str, **params) -> str:
+        params = {"max_tokens": self.max_tokens, "temperature": 0.0, **params}
+        if self.fmt is self.MESSAGES:
+            return self.endpoint.chat(json.loads(prompt), **params)
+        bos = self.fmt.bos_token
+        prompt = prompt[len(bos) :] if bos and prompt.startswith(bos) else prompt
+        return self.endpoint.complete(prompt, stop=list(self.fmt.stops), **params)
+
+    def generate(self, key: str, prompt: str, avoid=()) -> str:
+        from kokoro.conversation import choose, repeats
+
+        first = self._ask(prompt)
+        if not avoid or not self.repetition or not repeats(first, avoid):
+            self.last_usage = {"tries": 1}
+            return first
+        self.last_usage = {"tries": 2}
+        return choose([self._ask(prompt, temperature=0.8, seed=len(avoid)), first], avoid)
+
+    def forget(self, key: str) -> None:
+        pass
+
+
 def run(
     counselor: str,
     lora: str | None,
@@ -173,8 +219,11 @@ def run(
     n_gpu_layers: int = 0,
     repetition: bool = True,
     client_endpoint=None,
+    counselor_endpoint=None,
+    counselor_chat_format: str | None = None,
 ) -> dict:
     """``client_endpoint``: an ``evaluation.endpoint.Endpoint`` playing the client (``client`` is
+    then its model name); ``counselor_endpoint`` one as the counselor under test (``counselor`` is
     then its model name)."""
     from bot import messages as M
     from bot.chat import wait_settled
@@ -187,7 +236,13 @@ def run(
     test = [by[i] for i in counselor_split(dialogues, "full").test]
     scorer = load_scorer(scorer_kind, scorer_path, **({"n_gpu_layers": n_gpu_layers} if scorer_kind == "gguf" else {}))
     db = str(Path(tempfile.mkdtemp(prefix="kokoro-sim-")) / "sim.sqlite3")
+    backend, environ = None, None
+    if counselor_endpoint is not None:  # the engine's own backend is not built: no GGUF is opened
+        backend = EndpointCounselor(counselor_endpoint, max_tokens, counselor_chat_format, repetition)
+        environ = {"KOKORO_BACKEND": "openai", "KOKORO_OPENAI_URL": counselor_endpoint.url}
     emu = Emulator(
+        backend=backend,
+        environ=environ,
         counselor_gguf=counselor,
         counselor_lora=lora,
         db_path=db,
@@ -269,7 +324,7 @@ def run(
         "item_means": {it.key: statistics.fmean(x["items"][j] for x in sessions) for j, it in enumerate(ITEMS)},
         "mean_client_turns": statistics.fmean(sum(t["role"] == "client" for t in x["turns"]) for x in sessions),
         "settings": {
-            "counselor": counselor,
+            "counselor": backend.identity if backend is not None else counselor,
             "lora": lora,
             "client": llm_client.identity if llm_client is not None else client,
             "scorer": scorer.identity.get("kind"),

@@ -127,6 +127,47 @@ def test_simulate_with_the_client_behind_an_endpoint(fake, tmp_path, kokoro_dir,
     assert len(said) == 3 and all(a.startswith("そうなんですね") for a in said)  # the endpoint's words, as sent
 
 
+def test_simulate_with_the_counselor_behind_an_endpoint(tmp_path, kokoro_dir, small_cpu_scorer):
+    """The counselor under test is a chat endpoint plugged into the bot's session engine: it gets
+    kokoro's counselor messages, its words reach the client, and a reply that repeats the session
+    is asked again with sampling."""
+    from kokoro.prompts import COUNSELOR_SYSTEM
+
+    def answer(body):  # greedy: always the same words; sampled: words of the client's turn
+        last = body["messages"][-1]["content"]
+        return "そうなんですね。" if body.get("temperature") == 0.0 else f"「{last[:8]}」ということですね。"
+
+    fake = FakeOpenAI(answer=answer)
+    scorer, _ = small_cpu_scorer
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "evaluation", "simulate", "--counselor", "gpt-fake-counselor"]
+            + ["--counselor-endpoint", fake.url, "--counselor-cache", str(tmp_path / "c.sqlite3")]
+            + ["--data", str(kokoro_dir), "--cpu-scorer", str(scorer), "--n", "2", "--max-turns", "4"]
+            + ["--out", str(tmp_path / "sim")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        fake.close()
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((tmp_path / "sim" / "metrics.json").read_text())
+    assert (
+        m["settings"]["counselor"]["endpoint"] == fake.url
+        and m["settings"]["counselor"]["model"] == "gpt-fake-counselor"
+    )
+    asked = [q["body"] for q in fake.requests]
+    assert asked and all(b["messages"][0] == {"role": "system", "content": COUNSELOR_SYSTEM} for b in asked)
+    assert all(b["messages"][-1]["role"] == "user" for b in asked)  # the counselor answers the client
+    sessions = [json.loads(x) for x in (tmp_path / "sim" / "sessions.jsonl").read_text().splitlines()]
+    replies = [t["text"] for t in sessions[0]["turns"] if t["role"] == "counselor"][1:]  # after the opening
+    assert "そうなんですね。" in replies and any("ということですね" in x for x in replies)  # the endpoint's words
+    assert any(b.get("temperature") == 0.8 for b in asked)  # a repeat was asked again
+    assert len(set(replies)) == len(replies)
+
+
 def test_scores_zero_shot_through_an_endpoint(tmp_path, kokoro_dir):
     from kokoro.items import ITEMS
     from kokoro.scoring import score_metrics

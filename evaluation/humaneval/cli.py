@@ -17,8 +17,8 @@ def add_parser(sub, add_endpoint_args) -> None:
         action="append",
         default=[],
         metavar="NAME=SPEC",
-        help="a model to compare: NAME=demo | NAME=X.gguf[+LORA.gguf] | NAME=endpoint:MODEL | NAME=replies:FILE "
-        "(repeat; Human, the dialogue's counselor, is always a source)",
+        help="a model to compare: NAME=demo | NAME=retrieval | NAME=X.gguf[+LORA.gguf] | NAME=endpoint:MODEL | "
+        "NAME=replies:FILE (repeat; Human, the dialogue's counselor, is always a source)",
     )
     p.add_argument("--pair", action="append", metavar="UPPER:LOWER", help="a comparison (default: every pair)")
     p.add_argument("--data", help="KokoroChat folder (default $KOKOROCHAT_DIR)")

@@ -5,7 +5,8 @@ each tenth of the dialogue's counselor turns, so short and long histories are bo
 seeded. Each source gives the next counselor turn for every history; every pair of sources is
 shown for every history, the two responses in a seeded random order.
 
-A source is ``NAME=SPEC``: ``demo`` (the embedded default counselor), ``PATH.gguf`` or
+A source is ``NAME=SPEC``: ``demo`` (the embedded default counselor), ``retrieval`` (Table 4's
+retrieval baseline: the reply that followed the most similar training context), ``PATH.gguf`` or
 ``PATH.gguf+LORA.gguf``, ``endpoint:MODEL`` (behind ``--endpoint``), or ``replies:FILE`` (the
 replies.jsonl of an ``evaluation responses`` run over the whole test set). ``Human`` (the
 dialogue's own counselor) is always a source.
@@ -77,10 +78,15 @@ def replies_from_file(path: str, jobs) -> list[str]:
     return [got[(d.id, i)] for d, i in jobs]
 
 
-def generate_source(spec: str, jobs, endpoint_for=None, threads: int = 0, chat_format: str | None = None):
+def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads: int = 0, chat_format: str | None = None):
     """(replies, identity) of one source."""
-    from evaluation.responses import generate, generate_endpoint
+    from evaluation.responses import generate, generate_endpoint, retrieval_baseline
 
+    if spec == "retrieval":
+        by = {d.id: d for d in dialogues}
+        train = [by[x] for x in counselor_split(dialogues, "full").train]
+        last = [next((t.text for t in reversed(d.merged()[:i]) if t.role == "client"), "") for d, i in jobs]
+        return retrieval_baseline(train, last), {"source": "retrieval baseline (char 1-3-gram TF-IDF, training split)"}
     if spec.startswith("replies:"):
         return replies_from_file(spec[8:], jobs), {"replies": spec[8:]}
     if spec.startswith("endpoint:"):
@@ -107,7 +113,9 @@ def generate_source(spec: str, jobs, endpoint_for=None, threads: int = 0, chat_f
         return hyps, {**settings, "source": "demo"}
     model, _, lora = spec.partition("+")
     if not model.endswith(".gguf") or not Path(model).is_file():
-        raise PrepareError(f"source {spec}: not demo, endpoint:MODEL, replies:FILE or an existing .gguf file")
+        raise PrepareError(
+            f"source {spec}: not demo, retrieval, endpoint:MODEL, replies:FILE or an existing .gguf file"
+        )
     hyps, settings, _ = generate(jobs, model, lora or None, chat_format=chat_format, threads=threads, progress=False)
     return hyps, settings
 
@@ -139,7 +147,7 @@ def prepare(
     replies = {HUMAN: [d.merged()[i].text for d, i in jobs]}
     identities = {HUMAN: {"source": "the test dialogue's counselor"}}
     for name, spec in sources:
-        replies[name], identities[name] = generate_source(spec, jobs, endpoint_for, threads, chat_format)
+        replies[name], identities[name] = generate_source(spec, jobs, dialogues, endpoint_for, threads, chat_format)
     histories = [
         {
             "dialogue": d.id,
