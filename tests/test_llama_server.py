@@ -124,3 +124,42 @@ def test_evaluation_against_a_real_llama_cpp_server(server, tmp_path, kokoro_dir
         assert "judge output" in r.stderr and "after 3 tries" in r.stderr and "Traceback" not in r.stderr
     else:
         assert all(k in r.stdout for k, _, _ in JUDGE_DIMENSIONS)
+
+
+def test_simulate_and_humaneval_against_a_real_llama_cpp_server(server, tmp_path, kokoro_dir, small_cpu_scorer):
+    """`simulate` with both the counselor and the client behind llama_cpp.server, and
+    `humaneval prepare` with it as a source."""
+    import json
+
+    from conftest import REPO
+
+    scorer, _ = small_cpu_scorer
+    base = [sys.executable, "-m", "evaluation"]
+    r = subprocess.run(
+        base
+        + ["simulate", "--counselor", "tiny", "--counselor-endpoint", server, "--counselor-cache", str(tmp_path / "c")]
+        + ["--client", "tiny", "--client-endpoint", server, "--client-cache", str(tmp_path / "c")]
+        + ["--data", str(kokoro_dir), "--cpu-scorer", str(scorer), "--n", "1", "--max-turns", "3"]
+        + ["--max-tokens", "12", "--n-ctx", "900", "--out", str(tmp_path / "sim")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "sim" / "sessions.jsonl").read_text().splitlines()[0])
+    assert s["client"]["endpoint"] == server and sum(t["role"] == "client" for t in s["turns"]) >= 3
+    assert json.loads((tmp_path / "sim" / "metrics.json").read_text())["settings"]["counselor"]["endpoint"] == server
+    r = subprocess.run(
+        base
+        + ["humaneval", "prepare", "--out", str(tmp_path / "he"), "--source", "tiny=endpoint:tiny"]
+        + ["--endpoint", server, "--cache", str(tmp_path / "c"), "--data", str(kokoro_dir)]
+        + ["--dialogues", "1", "--histories", "2", "--raters", "2", "--history-turns", "2", "--max-tokens", "12"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    c = json.loads((tmp_path / "he" / "comparison.json").read_text())
+    assert len(c["items"]) == 2 and c["settings"]["sources"]["tiny"]["endpoint"] == server

@@ -28,6 +28,10 @@ def add_parser(sub, add_endpoint_args) -> None:
     p.add_argument("--raters", type=int, default=5, help="rater codes to make (the paper: five counselors)")
     p.add_argument("--chat-format", help="llama3|gemma for a GGUF without a chat template or a completions endpoint")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--max-tokens", type=int, default=128, help="reply length cap, as in `responses`")
+    p.add_argument(
+        "--history-turns", type=int, default=0, help="history window sent to the models in merged turns (0 = all)"
+    )
     add_endpoint_args(p)
     s = hs.add_parser("serve", help="the raters' web app")
     s.add_argument("folder", help="comparison folder made by prepare")
@@ -87,6 +91,8 @@ def prepare(args, endpoint_from) -> int:
         endpoint_for=(lambda m: endpoint_from(args, m)) if args.endpoint else None,
         threads=args.threads,
         chat_format=args.chat_format,
+        max_tokens=args.max_tokens,
+        history_turns=args.history_turns,
     )
     print(json.dumps(r, ensure_ascii=False))
     return 0

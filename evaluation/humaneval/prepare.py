@@ -78,8 +78,8 @@ def replies_from_file(path: str, jobs) -> list[str]:
     return [got[(d.id, i)] for d, i in jobs]
 
 
-def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads: int = 0, chat_format: str | None = None):
-    """(replies, identity) of one source."""
+def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads=0, chat_format=None, window=(128, 0)):
+    """(replies, identity) of one source; ``window``: (max reply tokens, history turns, 0 = all)."""
     from evaluation.responses import generate, generate_endpoint, retrieval_baseline
 
     if spec == "retrieval":
@@ -93,7 +93,7 @@ def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads: int 
         if endpoint_for is None:
             raise PrepareError(f"source {spec}: give the server with --endpoint URL")
         ep = endpoint_for(spec[9:])
-        hyps, settings, _ = generate_endpoint(ep, jobs, chat_format=chat_format)
+        hyps, settings, _ = generate_endpoint(ep, jobs, *window, chat_format=chat_format)
         return hyps, settings
     if spec == "demo":
         from bot.config import DEMO, Settings
@@ -104,8 +104,9 @@ def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads: int 
             jobs,
             s.counselor_gguf,
             s.counselor_lora,
+            max_tokens=window[0],
             chat_format=s.chat_format,
-            history_turns=s.history_turns or 0,
+            history_turns=s.history_turns or window[1],
             system=s.system_prompt,
             threads=threads,
             progress=False,
@@ -116,7 +117,16 @@ def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads: int 
         raise PrepareError(
             f"source {spec}: not demo, retrieval, endpoint:MODEL, replies:FILE or an existing .gguf file"
         )
-    hyps, settings, _ = generate(jobs, model, lora or None, chat_format=chat_format, threads=threads, progress=False)
+    hyps, settings, _ = generate(
+        jobs,
+        model,
+        lora or None,
+        max_tokens=window[0],
+        history_turns=window[1],
+        chat_format=chat_format,
+        threads=threads,
+        progress=False,
+    )
     return hyps, settings
 
 
@@ -132,6 +142,8 @@ def prepare(
     endpoint_for=None,
     threads: int = 0,
     chat_format: str | None = None,
+    max_tokens: int = 128,
+    history_turns: int = 0,
 ) -> dict:
     names = [HUMAN] + [n for n, _ in sources]
     if len(set(names)) != len(names):
@@ -147,7 +159,9 @@ def prepare(
     replies = {HUMAN: [d.merged()[i].text for d, i in jobs]}
     identities = {HUMAN: {"source": "the test dialogue's counselor"}}
     for name, spec in sources:
-        replies[name], identities[name] = generate_source(spec, jobs, dialogues, endpoint_for, threads, chat_format)
+        replies[name], identities[name] = generate_source(
+            spec, jobs, dialogues, endpoint_for, threads, chat_format, (max_tokens, history_turns)
+        )
     histories = [
         {
             "dialogue": d.id,
@@ -170,6 +184,8 @@ def prepare(
         "dialogues": n_dialogues,
         "histories_per_dialogue": n_histories,
         "seed": seed,
+        "max_tokens": max_tokens,
+        "history_turns": history_turns,
     }
     blob = json.dumps(settings, sort_keys=True, ensure_ascii=False).encode()
     comparison = {
