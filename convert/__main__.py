@@ -17,6 +17,7 @@ from pathlib import Path
 from kokoro.dataset import DataError, load
 from kokoro.splits import sort_ids
 
+from . import quant_gap
 from .lint import lint
 from .llamacpp import ConvertError, converter_dir, llama_cpp_python_version, run_script
 from .merge import base_params_bytes, check_disk, merge, read_run
@@ -47,6 +48,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-top1", default="", help="override thresholds, e.g. f16=0.99,q8_0=0.9")
     p.add_argument("--max-token-mismatches", type=int, default=0, help="allowed tokenization mismatches")
     p.add_argument("--no-parity", action="store_true", help="skip the parity checks (lint still runs)")
+    p.add_argument(
+        "--no-quant-gap",
+        action="store_true",
+        help="skip the trained 4-bit + adapter vs merged comparison (run where the training ran)",
+    )
     p.add_argument("--gpu-layers", type=int, default=0, help="parity: GGUF layers offloaded to the GPU (-1 = all)")
     p.add_argument("--threads", type=int, default=0, help="parity: CPU threads (default: all)")
     p.add_argument(
@@ -183,6 +189,8 @@ def convert(args) -> dict:
             r["base"] = str(args.lora_base)
             report["parity"]["lora_base"] = r
         report["passed"] = report["passed"] and all(r["passed"] for r in report["parity"].values())
+        if quant_gap.applies(run) and not args.no_quant_gap:
+            report["quantization_gap"] = measure_gap(hf, run_dir, base, run, held, args)
     settings = {
         "run": str(run_dir.resolve()),
         "base": str(base.resolve()),
@@ -206,6 +214,15 @@ def convert(args) -> dict:
     return report
 
 
+def measure_gap(hf: Path, run_dir: Path, base: Path, run: dict, held, args) -> dict:
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return {"skipped": "bitsandbytes is not installed here; run convert where the training ran"}
+    print("parity: trained 4-bit base + adapter vs merged (the quantization gap of merging)", file=sys.stderr)
+    return quant_gap.check_gap(hf, run_dir, base, run, held, args.parity_prompts, args.n_ctx, threads=args.threads)
+
+
 def summary(report: dict) -> str:
     lines = [
         f"# Conversion parity: {'PASSED' if report['passed'] else 'FAILED'}",
@@ -224,6 +241,8 @@ def summary(report: dict) -> str:
             )
         else:
             lines.append(f"| {name} | {lint_ok} | – | – | – | – | – |")
+    if "quantization_gap" in report:
+        lines += quant_gap.summary(report["quantization_gap"])
     return "\n".join(lines) + "\n"
 
 

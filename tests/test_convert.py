@@ -45,6 +45,11 @@ def test_whole_path_passes_parity(converted):
     assert not list(out.glob("*.partial"))
     settings = json.loads((out / "convert.json").read_text())
     assert settings["llama_cpp_python"] == "0.3.36" and settings["training_run"]["lora_r"] == 8
+    # the model that was trained (4-bit base + adapter) against the merged one: measured, and a real gap
+    gap = report["quantization_gap"]
+    assert gap["quant_type"] == "nf4" and gap["positions"] > 100 and gap["device"] == "cpu"
+    assert 0.5 <= gap["top1_agreement"] <= 1.0 and gap["max_abs_logit_diff"] > 1e-4
+    assert "Quantization gap of merging" in (out / "parity.md").read_text()
 
 
 def test_gguf_carries_training_template_and_stop_token(converted, tiny_run):
