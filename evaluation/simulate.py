@@ -341,4 +341,44 @@ def run(
         (out / "sessions.jsonl").write_text(
             "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in sessions), encoding="utf-8"
         )
+        (out / "report.md").write_text(markdown(result), encoding="utf-8")
     return result
+
+
+def markdown(r: dict) -> str:
+    """The simulated sessions beside the human counselors of the same dialogues (replay)."""
+    q = r["conversation"]
+    rows = [("this counselor", q["counselor"], r["mean_total"], r["ldd_counselor"])]
+    if "human" in q:
+        rows.append(("human counselors, same dialogues", q["human"], r["human_mean_total"], r["ldd_counselor_human"]))
+    s = r["settings"]
+    lines = [
+        f"# Simulated sessions ({r['n']}, {r['mean_client_turns']:.1f} client turns on average)",
+        "",
+        f"Counselor: `{json.dumps(s['counselor'], ensure_ascii=False)}`; client: "
+        f"`{json.dumps(s['client'], ensure_ascii=False)}`; scorer: `{s['scorer']}`; repetition control: "
+        f"{s['repetition_control']}.",
+        "",
+        "| counselor | mean predicted total | near-duplicate replies | re-asks | distinct-1 / 2 per session | "
+        "mean reply length (chars) | LDD |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, f, total, ldd in rows:
+        lines.append(
+            f"| {name} | {total:.1f} | {100 * f['near_duplicate_share']:.1f} % | {100 * f['re_ask_share']:.1f} % | "
+            f"{f['dist1_per_session']:.1f} / {f['dist2_per_session']:.1f} | "
+            f"{f['mean_reply_chars']:.1f} | {ldd['ldd'] if ldd else 0:.1f} |"
+        )
+    g = r["generation"]
+    if g["replies"]:
+        lines += [
+            "",
+            f"Generation: {g['replies']} replies, mean {g['mean_seconds']:.2f} s, p90 {g['p90_seconds']:.2f} s, "
+            f"second tries {100 * g['second_try_share']:.0f} %.",
+        ]
+    lines += [
+        "",
+        "Predicted totals are the scorer's, not ratings (see the README on what the scores can tell); the paper's "
+        "simulated-client results are judged by an LLM (`evaluation judge`, Table 7).",
+    ]
+    return "\n".join(lines) + "\n"

@@ -166,6 +166,8 @@ def test_simulate_with_the_counselor_behind_an_endpoint(tmp_path, kokoro_dir, sm
     assert "そうなんですね。" in replies and any("ということですね" in x for x in replies)  # the endpoint's words
     assert any(b.get("temperature") == 0.8 for b in asked)  # a repeat was asked again
     assert len(set(replies)) == len(replies)
+    md = (tmp_path / "sim" / "report.md").read_text()
+    assert "| this counselor |" in md and "| human counselors, same dialogues |" in md and fake.url in md
 
 
 def test_scores_zero_shot_through_an_endpoint(tmp_path, kokoro_dir):

@@ -126,6 +126,10 @@ def markdown(r: dict) -> str:
         "",
         f"Signature: `{r['signature']}`",
         "",
+        "Sources: "
+        + "; ".join(f"**{k}** `{json.dumps(v, ensure_ascii=False)}`" for k, v in r["settings"]["sources"].items())
+        + ".",
+        "",
         "Majority rule as in the paper: a side is adopted if over half of the raters chose it; otherwise, or "
         "if ties exceed half, the item is a tie. Fleiss' κ over the items every rater answered; the sign test "
         "is two-sided over wins against losses of the upper source.",
