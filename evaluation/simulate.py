@@ -101,6 +101,38 @@ class ReplayClient:
         return self.turns[k] if k < len(self.turns) else None
 
 
+def retime(bot: list[Turn], human: list[Turn]) -> list[Turn]:
+    """The bot's session on the replayed dialogue's clock: client block k takes the time of the
+    dialogue's client block k, a counselor block after it the time of the human counselor's block
+    after it (the client's, where the human said nothing more). A simulated session runs in
+    seconds, and the scorer reads durations and reply delays: without this, bot and human would
+    differ in timing as well as in words."""
+    from kokoro.perturb import blocks
+
+    def after(bl):  # per client block: (its time, the time of the counselor block after it or None)
+        out = []
+        for i, b in enumerate(bl):
+            if b[0].role == "client":
+                nxt = bl[i + 1][0].time if i + 1 < len(bl) and bl[i + 1][0].role == "counselor" else None
+                out.append((b[0].time, nxt))
+        return out
+
+    hb = blocks(human)
+    clock = after(hb)
+    if not clock:
+        return list(bot)
+    opening = hb[0][0].time if hb[0][0].role == "counselor" else clock[0][0]
+    out, k = [], -1
+    for b in blocks(bot):
+        if b[0].role == "client":
+            k = min(k + 1, len(clock) - 1)
+            t = clock[k][0]
+        else:
+            t = opening if k < 0 else clock[k][1] or clock[k][0]
+        out += [Turn(x.role, t, x.text) for x in b]
+    return out
+
+
 def seen_client_turns(turns) -> int:
     """Client blocks in a bot session, the closing end word not counted."""
     from bot import messages as M

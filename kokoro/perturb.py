@@ -24,7 +24,21 @@ PERTURBATIONS = {
     "shuffle_within": "the counselor's own blocks in a random order (client turns in place)",
     "cut_quarter": "the session cut after its first quarter of blocks",
     "harmful": "one counselor block in the middle replaced by a harmful remark",
+    "echo_client": "every counselor block replaced by a parrot of the client block before it "
+    f"(「{BACKCHANNEL}」 + its last sentence + 「、ということですね。」)",
 }
+ECHO_SUFFIX = "、ということですね。"
+ECHO_CHARS = 24
+
+
+def echo(client_text: str, prefix: str = BACKCHANNEL, suffix: str = ECHO_SUFFIX, max_chars: int = ECHO_CHARS) -> str:
+    """A parrot's reply: the client's last sentence (at most ``max_chars``, its end kept) wrapped
+    in a back-channel and a reflection ending — fluent, on topic, and saying nothing."""
+    import re
+
+    parts = [x for x in re.split(r"[。！？!?\n]+", client_text) if x.strip()]
+    last = (parts[-1] if parts else client_text).strip()[-max_chars:]
+    return f"{prefix}{last}{suffix}"
 
 
 def blocks(turns: Sequence[Turn]) -> list[list[Turn]]:
@@ -63,11 +77,13 @@ def perturb(
     seed: int = 0,
     fraction: float = 1.0,
     backchannel: str = BACKCHANNEL,
+    echo_with: tuple[str, str, int] = (BACKCHANNEL, ECHO_SUFFIX, ECHO_CHARS),
 ) -> list[Turn]:
     """A perturbed copy of ``turns``. ``pool``: counselor blocks of *other* sessions (for
     ``other_sessions``); ``remarks``: harmful remarks (for ``harmful``); ``fraction``: the share
     of counselor blocks changed by ``other_sessions`` / ``backchannel`` (1.0 = all);
-    ``backchannel``: the text that replaces them (the suite's is fixed; training varies it)."""
+    ``backchannel``: the text that replaces them (the suite's is fixed; training varies it);
+    ``echo_with``: (prefix, suffix, max chars) of ``echo_client``'s parrot (training varies it)."""
     if name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; use one of {sorted(PERTURBATIONS)}")
     rng = _rng(_key(turns), name, seed)
@@ -82,6 +98,12 @@ def perturb(
     elif name == "backchannel":
         for i in chosen:
             bl[i] = [Turn("counselor", bl[i][0].time, backchannel)]
+    elif name == "echo_client":
+        for i in chosen:
+            client = next((b for b in reversed(bl[:i]) if b[0].role == "client"), None)
+            if client is not None:  # the opening, before any client turn, stays
+                text = echo("\n".join(t.text for t in client), *echo_with)
+                bl[i] = [Turn("counselor", bl[i][0].time, text)]
     elif name == "shuffle_within":
         order = list(co)
         for _ in range(10):  # a permutation that moves something, where one exists

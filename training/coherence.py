@@ -3,11 +3,12 @@ answer this client, and the choice of the penalty it gates (kokoro.cpu_scorer.ap
 
 Negatives are made from the *training* sessions with a family of perturbations wider than the
 evaluation suite's (kokoro.perturb): a random half, three quarters or all of the counselor
-blocks taken from other training sessions, or replaced by one of eight back-channels, or the
-counselor's blocks shuffled. The suite's cut-after-a-quarter and harmful-remark copies are never
-trained on. The gate and its strength are chosen on the validation split: the smallest
-validation MAE among settings whose validation-suite AUC reaches ``min_auc`` for both
-"other_sessions" and "backchannel".
+blocks taken from other training sessions, or replaced by one of eight back-channels, or by a
+parrot of the client's last sentence (a back-channel or none before it, one of seven reflection
+endings after it, 12-30 characters of it), or the counselor's blocks shuffled. The suite's
+cut-after-a-quarter and harmful-remark copies are never trained on. The gate and its strength
+are chosen on the validation split: the smallest validation MAE among settings whose
+validation-suite AUC reaches ``min_auc`` for both "other_sessions" and "backchannel".
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ BACKCHANNELS = (
     "わかります。",
     "そうでしたか。",
 )
+ECHO_ENDINGS = (
+    "、ということですね。",
+    "のですね。",
+    "んですね。",
+    "と感じていらっしゃるのですね。",
+    "、なんですね。",
+    "ということでしょうか？",
+    "のですか？",
+)
 CHECKED = ("other_sessions", "backchannel")
 
 
@@ -36,7 +46,7 @@ def negatives(sessions, seed: int) -> list:
     rng = random.Random(seed)
     out = []
     for k, t in enumerate(sessions):
-        kind = rng.choice(["other", "other", "backchannel", "shuffle"])
+        kind = rng.choice(["other", "other", "backchannel", "echo", "shuffle"])
         fraction = rng.choice([0.5, 0.75, 1.0])
         if kind == "other":
             draws = (pool[rng.randrange(len(pool))] for _ in range(200))
@@ -44,6 +54,9 @@ def negatives(sessions, seed: int) -> list:
         elif kind == "backchannel":
             bc = rng.choice(BACKCHANNELS)
             out.append(perturb(t, "backchannel", seed=seed, fraction=fraction, backchannel=bc))
+        elif kind == "echo":
+            how = (rng.choice(BACKCHANNELS + ("",)), rng.choice(ECHO_ENDINGS), rng.randint(12, 30))
+            out.append(perturb(t, "echo_client", seed=seed, fraction=fraction, echo_with=how))
         else:
             out.append(perturb(t, "shuffle_within", seed=seed))
     return out
