@@ -320,15 +320,17 @@ def run(
             sess = emu.runtime.engine.store.last_closed_session(user)
             rows = emu.runtime.engine.store.turns(sess["id"])
             turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
+            human = sim.human(seen_client_turns(turns)) if isinstance(sim, ReplayClient) else None
+            if human is not None:  # scored on the replayed dialogue's clock, as the human counselor is
+                turns = retime(turns, human)
             items = tuple(scorer.predict(turns))
             record = {
                 "client": sim.identity,
-                "turns": [{"role": t.role, "text": t.text} for t in turns],
+                "turns": [{"role": t.role, "time": t.time, "text": t.text} for t in turns],
                 "items": list(items),
                 "total": total_score(items),
             }
-            if isinstance(sim, ReplayClient):  # the same client turns with the human counselor, same scorer
-                human = sim.human(seen_client_turns(turns))
+            if human is not None:  # the same client turns with the human counselor, same scorer
                 record["human_total"] = total_score(scorer.predict(human))
                 record["human_counselor"] = [t.text for t in merge_turns(human) if t.role == "counselor"]
             sessions.append(record)

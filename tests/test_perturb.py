@@ -39,6 +39,20 @@ def test_every_copy_keeps_the_client_and_changes_the_counselor():
     assert len(copies["cut_quarter"][0]) < len(a) // 3
     harm = copies["harmful"][0]
     assert sum(t.text == "それはあなたが悪いですね。" for t in harm) == 1
+    # the parrot: the opening (before any client turn) stays, every later block echoes the client before it
+    echo = [t.text for t in copies["echo_client"][0] if t.role == "counselor"]
+    assert echo[:2] == ["甲の相談員0。", "甲の続き0。"]
+    assert echo[2:] == [f"そうなんですね。甲の相談者{k}、ということですね。" for k in range(7)]
+
+
+def test_the_parrot_keeps_the_end_of_the_last_sentence():
+    from kokoro.perturb import echo
+
+    assert (
+        echo("眠れません。毎晩三時に目が覚めてしまうんです")
+        == "そうなんですね。毎晩三時に目が覚めてしまうんです、ということですね。"
+    )
+    assert echo("ああ！\nそれで会社を休みました。", "", "のですね。", 6) == "会社を休みました"[-6:] + "のですね。"
 
 
 def test_copies_are_deterministic_and_seeded():
