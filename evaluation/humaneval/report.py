@@ -87,7 +87,8 @@ def summarize(folder: Folder) -> dict:
 
 
 def chart(r: dict, path: Path) -> None:
-    """Horizontal Win / Tie / Lose bars per pair, the upper source's wins in orange (Figure 5)."""
+    """Horizontal Win / Tie / Lose bars per pair, the upper source's wins in orange (Figure 5), the
+    winner named under a pair whose sign test is below 0.05."""
     from evaluation.report import _plt
 
     plt = _plt()
@@ -102,11 +103,13 @@ def chart(r: dict, path: Path) -> None:
             if w >= 6:
                 ax.text(left + w / 2, k, str(p[key]), ha="center", va="center", fontsize=8)
             left += w
-    labels = [f"{p['upper']} vs {p['lower']}" for p in pairs]
-    ax.set_yticks(range(len(pairs)), labels)
-    for tick, p in zip(ax.get_yticklabels(), pairs):
-        if p["win"] != p["lose"]:
-            tick.set_fontweight("bold")
+
+    def label(p):  # the winner named where the sign test says so (the paper sets it in bold)
+        won = p["upper"] if p["win"] > p["lose"] else p["lower"]
+        sig = p["sign_test_p"] < 0.05 and p["win"] != p["lose"]
+        return f"{p['upper']} vs {p['lower']}" + (f"\n{won} wins (p = {p['sign_test_p']:.2g})" if sig else "")
+
+    ax.set_yticks(range(len(pairs)), [label(p) for p in pairs])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of items (majority of raters)")
