@@ -18,8 +18,9 @@ from kokoro.conversation import session_figures
 from kokoro.dataset import Turn, load, merge_turns
 from kokoro.items import ITEMS, total_score
 from kokoro.prompts import CLIENT_END, client_sim_messages
-from kokoro.splits import counselor_split
+from kokoro.splits import counselor_split, ids_hash
 from kokoro.stats import lexical_diversity
+from kokoro.versions import library_versions
 
 
 def conversation_figures(sessions: list[list[str]], before: list[list[str]] | None = None) -> dict:
@@ -265,7 +266,8 @@ def run(
 
     dialogues = load(data)
     by = {d.id: d for d in dialogues}
-    test = [by[i] for i in counselor_split(dialogues, "full").test]
+    test_ids = counselor_split(dialogues, "full").test
+    test = [by[i] for i in test_ids]
     scorer = load_scorer(scorer_kind, scorer_path, **({"n_gpu_layers": n_gpu_layers} if scorer_kind == "gguf" else {}))
     db = str(Path(tempfile.mkdtemp(prefix="kokoro-sim-")) / "sim.sqlite3")
     backend, environ = None, None
@@ -368,6 +370,8 @@ def run(
             "repetition_control": repetition,
         },
         "seconds": round(time.time() - t0, 1),
+        "signature": f"split:{ids_hash(test_ids)}|scorer:{scorer.identity.get('kind')}|clock:replayed-dialogue",
+        "versions": library_versions(),
     }
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -388,6 +392,8 @@ def markdown(r: dict) -> str:
     s = r["settings"]
     lines = [
         f"# Simulated sessions ({r['n']}, {r['mean_client_turns']:.1f} client turns on average)",
+        "",
+        f"Signature: `{r['signature']}`; versions: `{json.dumps(r['versions'])}`",
         "",
         f"Counselor: `{json.dumps(s['counselor'], ensure_ascii=False)}`; client: "
         f"`{json.dumps(s['client'], ensure_ascii=False)}`; scorer: `{s['scorer']}`; repetition control: "

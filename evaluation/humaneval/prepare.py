@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kokoro.dataset import load
 from kokoro.splits import counselor_split, ids_hash
+from kokoro.versions import library_versions
 
 HUMAN = "Human"
 FORMAT = 1
@@ -191,6 +192,7 @@ def prepare(
     comparison = {
         "format": FORMAT,
         "signature": f"split:{ids_hash(test_ids)}|seed:{seed}|set:{hashlib.sha256(blob).hexdigest()[:12]}",
+        "versions": library_versions(),
         "settings": settings,
         "histories": histories,
         "items": items,

@@ -78,6 +78,7 @@ def summarize(folder: Folder) -> dict:
             overall.append([list(v.values()).count(c) for c in (a, b, "tie")])
     return {
         "signature": folder.comparison["signature"],
+        "versions": folder.comparison.get("versions", {}),
         "settings": folder.comparison["settings"],
         "raters": {r: len(folder.answered(r)) for r in folder.raters},
         "pairs": pairs,
@@ -127,7 +128,7 @@ def markdown(r: dict) -> str:
     lines = [
         "# Human pairwise evaluation (paper §5.1.3, Figure 5)",
         "",
-        f"Signature: `{r['signature']}`",
+        f"Signature: `{r['signature']}`; versions at prepare: `{json.dumps(r['versions'])}`",
         "",
         "Sources: "
         + "; ".join(f"**{k}** `{json.dumps(v, ensure_ascii=False)}`" for k, v in r["settings"]["sources"].items())
