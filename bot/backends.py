@@ -149,13 +149,11 @@ class OpenAIBackend:
     def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str:
         """As ``LlamaBackend.generate``; a server takes no logits processor, so a reply that repeats
         the session is tried again once with sampling (temperature 0.8), and the better one kept."""
-        from kokoro.conversation import choose, repeats
+        from kokoro.conversation import ask_again_if_repeats
 
-        first = self._complete(key, prompt, {})
-        if not avoid or not self.s.repetition or not repeats(first, avoid):
-            return first
-        second = self._complete(key, prompt, {"temperature": max(0.8, self.s.temperature), "seed": len(avoid)})
-        return choose([second, first], avoid)
+        ask = lambda override: self._complete(key, prompt, override)
+        text, _ = ask_again_if_repeats(ask, avoid if self.s.repetition else (), max(0.8, self.s.temperature))
+        return text
 
     def _complete(self, key: str, prompt: str, override: dict) -> str:
         bos = self.fmt.bos_token

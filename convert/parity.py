@@ -100,6 +100,47 @@ def _stored_half(hf_dir: Path) -> bool:
     return str(cfg.get("torch_dtype") or cfg.get("dtype") or "").lower() in ("bfloat16", "float16")
 
 
+def hf_pass(model, tok, ids: list[int], dev: str, eot: int, greedy_tokens: int):
+    """A HF model on ``ids``: (logits, positions × vocab as float32 numpy; greedy continuation)."""
+    import torch
+
+    x = torch.tensor([ids], device=dev)
+    with torch.no_grad():
+        logits = model(x).logits[0].float().cpu().numpy()
+        greedy = model.generate(
+            x, max_new_tokens=greedy_tokens, do_sample=False, eos_token_id=eot, pad_token_id=tok.pad_token_id or eot
+        )[0, len(ids) :].tolist()
+    return logits, greedy
+
+
+class Agreement:
+    """One model against a reference, prompt by prompt: top-1 agreement over all positions, max
+    |logit diff| and the share of identical greedy continuations."""
+
+    def __init__(self):
+        self.prompts = self.positions = self.agree = self.greedy_same = 0
+        self.max_diff = 0.0
+
+    def add(self, ref, got, greedy_ref: list[int], greedy_got: list[int]) -> None:
+        import numpy as np
+
+        self.prompts += 1
+        self.positions += len(ref)
+        self.agree += int((ref.argmax(-1) == got.argmax(-1)).sum())
+        self.max_diff = max(self.max_diff, float(np.abs(ref - got).max()))
+        self.greedy_same += int(greedy_ref == greedy_got)
+
+    def figures(self, greedy_tokens: int) -> dict:
+        return {
+            "prompts": self.prompts,
+            "positions": self.positions,
+            "top1_agreement": self.agree / max(self.positions, 1),
+            "max_abs_logit_diff": self.max_diff,
+            "greedy_match": self.greedy_same / max(self.prompts, 1),
+            "greedy_tokens": greedy_tokens,
+        }
+
+
 def check(
     hf_dir: Path,
     gguf: Path,
@@ -151,44 +192,25 @@ def check(
             mismatches += 1
             if len(examples) < 3:
                 examples.append({"chars": len(t), "hf_tokens": len(a), "gguf_tokens": len(b)})
-    agree = total = 0
-    max_diff = 0.0
-    greedy_same = 0
     eot = run["eot_token_id"]
+    tally = Agreement()
     for p in prompts:
         ids = tok(p, add_special_tokens=False).input_ids
-        with torch.no_grad():
-            ref = hf(torch.tensor([ids], device=dev)).logits[0].float().cpu().numpy()
+        ref, g_hf = hf_pass(hf, tok, ids, dev, eot, greedy_tokens)
         llm.reset()
         llm.eval(ids)
         got = np.array(llm.scores[: len(ids)], dtype=np.float32)
-        agree += int((ref.argmax(-1) == got.argmax(-1)).sum())
-        total += len(ids)
-        max_diff = max(max_diff, float(np.abs(ref - got).max()))
-        with torch.no_grad():
-            g_hf = hf.generate(
-                torch.tensor([ids], device=dev),
-                max_new_tokens=greedy_tokens,
-                do_sample=False,
-                eos_token_id=eot,
-                pad_token_id=tok.pad_token_id or eot,
-            )[0, len(ids) :].tolist()
         g_ll = []
         for t in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
             g_ll.append(t)
             if t == eot or len(g_ll) >= greedy_tokens:
                 break
-        greedy_same += int(g_hf == g_ll)
+        tally.add(ref, got, g_hf, g_ll)
     return {
         "tokenization_texts": len(texts),
         "tokenization_mismatches": mismatches,
         "mismatch_examples": examples,
-        "prompts": len(prompts),
-        "positions": total,
-        "top1_agreement": agree / max(total, 1),
-        "max_abs_logit_diff": max_diff,
-        "greedy_match": greedy_same / max(len(prompts), 1),
-        "greedy_tokens": greedy_tokens,
+        **tally.figures(greedy_tokens),
         "hf_device": dev,
         "gpu_layers": gpu_layers,
         "threads": threads,

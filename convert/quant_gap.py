@@ -14,28 +14,11 @@ from pathlib import Path
 
 from kokoro.chat_formats import ChatFormat
 
-from .parity import held_out_prompts, memory_check
+from .parity import Agreement, held_out_prompts, hf_pass, memory_check
 
 
 def applies(run: dict) -> bool:
     return bool(run.get("settings", {}).get("load_in_4bit"))
-
-
-def _forward(model, tok, prompts, dev, eot, greedy_tokens):
-    """[(token ids, logits (positions × vocab, float32 numpy), greedy continuation)] per prompt."""
-    import torch
-
-    out = []
-    for p in prompts:
-        ids = tok(p, add_special_tokens=False).input_ids
-        x = torch.tensor([ids], device=dev)
-        with torch.no_grad():
-            logits = model(x).logits[0].float().cpu().numpy()
-            greedy = model.generate(
-                x, max_new_tokens=greedy_tokens, do_sample=False, eos_token_id=eot, pad_token_id=tok.pad_token_id or eot
-            )[0, len(ids) :].tolist()
-        out.append((ids, logits, greedy))
-    return out
 
 
 def check_gap(
@@ -51,7 +34,6 @@ def check_gap(
 ) -> dict:
     import os
 
-    import numpy as np
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -75,30 +57,23 @@ def check_gap(
     trained = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, device_map={"": dev}, quantization_config=quant)
     disable_cpu_repacking(trained)  # the layout training ran with
     trained = PeftModel.from_pretrained(trained, run_dir / "adapter").eval()
-    ref = _forward(trained, tok, prompts, dev, eot, greedy_tokens)
+    ids = [tok(p, add_special_tokens=False).input_ids for p in prompts]
+    ref = [hf_pass(trained, tok, x, dev, eot, greedy_tokens) for x in ids]  # kept: one model loaded at a time
     del trained
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
     merged = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.bfloat16 if cuda else torch.float32).to(dev)
-    got = _forward(merged.eval(), tok, prompts, dev, eot, greedy_tokens)
-    agree = total = greedy_same = 0
-    max_diff = 0.0
-    for (_, a, ga), (_, b, gb) in zip(ref, got):
-        agree += int((a.argmax(-1) == b.argmax(-1)).sum())
-        total += len(a)
-        max_diff = max(max_diff, float(np.abs(a - b).max()))
-        greedy_same += int(ga == gb)
+    merged.eval()
+    tally = Agreement()
+    for x, (logits, greedy) in zip(ids, ref):
+        got, got_greedy = hf_pass(merged, tok, x, dev, eot, greedy_tokens)
+        tally.add(logits, got, greedy, got_greedy)
     return {
         "compared": "trained (4-bit base + adapter) vs merged",
         "quant_type": s.get("quant_type", "nf4"),
         "compute_dtype": s.get("compute_dtype"),
-        "prompts": len(prompts),
-        "positions": total,
-        "top1_agreement": agree / max(total, 1),
-        "max_abs_logit_diff": max_diff,
-        "greedy_match": greedy_same / max(len(prompts), 1),
-        "greedy_tokens": greedy_tokens,
+        **tally.figures(greedy_tokens),
         "device": dev,
         "memory": memory,
     }

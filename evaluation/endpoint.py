@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from .localdb import ThreadLocalDB
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -35,16 +36,8 @@ class EndpointError(RuntimeError):
 class Cache:
     def __init__(self, path: str | os.PathLike):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.local, self.lock = str(path), threading.local(), threading.Lock()
-        with self.lock:
-            self._db().execute("create table if not exists answers (key text primary key, answer text, at real)")
-
-    def _db(self):
-        db = getattr(self.local, "db", None)
-        if db is None:
-            db = self.local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("pragma journal_mode=wal")
-        return db
+        self.path, self._db = str(path), ThreadLocalDB(path)
+        self._db().execute("create table if not exists answers (key text primary key, answer text, at real)")
 
     def get(self, key: str) -> dict | None:
         row = self._db().execute("select answer from answers where key = ?", [key]).fetchone()

@@ -68,41 +68,21 @@ def retrieval_baseline(train_dialogues, queries: list[str]) -> list[str]:
     return out
 
 
+def retrieval_replies(jobs, train_dialogues) -> list[str]:
+    """The retrieval baseline's reply for each (dialogue, merged-turn index) job, from the client
+    turn before it."""
+    last = [next((t.text for t in reversed(d.merged()[:i]) if t.role == "client"), "") for d, i in jobs]
+    return retrieval_baseline(train_dialogues, last)
+
+
 def evaluate(
-    model: str,
-    lora: str | None = None,
-    data=None,
-    limit: int = 0,
-    out: Path | None = None,
-    n_ctx: int = 4096,
-    max_tokens: int = 128,
-    history_turns: int = 0,
-    chat_format: str | None = None,
-    threads: int = 0,
-    system: str | None = None,
-    progress: bool = True,
-    n_gpu_layers: int = 0,
-    repeat_penalty: float = 1.3,
-    repetition: bool = True,
+    model: str, lora: str | None = None, data=None, limit: int = 0, out: Path | None = None, **generation
 ) -> dict:
-    """``repeat_penalty`` and ``repetition`` (session-level repetition control against the
-    dialogue's earlier counselor turns, ``kokoro.llm.reply``) default to what the bot serves."""
+    """The test set's replies by a GGUF, scored and reported; ``generation``: ``generate``'s
+    settings (n_ctx, max_tokens, …, whose ``repeat_penalty`` and ``repetition`` default to what the
+    bot serves)."""
     split, by, jobs = test_jobs(data, limit)
-    hyps, settings, extra = generate(
-        jobs,
-        model,
-        lora,
-        n_ctx,
-        max_tokens,
-        history_turns,
-        chat_format,
-        threads,
-        system,
-        progress,
-        n_gpu_layers,
-        repeat_penalty,
-        repetition,
-    )
+    hyps, settings, extra = generate(jobs, model, lora, **generation)
     return report(jobs, hyps, split, by, {**settings, "limit": limit}, extra, out)
 
 
@@ -192,14 +172,12 @@ def test_jobs(data, limit: int = 0):
 def report(jobs, hyps, split, by, settings: dict, extra: dict, out: Path | None, endpoint: dict | None = None) -> dict:
     """Score replies against gold beside the retrieval baseline; write the report folder."""
     refs = [d.merged()[i].text for d, i in jobs]
-    queries = [next((t.text for t in reversed(d.merged()[:i]) if t.role == "client"), "") for d, i in jobs]
-    train = [by[x] for x in split.train]
     sig = signature(ids_hash(split.test))
     if endpoint:
         sig += f"|endpoint:{endpoint['endpoint']}|model:{endpoint['model']}|mode:{endpoint['mode']}"
     result = {
         "model": reply_metrics(hyps, refs),
-        "retrieval": reply_metrics(retrieval_baseline(train, queries), refs),
+        "retrieval": reply_metrics(retrieval_replies(jobs, [by[x] for x in split.train]), refs),
         "paper": PAPER_TABLE4,
         "n": len(jobs),
         **extra,

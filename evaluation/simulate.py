@@ -220,14 +220,11 @@ class EndpointCounselor:
         return self.endpoint.complete(prompt, stop=list(self.fmt.stops), **params)
 
     def generate(self, key: str, prompt: str, avoid=()) -> str:
-        from kokoro.conversation import choose, repeats
+        from kokoro.conversation import ask_again_if_repeats
 
-        first = self._ask(prompt)
-        if not avoid or not self.repetition or not repeats(first, avoid):
-            self.last_usage = {"tries": 1}
-            return first
-        self.last_usage = {"tries": 2}
-        return choose([self._ask(prompt, temperature=0.8, seed=len(avoid)), first], avoid)
+        text, tries = ask_again_if_repeats(lambda o: self._ask(prompt, **o), avoid if self.repetition else ())
+        self.last_usage = {"tries": tries}
+        return text
 
     def forget(self, key: str) -> None:
         pass

@@ -14,7 +14,7 @@ module keeps the judgement).
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 NEAR_DUP = 0.6
 REASK = 0.7
@@ -96,6 +96,17 @@ def choose(candidates: Sequence[str], earlier: Sequence[str]) -> str:
         if not repeats(c, earlier):
             return c
     return min(cands, key=lambda c: (re_asks(c, earlier), similarity(c, earlier)))
+
+
+def ask_again_if_repeats(ask: Callable[[dict], str], earlier: Sequence[str], temperature: float = 0.8):
+    """Repetition control for a model behind a server (no logits processor there): ``ask(override)``
+    generates with the decoding overridden; a first, greedy reply that repeats ``earlier`` is asked
+    again once with sampling (``temperature``, a seed from the session's length) and the better
+    kept. (reply, tries)."""
+    first = ask({})
+    if not earlier or not repeats(first, earlier):
+        return first, 1
+    return choose([ask({"temperature": temperature, "seed": len(earlier)}), first], earlier), 2
 
 
 def session_figures(replies: Sequence[str], before: Sequence[str] = ()) -> dict:

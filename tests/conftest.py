@@ -26,20 +26,14 @@ def _skips(terminalreporter) -> list:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     skipped = _skips(terminalreporter)
-    no_data = [r for r in skipped if NO_DATA in str(r.longrepr)]
-    if no_data:
-        terminalreporter.write_line(
-            f"{len(no_data)} test(s) skipped: {NO_DATA} at {data_dir()} "
-            "(set KOKOROCHAT_DIR); the integration tests did not run",
-            yellow=True,
-        )
-    no_browser = [r for r in skipped if NO_BROWSER in str(r.longrepr)]
-    if no_browser:
-        terminalreporter.write_line(
-            f"{len(no_browser)} test(s) skipped: {NO_BROWSER} (Debian's chromium and chromium-driver); "
-            "the human-evaluation app was not tried in a real browser",
-            yellow=True,
-        )
+    why = {
+        NO_DATA: f"at {data_dir()} (set KOKOROCHAT_DIR); the integration tests did not run",
+        NO_BROWSER: "(Debian's chromium and chromium-driver); the human-evaluation app was not tried in a real browser",
+    }
+    for reason, consequence in why.items():
+        n = sum(reason in str(r.longrepr) for r in skipped)
+        if n:
+            terminalreporter.write_line(f"{n} test(s) skipped: {reason} {consequence}", yellow=True)
     if skipped and os.environ.get("KOKORO_FAIL_ON_SKIP") == "1":
         terminalreporter.write_line(f"KOKORO_FAIL_ON_SKIP=1: {len(skipped)} skipped test(s) fail this run", red=True)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
-import threading
 import time
 from pathlib import Path
+
+from evaluation.localdb import ThreadLocalDB
 
 CHOICES = ("A", "B", "tie")
 
@@ -26,19 +26,11 @@ class Folder:
         except (OSError, ValueError) as e:
             raise FolderError(f"{self.path}: no comparison set ({e}); run `python -m evaluation humaneval prepare`")
         self.items = {x["id"]: x for x in self.comparison["items"]}
-        self.local, self.lock = threading.local(), threading.Lock()
-        with self.lock:
-            self.db().execute(
-                "create table if not exists answers (rater text, item text, shown text, winner text, at real, "
-                "primary key (rater, item))"
-            )
-
-    def db(self) -> sqlite3.Connection:
-        db = getattr(self.local, "db", None)
-        if db is None:
-            db = self.local.db = sqlite3.connect(self.path / "answers.sqlite3", timeout=30, isolation_level=None)
-            db.execute("pragma journal_mode=wal")
-        return db
+        self.db = ThreadLocalDB(self.path / "answers.sqlite3")
+        self.db().execute(
+            "create table if not exists answers (rater text, item text, shown text, winner text, at real, "
+            "primary key (rater, item))"
+        )
 
     def order(self, rater: str) -> list[str]:
         """The rater's own item order (seeded by the code), so no two raters tire on the same items."""

@@ -81,13 +81,12 @@ def replies_from_file(path: str, jobs) -> list[str]:
 
 def generate_source(spec: str, jobs, dialogues, endpoint_for=None, threads=0, chat_format=None, window=(128, 0)):
     """(replies, identity) of one source; ``window``: (max reply tokens, history turns, 0 = all)."""
-    from evaluation.responses import generate, generate_endpoint, retrieval_baseline
+    from evaluation.responses import generate, generate_endpoint, retrieval_replies
 
     if spec == "retrieval":
         by = {d.id: d for d in dialogues}
         train = [by[x] for x in counselor_split(dialogues, "full").train]
-        last = [next((t.text for t in reversed(d.merged()[:i]) if t.role == "client"), "") for d, i in jobs]
-        return retrieval_baseline(train, last), {"source": "retrieval baseline (char 1-3-gram TF-IDF, training split)"}
+        return retrieval_replies(jobs, train), {"source": "retrieval baseline (char 1-3-gram TF-IDF, training split)"}
     if spec.startswith("replies:"):
         return replies_from_file(spec[8:], jobs), {"replies": spec[8:]}
     if spec.startswith("endpoint:"):
