@@ -82,6 +82,20 @@ def re_asks(reply: str, earlier: Iterable[str], threshold: float = REASK) -> boo
     return False
 
 
+def reask_share(turns: Sequence[str]) -> float:
+    """The share of a counselor's turns, after the first, that re-ask a question of an earlier
+    turn (the ``re_asks`` rule, each question analysed once). The coherence model reads it: a
+    counselor who keeps asking what was already answered is not listening."""
+    asked: list[tuple[frozenset, frozenset]] = []
+    hits = 0
+    for i, text in enumerate(turns):
+        qs = [(grams(q), topics(q)) for q in questions(text)]
+        if i and any(overlap(g, ag) >= REASK or (n and n <= an) for g, n in qs for ag, an in asked):
+            hits += 1
+        asked += qs
+    return hits / (len(turns) - 1) if len(turns) > 1 else 0.0
+
+
 def repeats(reply: str, earlier: Sequence[str]) -> bool:
     return near_duplicate(reply, earlier) or re_asks(reply, earlier)
 

@@ -111,6 +111,7 @@ COHERENCE = (
     "client_cohesion",
     "cohesion_gap",
     "long_counselor_cohesion",  # counselor blocks over 15 characters (greetings are generic)
+    "counselor_reasks",  # share of counselor blocks re-asking an earlier question (kokoro.conversation)
 )
 _CONTENT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9Ａ-Ｚａ-ｚ０-９]")
 REPEAT_JACCARD = 0.6
@@ -133,17 +134,25 @@ def coherence_features(turns: Sequence[Turn], vectorizer) -> list[float]:
     turns), against the same echoes with far-away blocks of the session; topic cohesion of the
     counselor's blocks with each other; repetition and back-channel shares. Content bigrams
     contain a kanji, katakana, letter or digit. Names in COHERENCE."""
+    from .conversation import reask_share
+
     bl = merge_turns(turns)
     if not bl:
         return [0.0] * len(COHERENCE)
-    return _echo_features(bl) + _tfidf_features(bl, vectorizer)
+    reasks = reask_share([t.text for t in bl if t.role == "counselor"])
+    return _echo_features(bl) + _tfidf_features(bl, vectorizer) + [reasks]
 
 
-def coherence_matrix(sessions: Sequence[Sequence[Turn]], vectorizer):
-    """COHERENCE features of many sessions, one row each (what the coherence model reads)."""
+def coherence_matrix(sessions: Sequence[Sequence[Turn]], vectorizer, names: Sequence[str] = COHERENCE):
+    """COHERENCE features of many sessions, one row each (what the coherence model reads);
+    ``names``: the features a model was trained on, in its order (older scorers read fewer)."""
     import numpy as np
 
-    return np.array([coherence_features(t, vectorizer) for t in sessions])
+    unknown = [n for n in names if n not in COHERENCE]
+    if unknown:
+        raise ScorerArtifactError(f"coherence features {unknown} are unknown to this code; rebuild the scorer")
+    cols = [COHERENCE.index(n) for n in names]
+    return np.array([coherence_features(t, vectorizer) for t in sessions]).reshape(len(sessions), -1)[:, cols]
 
 
 def _tfidf_features(bl, vectorizer) -> list[float]:
@@ -260,7 +269,9 @@ class CpuScorer:
 
         if not self.coherence:
             return np.zeros(len(sessions))
-        return self.coherence["model"].predict_proba(coherence_matrix(sessions, self.vectorizers[1][0]))[:, 1]
+        names = self.identity.get("coherence", {}).get("features", COHERENCE)
+        m = coherence_matrix(sessions, self.vectorizers[1][0], names)
+        return self.coherence["model"].predict_proba(m)[:, 1]
 
     def predict_raw(self, sessions: Sequence[Sequence[Turn]]):
         raw = self.predict_base_raw(sessions)

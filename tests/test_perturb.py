@@ -103,3 +103,35 @@ def test_coherence_features_see_a_counselor_who_answers_someone_else():
     assert coherence_features([], vec) == [0.0] * len(COHERENCE)
     repeated = talk([(c, "そうなんですね") for c, _ in work])
     assert dict(zip(COHERENCE, coherence_features(repeated, vec)))["counselor_repeats"] == pytest.approx(2 / 3)
+
+
+def test_a_counselor_who_asks_again_is_seen_and_trained_against():
+    """The re-ask share counts turns re-asking an earlier question (same words or same things);
+    the training copies that circle back are what it reads; older scorers read fewer features."""
+    import random
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from kokoro.conversation import re_asks, reask_share
+    from kokoro.cpu_scorer import COHERENCE, ScorerArtifactError, coherence_matrix
+    from kokoro.dataset import merge_turns
+    from training.coherence import reasking
+
+    asks = ["お仕事は何をされていますか？", "そうなんですね。ご家族とは話せていますか？", "大変でしたね。"]
+    assert reask_share(asks) == 0.0
+    assert reask_share(asks + ["仕事について、もう少し教えていただけますか？"]) == pytest.approx(1 / 3)
+    assert reask_share(asks[:1]) == 0.0 and reask_share([]) == 0.0
+    turns = []
+    for k, (co, cl) in enumerate(zip(asks * 3, ["会社員です", "あまり話せません", "はい"] * 3)):
+        turns += [Turn("counselor", f"2024-01-01T10:{k:02d}:00", co), Turn("client", f"2024-01-01T10:{k:02d}:30", cl)]
+    copy = reasking(turns, random.Random(0), 1.0)
+    said = [t.text for t in merge_turns(copy) if t.role == "counselor"]
+    assert said[0] == asks[0] and client_side(copy) == client_side(turns)
+    assert all(re_asks(s, said[:1]) for s in said[1:])
+    vec = TfidfVectorizer(analyzer="char").fit(asks)
+    m = coherence_matrix([turns, copy], vec)
+    col = COHERENCE.index("counselor_reasks")
+    assert m[1, col] == 1.0 > m[0, col]
+    assert coherence_matrix([turns], vec, COHERENCE[:-1]).shape == (1, len(COHERENCE) - 1)
+    with pytest.raises(ScorerArtifactError, match="rebuild the scorer"):
+        coherence_matrix([turns], vec, ["no_such_feature"])

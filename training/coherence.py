@@ -5,7 +5,9 @@ Negatives are made from the *training* sessions with a family of perturbations w
 evaluation suite's (kokoro.perturb): a random half, three quarters or all of the counselor
 blocks taken from other training sessions, or replaced by one of eight back-channels, or by a
 parrot of the client's last sentence (a back-channel or none before it, one of seven reflection
-endings after it, 12-30 characters of it), or the counselor's blocks shuffled. The suite's
+endings after it, 12-30 characters of it), or the counselor's blocks shuffled; and beside each,
+a copy whose counselor circles back, asking again in new words what it already asked
+(``reasking``; the ``counselor_reasks`` feature reads it). The suite's
 cut-after-a-quarter and harmful-remark copies are never trained on. The gate and its strength
 are chosen on the validation split: the smallest validation MAE among settings whose
 validation-suite AUC reaches ``min_auc`` for both "other_sessions" and "backchannel".
@@ -37,6 +39,14 @@ ECHO_ENDINGS = (
     "ということでしょうか？",
     "のですか？",
 )
+REASK_FRAMES = (
+    "{n}について、もう少し教えていただけますか？",
+    "{n}は、どんな感じですか？",
+    "{n}のことは、どう思っていますか？",
+    "{n}は、いかがですか？",
+    "{n}について、お聞きしてもいいですか？",
+    "{n}は、どうされていますか？",
+)
 CHECKED = ("other_sessions", "backchannel")
 
 
@@ -62,13 +72,47 @@ def negatives(sessions, seed: int) -> list:
     return out
 
 
+def reasking(turns, rng: random.Random, fraction: float) -> list:
+    """A counselor who circles back: after its first question, each counselor block is, with
+    probability ``fraction``, replaced by a lead (the block's own first statement, or a
+    back-channel) and a question about what an earlier question of the session already asked,
+    in new words (「仕事について、もう少し教えていただけますか？」 after 「お仕事は何をされていますか？」)."""
+    import re
+
+    from kokoro.conversation import questions, topics
+    from kokoro.dataset import Turn
+    from kokoro.perturb import blocks
+
+    asked, out = [], []
+    for b in blocks(turns):
+        if b[0].role == "counselor":
+            text = "\n".join(u.text for u in b)
+            qs = questions(text)
+            if asked and rng.random() < fraction:
+                nouns = "や".join(sorted(rng.choice(asked))[:2])
+                said = [x.strip() for x in re.split(r"(?<=[。！？!?\n])", text) if x.strip() and x.strip() not in qs]
+                lead = said[0] if said and rng.random() < 0.5 else rng.choice(BACKCHANNELS + ("",))
+                b = [Turn("counselor", b[0].time, lead + rng.choice(REASK_FRAMES).format(n=nouns))]
+            else:
+                asked += [tp for tp in map(topics, qs) if tp]
+        out.append(b)
+    return [u for b in out for u in b]
+
+
+def reasking_negatives(sessions, seed: int) -> list:
+    """One re-asking copy per session (``reasking``, a third to two thirds of its blocks)."""
+    rng = random.Random(seed + 1)
+    return [reasking(t, rng, rng.choice([0.3, 0.5, 0.7])) for t in sessions]
+
+
 def fit(sessions, vectorizer, seed: int):
-    """A gradient-boosted classifier: 0 = a real session, 1 = a perturbed copy."""
+    """A gradient-boosted classifier: 0 = a real session, 1 = a perturbed copy (one of the
+    ``negatives`` family and one re-asking copy per session)."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     real = coherence_matrix(sessions, vectorizer)
-    fake = coherence_matrix(negatives(sessions, seed), vectorizer)
+    fake = coherence_matrix(negatives(sessions, seed) + reasking_negatives(sessions, seed), vectorizer)
     X = np.vstack([real, fake])
     y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
     return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed).fit(X, y)
