@@ -5,7 +5,9 @@ scores them, without generating anything again.
     .venv/bin/python scripts/score_sim.py runs/sim-after/sessions.jsonl --cpu-scorer A [--cpu-scorer B] [--data D]
 
 Prints one JSON line per scorer: mean predicted total of the bot's sessions, of the human
-counselors' on the same client turns, and how many sessions scored below their human."""
+counselors' on the same client turns, how many sessions scored below / above their human, the
+mean paired difference with a 95 % bootstrap interval (2,000 resamples, seeded), and the two-sided
+sign test of below against above."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
+    import random
+
+    from evaluation.humaneval.report import sign_test
     from evaluation.scores import load_scorer
     from evaluation.simulate import ReplayClient, retime, seen_client_turns
     from kokoro.dataset import Turn, load
@@ -50,6 +55,10 @@ def main() -> int:
         scorer = load_scorer("cpu", path)
         b = [total_score(x) for x in scorer.predict_many(bot)]
         h = [total_score(x) for x in scorer.predict_many(human)]
+        diff = [x - y for x, y in zip(b, h)]
+        rng = random.Random(0)
+        boot = sorted(statistics.fmean(rng.choices(diff, k=len(diff))) for _ in range(2000))
+        below, above = sum(d < 0 for d in diff), sum(d > 0 for d in diff)
         print(
             json.dumps(
                 {
@@ -57,7 +66,11 @@ def main() -> int:
                     "sessions": len(b),
                     "bot_mean_total": round(statistics.fmean(b), 1),
                     "human_mean_total": round(statistics.fmean(h), 1),
-                    "bot_below_human": sum(x < y for x, y in zip(b, h)),
+                    "bot_below_human": below,
+                    "bot_above_human": above,
+                    "mean_difference": round(statistics.fmean(diff), 1),
+                    "difference_ci95": [round(boot[49], 1), round(boot[1949], 1)],
+                    "sign_test_p": round(sign_test(below, above), 4),
                 }
             )
         )

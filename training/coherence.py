@@ -100,9 +100,11 @@ def reasking(turns, rng: random.Random, fraction: float) -> list:
 
 
 def reasking_negatives(sessions, seed: int) -> list:
-    """One re-asking copy per session (``reasking``, a third to two thirds of its blocks)."""
+    """One re-asking copy per session (``reasking`` on 60, 80 or 100 % of its blocks: real
+    counselors re-ask too — 6 % of blocks on average, 24 % at the 99th percentile — and milder
+    copies taught the model to flag more real sessions)."""
     rng = random.Random(seed + 1)
-    return [reasking(t, rng, rng.choice([0.3, 0.5, 0.7])) for t in sessions]
+    return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0])) for t in sessions]
 
 
 def fit(sessions, vectorizer, seed: int):

@@ -49,7 +49,7 @@ class CpuScorerConfig:
     offset_grid: float = 0.3
     limit: int = 0  # use only this many dialogues (smoke tests); 0 = all
     coherence: int = 1  # 0 = no coherence model (the scorer before issue 16)
-    gates: tuple = ((0.9, 0.99), (0.97, 0.999))
+    gates: tuple = ((0.9, 0.99), (0.97, 0.999), (0.99, 0.9999))
     strengths: tuple = (0.5, 0.7, 1.0)
     min_val_auc: float = 0.95
     bad_fraction: float = 0.05
