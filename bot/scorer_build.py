@@ -23,6 +23,7 @@ def ensure_scorer(path: str | None, data=None, out=sys.stderr) -> str:
         return "off"
     p = Path(path)
     if p.exists():
+        _note_if_older(p, out)
         return "ready"
     if p.suffix == ".gguf":
         print(f"note: scorer GGUF {p} not found: post-session feedback is off", file=out)
@@ -79,3 +80,22 @@ def _build(p: Path, data: Path, out) -> str:
         flush=True,
     )
     return "built"
+
+
+def _note_if_older(p: Path, out) -> None:
+    """A CPU scorer built by an older version still scores; say that a rebuild would read more."""
+    import json
+
+    from kokoro.cpu_scorer import CARD, COHERENCE
+
+    try:
+        card = json.loads((p / CARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a GGUF, or not a CPU scorer: loading it says what is wrong
+    missing = [n for n in COHERENCE if n not in card.get("coherence", {}).get("features", ())]
+    if missing:
+        print(
+            f"note: the feedback scorer in {p} was built by an older version and does not read "
+            f"{', '.join(missing)}; delete that folder to rebuild it (about 17 minutes)",
+            file=out,
+        )

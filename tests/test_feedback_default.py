@@ -78,3 +78,19 @@ def test_first_chat_builds_the_scorer_from_kokorochat_and_ends_with_the_card(kok
     assert FEEDBACK_OFF not in r.stdout
     again = chat(tmp_path, env)  # the second chat loads it: no build
     assert again.returncode == 0 and "Building" not in again.stderr and "今回の相談のふりかえり（合計" in again.stdout
+
+
+def test_a_scorer_built_by_an_older_version_is_used_and_the_rebuild_named(tmp_path):
+    import io
+    import json
+
+    from bot.scorer_build import ensure_scorer
+    from kokoro.cpu_scorer import CARD, COHERENCE
+
+    folder = tmp_path / "cpu-scorer"
+    folder.mkdir()
+    for features, noted in ((list(COHERENCE[:-1]), True), (list(COHERENCE), False)):
+        (folder / CARD).write_text(json.dumps({"coherence": {"features": features}}), encoding="utf-8")
+        out = io.StringIO()
+        assert ensure_scorer(str(folder), out=out) == "ready"
+        assert ("older version" in out.getvalue() and COHERENCE[-1] in out.getvalue()) is noted
