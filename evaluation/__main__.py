@@ -83,6 +83,7 @@ def make_parser():
     g3.add_argument("--scorer-model", help="scorer GGUF")
     sm.add_argument("--data")
     sm.add_argument("--n", type=int, default=5, help="sessions")
+    sm.add_argument("--skip", type=int, default=0, help="replay the counselor-test dialogues from this one on")
     sm.add_argument("--max-turns", type=int, default=20)
     sm.add_argument("--n-ctx", type=int, default=2048)
     sm.add_argument("--max-tokens", type=int, default=96)
@@ -295,6 +296,7 @@ def main(argv=None) -> int:
                     endpoint_from(args, args.counselor, "counselor-") if args.counselor_endpoint else None
                 ),
                 counselor_chat_format=args.counselor_chat_format,
+                skip=args.skip,
             )
         except (DataError, ScorerArtifactError, ValueError, EndpointError) as e:
             print(f"error: {e}", file=sys.stderr)

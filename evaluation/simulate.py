@@ -251,8 +251,10 @@ def run(
     client_endpoint=None,
     counselor_endpoint=None,
     counselor_chat_format: str | None = None,
+    skip: int = 0,
 ) -> dict:
-    """``client_endpoint``: an ``evaluation.endpoint.Endpoint`` playing the client (``client`` is
+    """``skip``: replay the counselor-test dialogues from this one on (a set not looked at before).
+    ``client_endpoint``: an ``evaluation.endpoint.Endpoint`` playing the client (``client`` is
     then its model name); ``counselor_endpoint`` one as the counselor under test (``counselor`` is
     then its model name)."""
     from bot import messages as M
@@ -296,7 +298,7 @@ def run(
     sessions, t0 = [], time.time()
     try:
         for s in range(n):
-            sim = ReplayClient(test[s % len(test)]) if llm_client is None else llm_client
+            sim = ReplayClient(test[(skip + s) % len(test)]) if llm_client is None else llm_client
             sim.session = s
             user = "U" + uuid.uuid4().hex
             emu.runtime.engine.store.update_user(user, consent_at=time.time())
@@ -362,6 +364,7 @@ def run(
             "client": llm_client.identity if llm_client is not None else client,
             "scorer": scorer.identity.get("kind"),
             "max_turns": max_turns,
+            "skip": skip,
             "n_ctx": n_ctx,
             "max_tokens": max_tokens,
             "repetition_control": repetition,

@@ -170,6 +170,43 @@ def test_simulate_with_the_counselor_behind_an_endpoint(tmp_path, kokoro_dir, sm
     assert "| this counselor |" in md and "| human counselors, same dialogues |" in md and fake.url in md
 
 
+def test_simulate_skip_replays_dialogues_not_seen_before(tmp_path, kokoro_dir, small_cpu_scorer):
+    fake = FakeOpenAI(answer=lambda body: "そうなんですね。")
+    scorer, _ = small_cpu_scorer
+
+    def dialogues(name, *extra):
+        r = subprocess.run(
+            [sys.executable, "-m", "evaluation", "simulate", "--counselor", "gpt-fake-counselor"]
+            + ["--counselor-endpoint", fake.url, "--counselor-cache", str(tmp_path / f"{name}.sqlite3")]
+            + [
+                "--data",
+                str(kokoro_dir),
+                "--cpu-scorer",
+                str(scorer),
+                "--max-turns",
+                "2",
+                "--out",
+                str(tmp_path / name),
+            ]
+            + list(extra),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        lines = (tmp_path / name / "sessions.jsonl").read_text().splitlines()
+        settings = json.loads((tmp_path / name / "metrics.json").read_text())["settings"]
+        return [json.loads(x)["client"]["dialogue"] for x in lines], settings["skip"]
+
+    try:
+        first, _ = dialogues("a", "--n", "2")
+        later, skip = dialogues("b", "--n", "1", "--skip", "1")
+    finally:
+        fake.close()
+    assert first[0] != first[1] and later == first[1:] and skip == 1
+
+
 def test_scores_zero_shot_through_an_endpoint(tmp_path, kokoro_dir):
     from kokoro.items import ITEMS
     from kokoro.scoring import score_metrics
