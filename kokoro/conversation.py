@@ -46,12 +46,16 @@ def near_duplicate(reply: str, earlier: Iterable[str], threshold: float = NEAR_D
     return similarity(reply, earlier) >= threshold
 
 
+def sentences(text: str) -> list[str]:
+    """The non-empty sentences of a text, each with its end mark (。！？ or a line break), stripped."""
+    return [x.strip() for x in _SPLIT.split(text) if x.strip()]
+
+
 def questions(text: str) -> list[str]:
     """The question sentences of a text: ending in ？ / ? or か, or asking to be told (教えてください …)."""
-    sents = (q.strip() for q in _SPLIT.split(text))
     return [
         q
-        for q in sents
+        for q in sentences(text)
         if len(re.sub(r"\W", "", q)) >= 4 and (_END_ASK.search(q.rstrip("…。！!、 　")) or _REQUEST.search(q))
     ]
 
@@ -74,12 +78,16 @@ def re_asks(reply: str, earlier: Iterable[str], threshold: float = REASK) -> boo
     """One of the reply's questions was asked before: worded mostly the same (3-gram overlap ≥
     ``threshold``), or about the same things (every content noun of the question, at least one,
     was in one earlier question: 「年齢と性別をお聞かせください」 after 「…年齢と性別を教えていただけますか？」)."""
-    asked = [(grams(q), topics(q)) for e in earlier for q in questions(e)]
-    for q in questions(reply):
-        g, nouns = grams(q), topics(q)
-        if any(overlap(g, ag) >= threshold or (nouns and nouns <= an) for ag, an in asked):
-            return True
-    return False
+    return _asked_before(_asked(reply), [a for e in earlier for a in _asked(e)], threshold)
+
+
+def _asked(text: str) -> list[tuple[frozenset, frozenset]]:
+    """(3-grams, topics) of each question of a text: what ``re_asks`` compares."""
+    return [(grams(q), topics(q)) for q in questions(text)]
+
+
+def _asked_before(qs, asked, threshold: float = REASK) -> bool:
+    return any(overlap(g, ag) >= threshold or (n and n <= an) for g, n in qs for ag, an in asked)
 
 
 def reask_share(turns: Sequence[str]) -> float:
@@ -89,9 +97,8 @@ def reask_share(turns: Sequence[str]) -> float:
     asked: list[tuple[frozenset, frozenset]] = []
     hits = 0
     for i, text in enumerate(turns):
-        qs = [(grams(q), topics(q)) for q in questions(text)]
-        if i and any(overlap(g, ag) >= REASK or (n and n <= an) for g, n in qs for ag, an in asked):
-            hits += 1
+        qs = _asked(text)
+        hits += bool(i and _asked_before(qs, asked))
         asked += qs
     return hits / (len(turns) - 1) if len(turns) > 1 else 0.0
 

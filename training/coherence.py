@@ -77,9 +77,7 @@ def reasking(turns, rng: random.Random, fraction: float) -> list:
     probability ``fraction``, replaced by a lead (the block's own first statement, or a
     back-channel) and a question about what an earlier question of the session already asked,
     in new words (「仕事について、もう少し教えていただけますか？」 after 「お仕事は何をされていますか？」)."""
-    import re
-
-    from kokoro.conversation import questions, topics
+    from kokoro.conversation import questions, sentences, topics
     from kokoro.dataset import Turn
     from kokoro.perturb import blocks
 
@@ -90,7 +88,7 @@ def reasking(turns, rng: random.Random, fraction: float) -> list:
             qs = questions(text)
             if asked and rng.random() < fraction:
                 nouns = "や".join(sorted(rng.choice(asked))[:2])
-                said = [x.strip() for x in re.split(r"(?<=[。！？!?\n])", text) if x.strip() and x.strip() not in qs]
+                said = [x for x in sentences(text) if x not in qs]
                 lead = said[0] if said and rng.random() < 0.5 else rng.choice(BACKCHANNELS + ("",))
                 b = [Turn("counselor", b[0].time, lead + rng.choice(REASK_FRAMES).format(n=nouns))]
             else:
