@@ -255,7 +255,19 @@ def main(argv=None) -> int:
             json.dumps(
                 {
                     k: r[k]
-                    for k in ("model", "retrieval", "n", "evaluated_over_naive", "requests", "cached", "signature")
+                    for k in (
+                        "model",
+                        "retrieval",
+                        "n",
+                        "mean_chars",
+                        "empty_replies",
+                        "cut_at_max_tokens",
+                        "second_tries",
+                        "evaluated_over_naive",
+                        "requests",
+                        "cached",
+                        "signature",
+                    )
                     if k in r
                 },
                 ensure_ascii=False,

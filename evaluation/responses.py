@@ -113,7 +113,7 @@ def generate(
     system = system or COUNSELOR_SYSTEM
     count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))
     hyps = []
-    evaluated = naive = tries = 0
+    evaluated = naive = tries = cut = 0
     window, current = 0, None
     budget = n_ctx - max_tokens
     for d, i in tqdm(jobs, desc="generating", disable=not progress):
@@ -135,6 +135,7 @@ def generate(
         decoding = {"max_tokens": max_tokens, "temperature": 0.0, "repeat_penalty": repeat_penalty}
         text, info = reply(llm, toks, fmt.stops, decoding, said)
         tries += info["tries"] - 1
+        cut += info["finish"] == "length"
         # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
         evaluated += decoded_tokens(llm) - before - info["generated"]
         hyps.append(text)
@@ -144,6 +145,7 @@ def generate(
         "prompt_tokens_naive": naive,
         "evaluated_over_naive": evaluated / max(naive, 1),
         "second_tries": tries,
+        "cut_at_max_tokens": cut,
         "seconds_generation": round(gen_secs, 1),
     }
     settings = {
@@ -178,6 +180,8 @@ def report(jobs, hyps, split, by, settings: dict, extra: dict, out: Path | None,
     result = {
         "model": reply_metrics(hyps, refs),
         "retrieval": reply_metrics(retrieval_replies(jobs, [by[x] for x in split.train]), refs),
+        "mean_chars": {"model": _mean_len(hyps), "gold": _mean_len(refs)},
+        "empty_replies": sum(not h.strip() for h in hyps),
         "paper": PAPER_TABLE4,
         "n": len(jobs),
         **extra,
@@ -199,6 +203,10 @@ def report(jobs, hyps, split, by, settings: dict, extra: dict, out: Path | None,
     return result
 
 
+def _mean_len(texts) -> float:
+    return round(sum(map(len, texts)) / max(len(texts), 1), 1)
+
+
 def markdown(r: dict) -> str:
     head = "| model | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-1 | ROUGE-2 | ROUGE-L | Dist-1 | Dist-2 |"
     lines = [
@@ -213,6 +221,13 @@ def markdown(r: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{m[c]:.2f}" for c in COLUMNS) + " |")
     for name, vals in r["paper"].items():
         lines.append(f"| {name} (paper, its tokenizer) | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+    lines += [
+        "",
+        f"Mean reply length: {r['mean_chars']['model']} characters (gold {r['mean_chars']['gold']}); "
+        f"{r['empty_replies']} empty.",
+    ]
+    if "cut_at_max_tokens" in r:
+        lines.append(f"Replies cut at max_tokens (no end of turn): {r['cut_at_max_tokens']} of {r['n']}.")
     if "prompt_tokens_naive" in r:
         lines += [
             "",

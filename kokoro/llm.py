@@ -96,7 +96,8 @@ def reply(llm, tokens: list[int], stops, decoding: dict, avoid=()) -> tuple[str,
     re-asks one of ``avoid`` (``kokoro.conversation``), a second completion penalised for copying a
     token 3-gram of them (``NgramBan``), and the better of the two. The prompt's KV is reused by the second try,
     so it costs its generated tokens only. Returns the text and what was done: tries, the last usage,
-    and ``generated``, the tokens llama.cpp decoded for the replies (not for the prompt)."""
+    ``generated``, the tokens llama.cpp decoded for the replies (not for the prompt), and ``finish``,
+    llama.cpp's finish reason of the text returned ("length": cut at ``max_tokens``)."""
     from llama_cpp import LogitsProcessorList
 
     from .conversation import choose, repeats
@@ -104,11 +105,19 @@ def reply(llm, tokens: list[int], stops, decoding: dict, avoid=()) -> tuple[str,
     out = llm.create_completion(tokens, stop=list(stops), **decoding)
     first = out["choices"][0]["text"].strip()
     gen = lambda o: max(0, o.get("usage", {}).get("completion_tokens", 0) - 1)  # the last one is never decoded
-    info = {"tries": 1, "usage": out.get("usage", {}), "generated": gen(out)}
+    finish = {first: out["choices"][0].get("finish_reason")}
+    info = {"tries": 1, "usage": out.get("usage", {}), "generated": gen(out), "finish": finish[first]}
     if not avoid or not repeats(first, avoid):
         return first, info
     ban = NgramBan(llm, avoid, n_prompt=len(tokens), n=BAN_N, penalty=BAN_PENALTY)
     out = llm.create_completion(tokens, stop=list(stops), logits_processor=LogitsProcessorList([ban]), **decoding)
     second = out["choices"][0]["text"].strip()
-    info = {"tries": 2, "usage": out.get("usage", {}), "generated": info["generated"] + gen(out)}
-    return choose([second, first], avoid) if second else first, info
+    finish.setdefault(second, out["choices"][0].get("finish_reason"))
+    text = choose([second, first], avoid) if second else first
+    info = {
+        "tries": 2,
+        "usage": out.get("usage", {}),
+        "generated": info["generated"] + gen(out),
+        "finish": finish[text],
+    }
+    return text, info

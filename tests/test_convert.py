@@ -161,7 +161,7 @@ def test_evaluation_responses_on_the_tiny_gguf(tiny_gguf, kokoro_dir, tmp_path):
             "--n-ctx",
             "512",
             "--max-tokens",
-            "16",
+            "1",
             "--threads",
             "1",
             "--json",
@@ -182,3 +182,10 @@ def test_evaluation_responses_on_the_tiny_gguf(tiny_gguf, kokoro_dir, tmp_path):
     assert m["signature"].startswith("tok:mecab") and "split:" in m["signature"]
     lines = (out / "replies.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 12 and "Kokoro-High (paper" in (out / "report.md").read_text(encoding="utf-8")
+    # length behaviour: the report's lengths are those of the replies it wrote, and with one token
+    # allowed every reply that is not empty (no end of turn first) is counted as cut there
+    rows = [json.loads(x) for x in lines]
+    assert m["mean_chars"]["model"] == round(sum(len(x["model"]) for x in rows) / 12, 1)
+    assert m["mean_chars"]["gold"] == round(sum(len(x["gold"]) for x in rows) / 12, 1)
+    assert m["empty_replies"] == sum(not x["model"].strip() for x in rows)
+    assert 0 < m["cut_at_max_tokens"] == sum(bool(x["model"]) for x in rows), rows[:3]
