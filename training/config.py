@@ -222,9 +222,20 @@ PRESETS: dict[str, dict] = {
         subset="high",
     ),
 }
+# a whole-history candidate for the demo (as many recent turns as fit in 512 tokens); 100 steps
+# of 8 took 69 min on 2 cores. Measured against the default and not adopted (README: CPU demo
+# counselor); kept to rerun the comparison: bot build-demo --preset gemma-270m-cpu-wh --out DIR
+PRESETS["gemma-270m-cpu-wh"] = dict(
+    PRESETS["gemma-270m-cpu"],
+    max_steps=100,
+    eval_steps=50,
+    max_seq_len=512,
+    history_turns=0,
+    max_train_examples=800,
+)
 PRESETS["counselor-paper"] = PRESETS["paper"]
 SCORER_ONLY = {"scorer-paper"}
-COUNSELOR_ONLY = {"paper", "counselor-paper", "gemma-270m-cpu"}
+COUNSELOR_ONLY = {"paper", "counselor-paper", "gemma-270m-cpu", "gemma-270m-cpu-wh"}
 
 
 def _coerce(name: str, raw: str):

@@ -61,7 +61,7 @@ def resolve_base(cfg: TrainConfig, dialogues, out: Path) -> Path:
         from .tiny import build_tiny_base
 
         return build_tiny_base(dialogues, out / "base", seed=0)
-    if cfg.preset == "gemma-270m-cpu":
+    if cfg.preset in ("gemma-270m-cpu", "gemma-270m-cpu-wh"):
         from .gemma import gemma_base
 
         return gemma_base()
