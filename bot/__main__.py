@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+from training.config import GEMMA_CPU_PRESETS
+
 from .config import DEFAULT_MODEL_DIR, BotConfigError
 
 
@@ -53,7 +55,7 @@ def make_parser():
     b.add_argument(
         "--preset",
         default="gemma-270m-cpu",
-        choices=("gemma-270m-cpu", "gemma-270m-cpu-wh"),
+        choices=GEMMA_CPU_PRESETS,
         help="training preset (gemma-270m-cpu-wh: the whole-history candidate, measured and not adopted; ~70 min)",
     )
     return p

@@ -234,8 +234,9 @@ PRESETS["gemma-270m-cpu-wh"] = dict(
     max_train_examples=800,
 )
 PRESETS["counselor-paper"] = PRESETS["paper"]
+GEMMA_CPU_PRESETS = ("gemma-270m-cpu", "gemma-270m-cpu-wh")  # the package's gemma-3-270m is their base
 SCORER_ONLY = {"scorer-paper"}
-COUNSELOR_ONLY = {"paper", "counselor-paper", "gemma-270m-cpu", "gemma-270m-cpu-wh"}
+COUNSELOR_ONLY = {"paper", "counselor-paper", *GEMMA_CPU_PRESETS}
 
 
 def _coerce(name: str, raw: str):

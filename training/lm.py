@@ -14,7 +14,7 @@ from kokoro.chat_formats import ChatFormat, TemplateError, get_format
 from kokoro.dataset import load
 from kokoro.splits import counselor_split, scorer_split
 
-from .config import ConfigError, TrainConfig, check_environment, world_size
+from .config import GEMMA_CPU_PRESETS, ConfigError, TrainConfig, check_environment, world_size
 from .examples import ExampleSet, check_examples, collate_left, sources_for
 from .report import library_versions, plot_losses, write_json
 
@@ -61,7 +61,7 @@ def resolve_base(cfg: TrainConfig, dialogues, out: Path) -> Path:
         from .tiny import build_tiny_base
 
         return build_tiny_base(dialogues, out / "base", seed=0)
-    if cfg.preset in ("gemma-270m-cpu", "gemma-270m-cpu-wh"):
+    if cfg.preset in GEMMA_CPU_PRESETS:
         from .gemma import gemma_base
 
         return gemma_base()
