@@ -264,6 +264,7 @@ def main(argv=None) -> int:
                         "cut_at_max_tokens",
                         "second_tries",
                         "evaluated_over_naive",
+                        "resumed_dialogues",
                         "requests",
                         "cached",
                         "signature",

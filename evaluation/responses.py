@@ -82,8 +82,12 @@ def evaluate(
     settings (n_ctx, max_tokens, …, whose ``repeat_penalty`` and ``repetition`` default to what the
     bot serves)."""
     split, by, jobs = test_jobs(data, limit)
-    hyps, settings, extra = generate(jobs, model, lora, **generation)
-    return report(jobs, hyps, split, by, {**settings, "limit": limit}, extra, out)
+    progress_file = out / "progress.jsonl" if out else None
+    hyps, settings, extra = generate(jobs, model, lora, progress_file=progress_file, **generation)
+    result = report(jobs, hyps, split, by, {**settings, "limit": limit}, extra, out)
+    if progress_file:  # the report folder now holds every reply (replies.jsonl)
+        progress_file.unlink(missing_ok=True)
+    return result
 
 
 def generate(
@@ -100,54 +104,20 @@ def generate(
     n_gpu_layers: int = 0,
     repeat_penalty: float = 1.3,
     repetition: bool = True,
+    progress_file: Path | None = None,
 ) -> tuple[list[str], dict, dict]:
     """The next counselor turn of each (dialogue, merged-turn index) job, by a GGUF: (replies,
-    settings, figures). Jobs of one dialogue in order walk one llama.cpp context (prefix reuse)."""
+    settings, figures). Jobs of one dialogue in order walk one llama.cpp context (prefix reuse).
+    With ``progress_file``, each finished dialogue is appended to it as it ends, and a run
+    interrupted by anything (kill -9 included) resumes from it with the same settings, generating
+    only the dialogues it had not finished (greedy, each from a fresh context: the same replies)."""
     from tqdm import tqdm
 
-    from kokoro.llm import open_llama, reply
+    from kokoro.llm import open_llama
 
     t0 = time.time()
     llm = open_llama(model, lora_path=lora, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=n_gpu_layers)
     fmt = _fmt(llm, chat_format)
-    system = system or COUNSELOR_SYSTEM
-    count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))
-    hyps = []
-    evaluated = naive = tries = cut = 0
-    window, current = 0, None
-    budget = n_ctx - max_tokens
-    for d, i in tqdm(jobs, desc="generating", disable=not progress):
-        merged = d.merged()
-        if d.id != current:
-            current, window = d.id, 0
-            llm.reset()
-        kw = dict(system=system, count_tokens=count, max_turns=history_turns)
-        prompt, start = counselor_prompt(fmt, merged[:i], max_tokens=budget, min_start=window, **kw)
-        if start != window:
-            prompt, start = counselor_prompt(
-                fmt, merged[:i], max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw
-            )
-            window = start
-        toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-        before = decoded_tokens(llm)
-        naive += len(toks)
-        said = [t.text for t in merged[:i] if t.role == "counselor"] if repetition else []
-        decoding = {"max_tokens": max_tokens, "temperature": 0.0, "repeat_penalty": repeat_penalty}
-        text, info = reply(llm, toks, fmt.stops, decoding, said)
-        tries += info["tries"] - 1
-        cut += info["finish"] == "length"
-        # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
-        evaluated += decoded_tokens(llm) - before - info["generated"]
-        hyps.append(text)
-    gen_secs = time.time() - t0
-    extra = {
-        "prompt_tokens_evaluated": evaluated,
-        "prompt_tokens_naive": naive,
-        "evaluated_over_naive": evaluated / max(naive, 1),
-        "second_tries": tries,
-        "cut_at_max_tokens": cut,
-        "seconds_generation": round(gen_secs, 1),
-    }
     settings = {
         "model": model,
         "lora": lora,
@@ -159,7 +129,111 @@ def generate(
         "history_turns": history_turns,
         "chat_format": fmt.name,
     }
+    system = system or COUNSELOR_SYSTEM
+    identity = settings | {"system": system, "bytes": [Path(f).stat().st_size for f in (model, lora) if f]}
+    done = _resume(progress_file, identity) if progress_file else {}
+    count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))
+    opts = {"system": system, "max_tokens": max_tokens, "history_turns": history_turns, "n_ctx": n_ctx}
+    opts |= {"repeat_penalty": repeat_penalty, "repetition": repetition}
+    hyps: list[str] = []
+    figures = {"evaluated": 0, "naive": 0, "tries": 0, "cut": 0}
+    resumed, resumed_seconds = 0, 0.0
+    bar = tqdm(total=len(jobs), desc="generating", disable=not progress)
+    for d, turns in _by_dialogue(jobs):
+        rec = done.get(d.id)
+        if rec is None or rec["turns"] != turns:
+            t1 = time.time()
+            rec = _dialogue(llm, fmt, d, turns, count, opts)
+            rec["seconds"] = round(time.time() - t1, 2)
+            if progress_file:
+                with progress_file.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        else:
+            resumed, resumed_seconds = resumed + 1, resumed_seconds + rec["seconds"]
+        hyps += rec["replies"]
+        for k in figures:
+            figures[k] += rec[k]
+        bar.update(len(turns))
+    bar.close()
+    extra = {
+        "prompt_tokens_evaluated": figures["evaluated"],
+        "prompt_tokens_naive": figures["naive"],
+        "evaluated_over_naive": figures["evaluated"] / max(figures["naive"], 1),
+        "second_tries": figures["tries"],
+        "cut_at_max_tokens": figures["cut"],
+        "seconds_generation": round(time.time() - t0 + resumed_seconds, 1),
+        "resumed_dialogues": resumed,
+    }
     return hyps, settings, extra
+
+
+class ProgressMismatch(ValueError):
+    """The report folder holds an interrupted run's progress made with other settings."""
+
+
+def _resume(path: Path, identity: dict) -> dict[str, dict]:
+    """Dialogues an interrupted run finished, by id, from its progress file (whose first line is
+    the run's settings); a last line cut short by a kill is dropped, and the file rewritten to
+    what was read. A new file starts with ``identity``."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    if lines and json.loads(lines[0]) != {"settings": identity}:
+        raise ProgressMismatch(
+            f"{path} holds an interrupted run with other settings ({json.loads(lines[0]).get('settings')}); "
+            "rerun with those settings to resume it, or give another --out (or delete that file) to start afresh"
+        )
+    done = {}
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        done[rec["dialogue"]] = rec
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = json.dumps({"settings": identity}, ensure_ascii=False)
+    kept = [json.dumps(r, ensure_ascii=False) for r in done.values()]
+    path.write_text("".join(x + "\n" for x in [head, *kept]), encoding="utf-8")
+    return done
+
+
+def _by_dialogue(jobs):
+    """(dialogue, [merged-turn indices]) in job order, one entry per run of a dialogue's jobs."""
+    out = []
+    for d, i in jobs:
+        if out and out[-1][0].id == d.id:
+            out[-1][1].append(i)
+        else:
+            out.append((d, [i]))
+    return out
+
+
+def _dialogue(llm, fmt, d, turns, count, opts: dict) -> dict:
+    """One dialogue's replies from a fresh context, with the figures behind them."""
+    from kokoro.llm import reply
+
+    merged = d.merged()
+    llm.reset()
+    rec = {"dialogue": d.id, "turns": turns, "replies": [], "evaluated": 0, "naive": 0, "tries": 0, "cut": 0}
+    window, budget = 0, opts["n_ctx"] - opts["max_tokens"]
+    kw = dict(system=opts["system"], count_tokens=count, max_turns=opts["history_turns"])
+    decoding = {"max_tokens": opts["max_tokens"], "temperature": 0.0, "repeat_penalty": opts["repeat_penalty"]}
+    for i in turns:
+        prompt, start = counselor_prompt(fmt, merged[:i], max_tokens=budget, min_start=window, **kw)
+        if start != window:
+            prompt, start = counselor_prompt(
+                fmt, merged[:i], max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw
+            )
+            window = start
+        toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        before = decoded_tokens(llm)
+        rec["naive"] += len(toks)
+        said = [t.text for t in merged[:i] if t.role == "counselor"] if opts["repetition"] else []
+        text, info = reply(llm, toks, fmt.stops, decoding, said)
+        rec["tries"] += info["tries"] - 1
+        rec["cut"] += info["finish"] == "length"
+        # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
+        rec["evaluated"] += decoded_tokens(llm) - before - info["generated"]
+        rec["replies"].append(text)
+    return rec
 
 
 def test_jobs(data, limit: int = 0):

@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import REPO
@@ -189,3 +190,45 @@ def test_evaluation_responses_on_the_tiny_gguf(tiny_gguf, kokoro_dir, tmp_path):
     assert m["mean_chars"]["gold"] == round(sum(len(x["gold"]) for x in rows) / 12, 1)
     assert m["empty_replies"] == sum(not x["model"].strip() for x in rows)
     assert 0 < m["cut_at_max_tokens"] == sum(bool(x["model"]) for x in rows), rows[:3]
+
+
+def test_responses_killed_mid_run_resume_where_they_stopped(tiny_gguf, kokoro_dir, tmp_path):
+    """kill -9 once a dialogue is done: the rerun generates only what was left and writes the
+    same replies as a run never stopped; other settings are refused without touching the progress."""
+    args = [sys.executable, "-m", "evaluation", "responses", "--model", str(tiny_gguf), "--data", str(kokoro_dir)]
+    args += ["--limit", "150", "--n-ctx", "512", "--max-tokens", "4", "--threads", "1", "--json", "--out"]
+    run = lambda out, *extra: subprocess.run(
+        args + [str(out), *extra], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    whole = run(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    out = tmp_path / "cut"
+    progress = out / "progress.jsonl"
+    p = subprocess.Popen(args + [str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while p.poll() is None and time.monotonic() < deadline:
+        if progress.is_file() and len(progress.read_text(encoding="utf-8").splitlines()) >= 2:
+            break
+        time.sleep(0.005)
+    p.kill()
+    p.wait()
+    assert not (out / "metrics.json").exists(), "the run ended before it could be killed"
+    with progress.open("a", encoding="utf-8") as f:
+        f.write('{"dialogue": "torn by the kill", "tur')  # a line cut short as a kill can leave it
+    before = progress.read_text(encoding="utf-8")
+    other = run(out, "--max-tokens", "5")
+    assert other.returncode == 2 and "progress.jsonl holds an interrupted run with other settings" in other.stderr
+    assert progress.read_text(encoding="utf-8") == before
+    again = run(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    m, w = json.loads(again.stdout), json.loads(whole.stdout)
+    assert m["resumed_dialogues"] >= 1 and w["resumed_dialogues"] == 0
+    assert (out / "replies.jsonl").read_text(encoding="utf-8") == (tmp_path / "whole" / "replies.jsonl").read_text(
+        encoding="utf-8"
+    )
+    assert m["model"] == w["model"] and m["retrieval"] == w["retrieval"]
+    # prefix reuse is summed over both processes (llama.cpp's own counters may differ by a token or two)
+    mf, wf = (json.loads((o / "metrics.json").read_text(encoding="utf-8")) for o in (out, tmp_path / "whole"))
+    assert mf["prompt_tokens_naive"] == wf["prompt_tokens_naive"]
+    assert abs(mf["prompt_tokens_evaluated"] - wf["prompt_tokens_evaluated"]) <= 0.01 * wf["prompt_tokens_evaluated"]
+    assert not progress.exists()  # the report holds every reply now
