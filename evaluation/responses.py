@@ -176,9 +176,13 @@ def _resume(path: Path, identity: dict) -> dict[str, dict]:
     the run's settings); a last line cut short by a kill is dropped, and the file rewritten to
     what was read. A new file starts with ``identity``."""
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    if lines and json.loads(lines[0]) != {"settings": identity}:
+    try:
+        head = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:  # killed while the first line was written: nothing was done yet
+        head, lines = None, []
+    if head is not None and head != {"settings": identity}:
         raise ProgressMismatch(
-            f"{path} holds an interrupted run with other settings ({json.loads(lines[0]).get('settings')}); "
+            f"{path} holds an interrupted run with other settings ({head.get('settings')}); "
             "rerun with those settings to resume it, or give another --out (or delete that file) to start afresh"
         )
     done = {}
@@ -189,9 +193,8 @@ def _resume(path: Path, identity: dict) -> dict[str, dict]:
             break
         done[rec["dialogue"]] = rec
     path.parent.mkdir(parents=True, exist_ok=True)
-    head = json.dumps({"settings": identity}, ensure_ascii=False)
-    kept = [json.dumps(r, ensure_ascii=False) for r in done.values()]
-    path.write_text("".join(x + "\n" for x in [head, *kept]), encoding="utf-8")
+    kept = [json.dumps(x, ensure_ascii=False) for x in [{"settings": identity}, *done.values()]]
+    path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
     return done
 
 
