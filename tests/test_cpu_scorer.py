@@ -182,3 +182,45 @@ def test_perturbation_suite_sees_a_counselor_who_does_not_listen(small_scorer, k
     assert new["other_sessions"]["auc"] > old["other_sessions"]["auc"] + 0.2
     assert (tmp_path / "rep" / "perturb.png").stat().st_size > 1000
     assert "sensitivity" in (tmp_path / "rep" / "perturb.md").read_text()
+
+
+def test_leave_one_out_equals_refitting_without_each_session():
+    """The scorer's choices rest on these predictions: each must be what a ridge fitted on the
+    other sessions (its own centring and intercept) predicts for the one left out."""
+    import numpy as np
+
+    from training.cpu_scorer import _center_train, _loo_search
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 12))
+    Y = X[:, :3] + rng.normal(size=(30, 3))
+    mae, setting, alpha, loo = _loo_search([("a", X @ X.T), ("b", 2 * X @ X.T)], Y, (0.5, 3.0))
+    K = X @ X.T * (2 if setting == "b" else 1)
+    for i in range(len(X)):
+        keep = np.arange(len(X)) != i
+        Kc, row = _center_train(K[np.ix_(keep, keep)])
+        c = np.linalg.solve(Kc + alpha * np.eye(len(Kc)), Y[keep] - Y[keep].mean(0))
+        k = K[i, keep]
+        assert np.allclose((k - k.mean() - row + row.mean()) @ c + Y[keep].mean(0), loo[i])
+    assert mae == pytest.approx(np.abs(loo - Y).mean())
+
+
+def test_cpu_scorer_refuses_an_unknown_selection(kokoro_dir):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "scorer",
+            "--preset",
+            "cpu",
+            "--data",
+            str(kokoro_dir),
+            "--set",
+            "selection=kfold",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "selection must be loo or validation" in r.stderr

@@ -75,11 +75,14 @@ def main(argv=None) -> int:
             from .cpu_scorer import CpuScorerConfig, train_cpu_scorer
 
             ov = _overrides(args)
-            known = {"data", "out", "seed", "limit", "max_features", "min_df", "ngram_max", "coherence"}
+            text = {"data", "out", "selection"}
+            known = text | {"seed", "limit", "max_features", "min_df", "ngram_max", "coherence"}
             bad = set(ov) - known
             if bad:
                 raise ConfigError(f"the cpu scorer takes only {sorted(known)}; got {sorted(bad)}")
-            cfg = CpuScorerConfig(**{k: (v if k in ("data", "out") else int(v)) for k, v in ov.items()})
+            if ov.get("selection", "loo") not in ("loo", "validation"):
+                raise ConfigError(f"selection must be loo or validation, got {ov['selection']!r}")
+            cfg = CpuScorerConfig(**{k: (v if k in text else int(v)) for k, v in ov.items()})
             metrics = train_cpu_scorer(cfg)
             print(json.dumps(metrics, ensure_ascii=False))
             return 0

@@ -2,9 +2,12 @@
 
 Kernel (dual) ridge on the centred linear kernel of four char-n-gram TF-IDF blocks, two
 MeCab word-n-gram blocks (client, counselor) and session-shape features: one eigendecomposition
-per feature weighting makes the ridge search nearly free. Hyper-parameters are chosen on the
-seed's validation split, per-item rounding offsets are tuned there, and the final model is
-refitted on train + validation; the fixed test split is touched once, at the end.
+per feature weighting makes the ridge search, and its exact leave-one-out predictions, nearly
+free. Block weights and alpha are chosen by leave-one-out MAE over the seed's train +
+validation sessions, per-item rounding offsets are tuned on those leave-one-out items, and the
+final model is fitted on train + validation (``selection = "validation"``: the older way, all
+chosen on the validation split with a train-only fit); the fixed test split is touched once,
+at the end.
 
 A coherence model (training/coherence.py) then gates a calibrated penalty for sessions whose
 counselor does not answer this client; its setting is chosen on validation too.
@@ -49,6 +52,7 @@ class CpuScorerConfig:
     offset_grid: float = 0.3
     limit: int = 0  # use only this many dialogues (smoke tests); 0 = all
     coherence: int = 1  # 0 = no coherence model (the scorer before issue 16)
+    selection: str = "loo"  # loo: choices by leave-one-out on train + validation; validation: on validation
     gates: tuple = ((0.9, 0.99), (0.97, 0.999), (0.99, 0.9999))
     strengths: tuple = (0.5, 0.7, 1.0)
     min_val_auc: float = 0.95
@@ -85,10 +89,36 @@ def _tune_offsets(raw, gold, span: float):
     return offsets
 
 
+def _loo_search(kernels, Y, alphas):
+    """Leave-one-out predictions of the centred kernel ridge for every candidate, nearly free:
+    with Kc = U diag(l) U', the fit is H y with H = 11'/n + U diag(l/(l+a)) U', and the exact
+    leave-one-out prediction of session i is y_i - (y_i - (Hy)_i) / (1 - H_ii) (the intercept is
+    unpenalized). ``kernels``: {setting: kernel}. Returns (loo MAE, setting, alpha, loo raw)."""
+    import numpy as np
+
+    n = len(Y)
+    ymean = Y.mean(0)
+    best = None
+    for setting, K in kernels:
+        Kc, _ = _center_train(K)
+        evals, U = np.linalg.eigh(Kc)
+        UtY, U2 = U.T @ (Y - ymean), U**2
+        for a in alphas:
+            s = evals / (evals + a)
+            fit = U @ (s[:, None] * UtY) + ymean
+            h = U2 @ s + 1.0 / n
+            loo = Y - (Y - fit) / (1.0 - h)[:, None]
+            mae = float(np.abs(loo - Y).mean())
+            if best is None or mae < best[0]:
+                best = (mae, setting, a, loo)
+    return best
+
+
 def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, alpha):
     """Fit the coherence model on train and choose its penalty on validation, against the
     train-only ridge with the chosen settings (``K_train``; ``kernel_of(sessions)`` is the kernel
-    of new sessions against train). Returns (gate setting, train-only model)."""
+    of new sessions against train; ``raw_va`` None: that ridge's own validation items). Returns
+    (gate setting, train-only model)."""
     import numpy as np
 
     Kc, row = _center_train(K_train)
@@ -99,6 +129,8 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
         Kv = kernel_of(sessions)
         return (Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()) @ c + ymean
 
+    if raw_va is None:
+        raw_va = raw_of(sess["validation"])
     model = coh.fit(sess["train"], vectorizer, cfg.seed)
     bad = coh.bad_items(gold["train"], cfg.bad_fraction)
     choice = coh.choose_gate(
@@ -116,10 +148,99 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
     return dict(choice["chosen"], bad=bad, choice=choice), model
 
 
+def _select_validation(cfg, sess, gold, fit_features, transform, step):
+    """The word-block weight, numeric weight and ridge alpha chosen on the validation split (train
+    only fitted), the coherence gate there, offsets tuned there (``selection = "validation"``).
+    Returns (train-fitted features, chosen settings, offsets, validation metrics, gate)."""
+    import numpy as np
+
+    step(STAGES[1])
+    fitted = fit_features(sess["train"])
+    Xtr, Wtr, Ftr = transform(fitted, sess["train"])
+    Xva, Wva, Fva = transform(fitted, sess["validation"])
+    Ktext, Kva_text = sum(_kernels(Xtr, Xtr)), sum(_kernels(Xva, Xtr))
+    Kword = sum(_kernels(Wtr, Wtr)) if Wtr else 0.0
+    Kva_word = sum(_kernels(Wva, Wtr)) if Wtr else 0.0
+    ymean = gold["train"].mean(0)
+    Yc = gold["train"] - ymean
+    best = None
+    step(STAGES[2])
+    for ww in cfg.word_weights:
+        for w in cfg.numeric_weights:
+            K = Ktext + (ww**2) * Kword + (w**2) * Ftr @ Ftr.T
+            Kv = Kva_text + (ww**2) * Kva_word + (w**2) * Fva @ Ftr.T
+            Kc, row = _center_train(K)
+            Kvc = Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()
+            evals, U = np.linalg.eigh(Kc)
+            UtY = U.T @ Yc
+            for a in cfg.alphas:
+                c = U @ (UtY / (evals + a)[:, None])
+                raw = Kvc @ c + ymean
+                mae = np.abs(raw - gold["validation"]).mean()
+                if best is None or mae < best[0]:
+                    best = (mae, ww, w, a, raw)
+    _, w_word, w_num, alpha, raw_va = best
+    gate = None
+    step(STAGES[3])
+    if cfg.coherence:
+
+        def kernel_of(sessions):
+            X, W, F = transform(fitted, sessions)
+            Kw = sum(_kernels(W, Wtr)) if W else 0.0
+            return sum(_kernels(X, Xtr)) + (w_word**2) * Kw + (w_num**2) * F @ Ftr.T
+
+        K_train = Ktext + (w_word**2) * Kword + (w_num**2) * Ftr @ Ftr.T
+        gate, model = _choose_coherence(cfg, sess, gold, raw_va, fitted[0][1], K_train, kernel_of, alpha)
+        raw_va = coh.apply_penalty(
+            raw_va, model.predict_proba(coherence_matrix(sess["validation"], fitted[0][1]))[:, 1], gate
+        )
+    offsets = _tune_offsets(raw_va, gold["validation"], cfg.offset_grid)
+    val_metrics = score_metrics(_round(raw_va + offsets).tolist(), gold["validation"].astype(int).tolist())
+    return fitted, (w_word, w_num, alpha), offsets, val_metrics, gate
+
+
+def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step):
+    """``selection = "loo"``: features fitted once on train + validation; the word-block weight,
+    numeric weight and alpha chosen by the exact leave-one-out MAE over all 5,930 sessions, and
+    the rounding offsets tuned on those leave-one-out items (nine times the sessions one
+    validation split gives, so fewer choices fitted to its noise). The coherence gate is still
+    chosen on validation against a train-only ridge; its penalty is applied to the
+    leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K), chosen
+    settings, offsets, leave-one-out metrics, gate)."""
+    step(STAGES[1])
+    fitted = fit_features(fit_sessions)
+    X, W, F = transform(fitted, fit_sessions)
+    Ktext = sum(_kernels(X, X))
+    Kword = sum(_kernels(W, W)) if W else 0.0
+    KF = F @ F.T
+    kernel = lambda ww, w: Ktext + (ww**2) * Kword + (w**2) * KF
+    step(STAGES[2])
+    combos = [(ww, w) for ww in cfg.word_weights for w in cfg.numeric_weights]
+    _, (w_word, w_num), alpha, raw = _loo_search(((c, kernel(*c)) for c in combos), Y, cfg.alphas)
+    K = kernel(w_word, w_num)
+    gate = None
+    step(STAGES[3])
+    if cfg.coherence:
+        n = len(sess["train"])
+        Xtr, Wtr, Ftr = [x[:n] for x in X], [x[:n] for x in W], F[:n]
+
+        def kernel_of(sessions):
+            X2, W2, F2 = transform(fitted, sessions)
+            Kw = sum(_kernels(W2, Wtr)) if W2 else 0.0
+            return sum(_kernels(X2, Xtr)) + (w_word**2) * Kw + (w_num**2) * F2 @ Ftr.T
+
+        gate, model = _choose_coherence(cfg, sess, gold, None, fitted[0][1], K[:n, :n], kernel_of, alpha)
+        raw = coh.apply_penalty(raw, model.predict_proba(coherence_matrix(fit_sessions, fitted[0][1]))[:, 1], gate)
+    offsets = _tune_offsets(raw, Y, cfg.offset_grid)
+    loo_metrics = score_metrics(_round(raw + offsets).tolist(), Y.astype(int).tolist())
+    step(STAGES[4])
+    return fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, loo_metrics, gate
+
+
 STAGES = (
     "reading KokoroChat",
     "text features",
-    "ridge settings on validation",
+    "ridge settings",
     "coherence model",
     "refit on train + validation",
     "scoring the test split",
@@ -172,60 +293,28 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         F = (np.array([numeric_features(t) for t in sessions]) - mean) / scale
         return X, W, F
 
-    # 1. choose the word-block weight, the numeric weight and ridge alpha on validation
-    step(STAGES[1])
-    fitted = fit_features(sess["train"])
-    Xtr, Wtr, Ftr = transform(fitted, sess["train"])
-    Xva, Wva, Fva = transform(fitted, sess["validation"])
-    Ktext, Kva_text = sum(_kernels(Xtr, Xtr)), sum(_kernels(Xva, Xtr))
-    Kword = sum(_kernels(Wtr, Wtr)) if Wtr else 0.0
-    Kva_word = sum(_kernels(Wva, Wtr)) if Wtr else 0.0
-    ymean = gold["train"].mean(0)
-    Yc = gold["train"] - ymean
-    best = None
-    step(STAGES[2])
-    for ww in cfg.word_weights:
-        for w in cfg.numeric_weights:
-            K = Ktext + (ww**2) * Kword + (w**2) * Ftr @ Ftr.T
-            Kv = Kva_text + (ww**2) * Kva_word + (w**2) * Fva @ Ftr.T
-            Kc, row = _center_train(K)
-            Kvc = Kv - Kv.mean(1, keepdims=True) - row[None, :] + row.mean()
-            evals, U = np.linalg.eigh(Kc)
-            UtY = U.T @ Yc
-            for a in cfg.alphas:
-                c = U @ (UtY / (evals + a)[:, None])
-                raw = Kvc @ c + ymean
-                mae = np.abs(raw - gold["validation"]).mean()
-                if best is None or mae < best[0]:
-                    best = (mae, ww, w, a, raw)
-    _, w_word, w_num, alpha, raw_va = best
-    gate = None
-    step(STAGES[3])
-    if cfg.coherence:
-
-        def kernel_of(sessions):
-            X, W, F = transform(fitted, sessions)
-            Kw = sum(_kernels(W, Wtr)) if W else 0.0
-            return sum(_kernels(X, Xtr)) + (w_word**2) * Kw + (w_num**2) * F @ Ftr.T
-
-        K_train = Ktext + (w_word**2) * Kword + (w_num**2) * Ftr @ Ftr.T
-        gate, model = _choose_coherence(cfg, sess, gold, raw_va, fitted[0][1], K_train, kernel_of, alpha)
-        raw_va = coh.apply_penalty(
-            raw_va, model.predict_proba(coherence_matrix(sess["validation"], fitted[0][1]))[:, 1], gate
-        )
-    offsets = _tune_offsets(raw_va, gold["validation"], cfg.offset_grid)
-    val_metrics = score_metrics(_round(raw_va + offsets).tolist(), gold["validation"].astype(int).tolist())
-
-    # 2. refit on train + validation with the chosen settings; primal weights for fast scoring
-    step(STAGES[4])
+    if cfg.selection not in ("loo", "validation"):
+        raise ValueError(f"selection must be 'loo' or 'validation', got {cfg.selection!r}")
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
-    fitted = fit_features(fit_sessions)
+    if cfg.selection == "loo":
+        fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate = _select_loo(
+            cfg, sess, gold, fit_sessions, Y, fit_features, transform, step
+        )
+    else:
+        fitted, (w_word, w_num, alpha), offsets, val_metrics, gate = _select_validation(
+            cfg, sess, gold, fit_features, transform, step
+        )
+        # refit on train + validation with the chosen settings
+        step(STAGES[4])
+        fitted = fit_features(fit_sessions)
+        X, W, F = transform(fitted, fit_sessions)
+        K = None
+    # primal weights for fast scoring
     vecs, wvecs, mean, scale = fitted
-    X, W, F = transform(fitted, fit_sessions)
     W = W if w_word else []  # a zero weight drops the word blocks (the scorer then has none)
     Xall = sp.hstack(X + [x * w_word for x in W] + [sp.csr_matrix(F * w_num)]).tocsr()
-    K = (Xall @ Xall.T).toarray()
+    K = (Xall @ Xall.T).toarray() if K is None else K
     Kc, _ = _center_train(K)
     ymean = Y.mean(0)
     c = np.linalg.solve(Kc + alpha * np.eye(len(Kc)), Y - ymean)
@@ -277,7 +366,9 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     test_metrics = score_metrics(pred_te, gold["test"].astype(int).tolist())
     raw_te = scorer.predict_raw(sess["test"])
     test_metrics["mae_raw"] = float(np.abs(raw_te - gold["test"]).mean())
-    identity["validation"] = {k: val_metrics[k] for k in ("acc", "acc_soft", "mae")}
+    identity["validation"] = {k: val_metrics[k] for k in ("acc", "acc_soft", "mae")} | {
+        "on": "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split"
+    }
     identity["test"] = {k: test_metrics[k] for k in ("acc", "acc_soft", "mae", "mae_raw")}
     identity["seconds"] = round(time.time() - t0, 1)
     out = Path(cfg.out)
