@@ -105,13 +105,14 @@ def reasking_negatives(sessions, seed: int) -> list:
     return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0])) for t in sessions]
 
 
-def fit(sessions, vectorizer, seed: int):
+def fit(sessions, vectorizer, seed: int, real=None):
     """A gradient-boosted classifier: 0 = a real session, 1 = a perturbed copy (one of the
-    ``negatives`` family and one re-asking copy per session)."""
+    ``negatives`` family and one re-asking copy per session). ``real``: the sessions' own
+    coherence rows when the caller has them already (``coherence_matrix(sessions, vectorizer)``)."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    real = coherence_matrix(sessions, vectorizer)
+    real = coherence_matrix(sessions, vectorizer) if real is None else real
     fake = coherence_matrix(negatives(sessions, seed) + reasking_negatives(sessions, seed), vectorizer)
     X = np.vstack([real, fake])
     y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
@@ -124,12 +125,15 @@ def bad_items(gold, fraction: float):
     return gold[gold.sum(1).argsort()[:n]].mean(0)
 
 
-def choose_gate(model, vectorizer, sessions_va, raw_va, gold_va, raw_of, bad, gates, strengths, min_auc) -> dict:
-    """The penalty setting chosen on validation (see the module docstring), with the figures behind it."""
+def choose_gate(
+    model, vectorizer, sessions_va, raw_va, gold_va, raw_of, bad, gates, strengths, min_auc, real_va=None
+) -> dict:
+    """The penalty setting chosen on validation (see the module docstring), with the figures behind
+    it. ``real_va``: the validation sessions' coherence rows, if the caller has them."""
     import numpy as np
 
     q = lambda ss: model.predict_proba(coherence_matrix(ss, vectorizer))[:, 1]
-    q_va = q(sessions_va)
+    q_va = q(sessions_va) if real_va is None else model.predict_proba(real_va)[:, 1]
     copies = {name: suite(sessions_va, name) for name in CHECKED}
     pert = {name: (raw_of(c), q(c)) for name, c in copies.items()}
     tried = []

@@ -114,11 +114,12 @@ def _loo_search(kernels, Y, alphas):
     return best
 
 
-def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, alpha):
+def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, alpha, real=None):
     """Fit the coherence model on train and choose its penalty on validation, against the
     train-only ridge with the chosen settings (``K_train``; ``kernel_of(sessions)`` is the kernel
-    of new sessions against train; ``raw_va`` None: that ridge's own validation items). Returns
-    (gate setting, train-only model)."""
+    of new sessions against train; ``raw_va`` None: that ridge's own validation items; ``real``:
+    the coherence rows of train then validation sessions, if already computed). Returns (gate
+    setting, train-only model)."""
     import numpy as np
 
     Kc, row = _center_train(K_train)
@@ -131,7 +132,8 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
 
     if raw_va is None:
         raw_va = raw_of(sess["validation"])
-    model = coh.fit(sess["train"], vectorizer, cfg.seed)
+    n = len(sess["train"])
+    model = coh.fit(sess["train"], vectorizer, cfg.seed, None if real is None else real[:n])
     bad = coh.bad_items(gold["train"], cfg.bad_fraction)
     choice = coh.choose_gate(
         model,
@@ -144,8 +146,21 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
         cfg.gates,
         cfg.strengths,
         cfg.min_val_auc,
+        None if real is None else real[n:],
     )
     return dict(choice["chosen"], bad=bad, choice=choice), model
+
+
+def _kernel_to_train(transform, fitted, Xtr, Wtr, Ftr, w_word, w_num):
+    """``kernel_of(sessions)``: the weighted kernel of new sessions against the train sessions'
+    blocks (``Xtr``, ``Wtr``, ``Ftr``), the kernel the chosen ridge reads."""
+
+    def kernel_of(sessions):
+        X, W, F = transform(fitted, sessions)
+        Kw = sum(_kernels(W, Wtr)) if W else 0.0
+        return sum(_kernels(X, Xtr)) + (w_word**2) * Kw + (w_num**2) * F @ Ftr.T
+
+    return kernel_of
 
 
 def _select_validation(cfg, sess, gold, fit_features, transform, step):
@@ -183,12 +198,7 @@ def _select_validation(cfg, sess, gold, fit_features, transform, step):
     gate = None
     step(STAGES[3])
     if cfg.coherence:
-
-        def kernel_of(sessions):
-            X, W, F = transform(fitted, sessions)
-            Kw = sum(_kernels(W, Wtr)) if W else 0.0
-            return sum(_kernels(X, Xtr)) + (w_word**2) * Kw + (w_num**2) * F @ Ftr.T
-
+        kernel_of = _kernel_to_train(transform, fitted, Xtr, Wtr, Ftr, w_word, w_num)
         K_train = Ktext + (w_word**2) * Kword + (w_num**2) * Ftr @ Ftr.T
         gate, model = _choose_coherence(cfg, sess, gold, raw_va, fitted[0][1], K_train, kernel_of, alpha)
         raw_va = coh.apply_penalty(
@@ -205,8 +215,8 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step)
     the rounding offsets tuned on those leave-one-out items (nine times the sessions one
     validation split gives, so fewer choices fitted to its noise). The coherence gate is still
     chosen on validation against a train-only ridge; its penalty is applied to the
-    leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K), chosen
-    settings, offsets, leave-one-out metrics, gate)."""
+    leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K, coherence
+    rows), chosen settings, offsets, leave-one-out metrics, gate)."""
     step(STAGES[1])
     fitted = fit_features(fit_sessions)
     X, W, F = transform(fitted, fit_sessions)
@@ -220,21 +230,17 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step)
     K = kernel(w_word, w_num)
     gate = None
     step(STAGES[3])
+    Q = None  # coherence rows of the train + validation sessions: computed once, read three times
     if cfg.coherence:
         n = len(sess["train"])
-        Xtr, Wtr, Ftr = [x[:n] for x in X], [x[:n] for x in W], F[:n]
-
-        def kernel_of(sessions):
-            X2, W2, F2 = transform(fitted, sessions)
-            Kw = sum(_kernels(W2, Wtr)) if W2 else 0.0
-            return sum(_kernels(X2, Xtr)) + (w_word**2) * Kw + (w_num**2) * F2 @ Ftr.T
-
-        gate, model = _choose_coherence(cfg, sess, gold, None, fitted[0][1], K[:n, :n], kernel_of, alpha)
-        raw = coh.apply_penalty(raw, model.predict_proba(coherence_matrix(fit_sessions, fitted[0][1]))[:, 1], gate)
+        kernel_of = _kernel_to_train(transform, fitted, [x[:n] for x in X], [x[:n] for x in W], F[:n], w_word, w_num)
+        Q = coherence_matrix(fit_sessions, fitted[0][1])
+        gate, model = _choose_coherence(cfg, sess, gold, None, fitted[0][1], K[:n, :n], kernel_of, alpha, Q)
+        raw = coh.apply_penalty(raw, model.predict_proba(Q)[:, 1], gate)
     offsets = _tune_offsets(raw, Y, cfg.offset_grid)
     loo_metrics = score_metrics(_round(raw + offsets).tolist(), Y.astype(int).tolist())
     step(STAGES[4])
-    return fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, loo_metrics, gate
+    return fitted, (X, W, F, K, Q), (w_word, w_num, alpha), offsets, loo_metrics, gate
 
 
 STAGES = (
@@ -298,7 +304,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
     if cfg.selection == "loo":
-        fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate = _select_loo(
+        fitted, (X, W, F, K, Q), (w_word, w_num, alpha), offsets, val_metrics, gate = _select_loo(
             cfg, sess, gold, fit_sessions, Y, fit_features, transform, step
         )
     else:
@@ -309,7 +315,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         step(STAGES[4])
         fitted = fit_features(fit_sessions)
         X, W, F = transform(fitted, fit_sessions)
-        K = None
+        K = Q = None
     # primal weights for fast scoring
     vecs, wvecs, mean, scale = fitted
     W = W if w_word else []  # a zero weight drops the word blocks (the scorer then has none)
@@ -338,7 +344,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     coherence = None
     if gate:
         coherence = {
-            "model": coh.fit(fit_sessions, vecs[1], cfg.seed),
+            "model": coh.fit(fit_sessions, vecs[1], cfg.seed, Q),
             "bad": coh.bad_items(Y, cfg.bad_fraction).tolist(),
         } | {k: gate[k] for k in ("lo", "hi", "strength")}
         identity["coherence"] = {
