@@ -89,14 +89,9 @@ class ReplayClient:
     def human(self, client_turns: int) -> list[Turn]:
         """The same dialogue with its human counselor, as far as the replay went: every utterance
         before the client's next block (the counselor's answer to the last replayed turn included)."""
-        out, seen = [], 0
-        for t, prev in zip(self.dialogue.turns, (None,) + self.dialogue.turns):
-            if t.role == "client" and (prev is None or prev.role != "client"):
-                seen += 1
-                if seen > client_turns:
-                    break
-            out.append(t)
-        return out
+        from kokoro.perturb import first_client_blocks
+
+        return first_client_blocks(self.dialogue.turns, client_turns)
 
     def next(self, history: list[Turn], k: int) -> str | None:
         return self.turns[k] if k < len(self.turns) else None

@@ -52,6 +52,20 @@ def blocks(turns: Sequence[Turn]) -> list[list[Turn]]:
     return out
 
 
+def first_client_blocks(turns: Sequence[Turn], k: int) -> list[Turn]:
+    """The session as far as its first ``k`` client blocks went: every utterance before the
+    client's next block, so the counselor's answer to the k-th is kept (a replay's human
+    counselor, a shorter session the bot might hold)."""
+    out, seen = [], 0
+    for t, prev in zip(turns, [None, *turns]):
+        if t.role == "client" and (prev is None or prev.role != "client"):
+            seen += 1
+            if seen > k:
+                break
+        out.append(t)
+    return out
+
+
 def counselor_blocks(turns: Sequence[Turn]) -> list[list[Turn]]:
     return [b for b in blocks(turns) if b[0].role == "counselor"]
 

@@ -135,3 +135,20 @@ def test_a_counselor_who_asks_again_is_seen_and_trained_against():
     assert coherence_matrix([turns], vec, COHERENCE[:-1]).shape == (1, len(COHERENCE) - 1)
     with pytest.raises(ScorerArtifactError, match="rebuild the scorer"):
         coherence_matrix([turns], vec, ["no_such_feature"])
+
+
+def test_short_training_sessions_end_with_the_counselors_answer():
+    """The coherence model's short sessions: the first k client blocks (4-20) and the counselor's
+    answer to the k-th, as a replay's human counselor; seeded."""
+    from kokoro.perturb import first_client_blocks
+    from training.coherence import PREFIX_CLIENT_BLOCKS, prefixes
+
+    s = session("甲", 30)
+    cut = first_client_blocks(s, 5)
+    assert cut == s[: len(cut)] and cut[-1].role == "counselor"
+    assert sum(1 for b in blocks(cut) if b[0].role == "client") == 5
+    assert first_client_blocks(s, 99) == s and first_client_blocks(s, 0) == s[:2]
+    many = prefixes([s] * 40, seed=1)
+    ks = {sum(1 for b in blocks(c) if b[0].role == "client") for c in many}
+    assert min(ks) >= PREFIX_CLIENT_BLOCKS[0] and max(ks) <= PREFIX_CLIENT_BLOCKS[1] and len(ks) > 5
+    assert prefixes([s] * 40, seed=1) == many != prefixes([s] * 40, seed=2)

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
 
             ov = _overrides(args)
             text = {"data", "out", "selection"}
-            known = text | {"seed", "limit", "max_features", "min_df", "ngram_max", "coherence"}
+            known = text | {"seed", "limit", "max_features", "min_df", "ngram_max", "coherence", "coherence_prefixes"}
             bad = set(ov) - known
             if bad:
                 raise ConfigError(f"the cpu scorer takes only {sorted(known)}; got {sorted(bad)}")

@@ -52,10 +52,12 @@ class CpuScorerConfig:
     offset_grid: float = 0.3
     limit: int = 0  # use only this many dialogues (smoke tests); 0 = all
     coherence: int = 1  # 0 = no coherence model (the scorer before issue 16)
+    coherence_prefixes: int = 1  # 0 = the coherence model sees whole sessions only (not their first 4-20 client blocks)
     selection: str = "loo"  # loo: choices by leave-one-out on train + validation; validation: on validation
     gates: tuple = ((0.9, 0.99), (0.97, 0.999), (0.99, 0.9999))
     strengths: tuple = (0.5, 0.7, 1.0)
     min_val_auc: float = 0.95
+    gate_slack: float = 0.001  # validation MAE given up for the more sensitive penalty setting
     bad_fraction: float = 0.05
     settings_note: str = field(default="features never include rater ids")
 
@@ -133,7 +135,7 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
     if raw_va is None:
         raw_va = raw_of(sess["validation"])
     n = len(sess["train"])
-    model = coh.fit(sess["train"], vectorizer, cfg.seed, None if real is None else real[:n])
+    model = coh.fit(sess["train"], vectorizer, cfg.seed, None if real is None else real[:n], cfg.coherence_prefixes)
     bad = coh.bad_items(gold["train"], cfg.bad_fraction)
     choice = coh.choose_gate(
         model,
@@ -147,6 +149,7 @@ def _choose_coherence(cfg, sess, gold, raw_va, vectorizer, K_train, kernel_of, a
         cfg.strengths,
         cfg.min_val_auc,
         None if real is None else real[n:],
+        cfg.gate_slack,
     )
     return dict(choice["chosen"], bad=bad, choice=choice), model
 
@@ -230,17 +233,17 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step)
     K = kernel(w_word, w_num)
     gate = None
     step(STAGES[3])
-    Q = None  # coherence rows of the train + validation sessions: computed once, read three times
     if cfg.coherence:
         n = len(sess["train"])
         kernel_of = _kernel_to_train(transform, fitted, [x[:n] for x in X], [x[:n] for x in W], F[:n], w_word, w_num)
-        Q = coherence_matrix(fit_sessions, fitted[0][1])
+        Q = coherence_matrix(fit_sessions, fitted[0][1])  # computed once, read twice
         gate, model = _choose_coherence(cfg, sess, gold, None, fitted[0][1], K[:n, :n], kernel_of, alpha, Q)
         raw = coh.apply_penalty(raw, model.predict_proba(Q)[:, 1], gate)
+        gate["model"] = model  # the features are the final ones here: ship the model the gate was chosen for
     offsets = _tune_offsets(raw, Y, cfg.offset_grid)
     loo_metrics = score_metrics(_round(raw + offsets).tolist(), Y.astype(int).tolist())
     step(STAGES[4])
-    return fitted, (X, W, F, K, Q), (w_word, w_num, alpha), offsets, loo_metrics, gate
+    return fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, loo_metrics, gate
 
 
 STAGES = (
@@ -304,7 +307,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
     if cfg.selection == "loo":
-        fitted, (X, W, F, K, Q), (w_word, w_num, alpha), offsets, val_metrics, gate = _select_loo(
+        fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate = _select_loo(
             cfg, sess, gold, fit_sessions, Y, fit_features, transform, step
         )
     else:
@@ -315,7 +318,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         step(STAGES[4])
         fitted = fit_features(fit_sessions)
         X, W, F = transform(fitted, fit_sessions)
-        K = Q = None
+        K = None
     # primal weights for fast scoring
     vecs, wvecs, mean, scale = fitted
     W = W if w_word else []  # a zero weight drops the word blocks (the scorer then has none)
@@ -344,7 +347,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     coherence = None
     if gate:
         coherence = {
-            "model": coh.fit(fit_sessions, vecs[1], cfg.seed, Q),
+            "model": gate.get("model") or coh.fit(fit_sessions, vecs[1], cfg.seed, None, cfg.coherence_prefixes),
             "bad": coh.bad_items(Y, cfg.bad_fraction).tolist(),
         } | {k: gate[k] for k in ("lo", "hi", "strength")}
         identity["coherence"] = {
@@ -354,6 +357,8 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
             "strength": gate["strength"],
             "bad_total": round(sum(coherence["bad"]), 1),
             "choice": gate["choice"],
+            "trained_on": "train" if "model" in gate else "train+validation",
+            "prefixes": bool(cfg.coherence_prefixes),
         }
     # the numeric block was fitted as F * w_num == (num - mean) / (scale / w_num)
     scorer = CpuScorer(
