@@ -13,6 +13,7 @@ from pathlib import Path
 from kokoro.dataset import DATA_ENV, KNOWN_PLACES, find_data_dir
 
 LIMIT_ENV = "KOKORO_SCORER_BUILD_LIMIT"  # dialogues to build from (a quick smoke build); unset = all
+BUILD_MINUTES = 30  # a full build on 2 cores (README: CPU scorer), said before it starts
 
 
 def ensure_scorer(path: str | None, data=None, out=sys.stderr) -> str:
@@ -47,8 +48,8 @@ def _build(p: Path, data: Path, out) -> str:
 
     limit = int(os.environ.get(LIMIT_ENV) or 0)
     print(
-        f"Building the post-session feedback scorer from {data} into {p} — first run only, about 17 minutes on "
-        "2 cores (Ctrl-C skips it: feedback is then off for this chat).",
+        f"Building the post-session feedback scorer from {data} into {p} — first run only, about "
+        f"{BUILD_MINUTES} minutes on 2 cores (Ctrl-C skips it: feedback is then off for this chat).",
         file=out,
         flush=True,
     )
@@ -92,10 +93,14 @@ def _note_if_older(p: Path, out) -> None:
         card = json.loads((p / CARD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return  # a GGUF, or not a CPU scorer: loading it says what is wrong
-    missing = [n for n in COHERENCE if n not in card.get("coherence", {}).get("features", ())]
-    if missing:
+    coherence = card.get("coherence", {})
+    missing = [n for n in COHERENCE if n not in coherence.get("features", ())]
+    lacks = [f"does not read {', '.join(missing)}"] if missing else []
+    if not coherence.get("prefixes"):
+        lacks.append("was not trained on short sessions and shallow replies (it flags more real short sessions)")
+    if lacks:
         print(
-            f"note: the feedback scorer in {p} was built by an older version and does not read "
-            f"{', '.join(missing)}; delete that folder to rebuild it (about 17 minutes)",
+            f"note: the feedback scorer in {p} was built by an older version and {'; it '.join(lacks)}; "
+            f"delete that folder to rebuild it (about {BUILD_MINUTES} minutes)",
             file=out,
         )

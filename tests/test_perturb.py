@@ -152,3 +152,42 @@ def test_short_training_sessions_end_with_the_counselors_answer():
     ks = {sum(1 for b in blocks(c) if b[0].role == "client") for c in many}
     assert min(ks) >= PREFIX_CLIENT_BLOCKS[0] and max(ks) <= PREFIX_CLIENT_BLOCKS[1] and len(ks) > 5
     assert prefixes([s] * 40, seed=1) == many != prefixes([s] * 40, seed=2)
+
+
+def test_shallow_copies_fill_one_formula_with_the_clients_words():
+    """The shallow training copies: the client's side kept, the opening kept, and each changed
+    reply a back-channel and either a parrot of the client's block or a vague question."""
+    import random
+
+    from kokoro.dataset import merge_turns
+    from training.coherence import BACKCHANNELS, ECHO_ENDINGS, REASK_FRAMES, shallow
+
+    s = session("甲", 12)
+    copy = shallow(s, random.Random(0), 1.0)
+    assert client_side(copy) == client_side(s) and copy[:2] == s[:2]
+    said = [t.text for t in merge_turns(copy) if t.role == "counselor"][1:]
+    assert said and all(x.startswith(BACKCHANNELS) for x in said)
+    frames = tuple(f.split("{n}")[1] for f in REASK_FRAMES)
+    assert all(x.endswith(ECHO_ENDINGS + frames) for x in said)
+    openers = [next(b for b in BACKCHANNELS if x.startswith(b)) for x in said]
+    assert max(map(openers.count, openers)) >= len(said) / 2  # one back-channel for most replies
+    assert shallow(s, random.Random(0), 0.0) == s
+
+
+@pytest.mark.slow
+def test_trained_on_short_sessions_the_coherence_model_leaves_real_short_ones_alone(dialogues):
+    """Real sessions cut after 12 client blocks (what the bot often scores) are flagged as
+    incoherent less often by a model that saw short sessions than by one that saw whole ones."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from kokoro.cpu_scorer import coherence_matrix
+    from kokoro.perturb import first_client_blocks
+    from training.coherence import fit
+
+    train, held = [list(d.turns) for d in dialogues[:300]], [list(d.turns) for d in dialogues[300:450]]
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2).fit(
+        [t.text for s in train for t in s if t.role == "counselor"]
+    )
+    short = coherence_matrix([first_client_blocks(s, 12) for s in held], vec)
+    flagged = {k: float((fit(train, vec, 1, short=k).predict_proba(short)[:, 1] > 0.9).mean()) for k in (False, True)}
+    assert flagged[True] < flagged[False], flagged
