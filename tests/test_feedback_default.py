@@ -89,8 +89,14 @@ def test_a_scorer_built_by_an_older_version_is_used_and_the_rebuild_named(tmp_pa
 
     folder = tmp_path / "cpu-scorer"
     folder.mkdir()
-    for features, noted in ((list(COHERENCE[:-1]), True), (list(COHERENCE), False)):
-        (folder / CARD).write_text(json.dumps({"coherence": {"features": features}}), encoding="utf-8")
+    for features, prefixes, noted in (
+        (list(COHERENCE[:-1]), True, COHERENCE[-1]),
+        (list(COHERENCE), False, "short sessions"),
+        (list(COHERENCE), True, None),
+    ):
+        card = {"coherence": {"features": features, "prefixes": prefixes}}
+        (folder / CARD).write_text(json.dumps(card), encoding="utf-8")
         out = io.StringIO()
         assert ensure_scorer(str(folder), out=out) == "ready"
-        assert ("older version" in out.getvalue() and COHERENCE[-1] in out.getvalue()) is noted
+        assert ("older version" in out.getvalue()) is bool(noted), out.getvalue()
+        assert noted is None or noted in out.getvalue()
