@@ -13,7 +13,7 @@ from pathlib import Path
 from kokoro.dataset import DATA_ENV, KNOWN_PLACES, find_data_dir
 
 LIMIT_ENV = "KOKORO_SCORER_BUILD_LIMIT"  # dialogues to build from (a quick smoke build); unset = all
-BUILD_MINUTES = 30  # a full build on 2 cores (README: CPU scorer), said before it starts
+BUILD_MINUTES = 28  # a full build on 2 cores (README: CPU scorer), said before it starts
 
 
 def ensure_scorer(path: str | None, data=None, out=sys.stderr) -> str:
