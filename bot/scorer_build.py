@@ -97,7 +97,7 @@ def _note_if_older(p: Path, out) -> None:
     missing = [n for n in COHERENCE if n not in coherence.get("features", ())]
     lacks = [f"does not read {', '.join(missing)}"] if missing else []
     if not coherence.get("prefixes"):
-        lacks.append("was not trained on short sessions and shallow replies (it flags more real short sessions)")
+        lacks.append("was not trained on short sessions (it penalises more real short sessions)")
     if lacks:
         print(
             f"note: the feedback scorer in {p} was built by an older version and {'; it '.join(lacks)}; "

@@ -144,8 +144,8 @@ def reasking_negatives(sessions, seed: int) -> list:
 def prefixes(sessions, seed: int) -> list:
     """Each session as far as its first k client blocks went, k drawn from
     ``PREFIX_CLIENT_BLOCKS``: the short sessions the bot scores (a LINE session ends when the
-    user stops, often after a dozen messages). Trained on full sessions alone, the model read a
-    real session cut at 12 client blocks as incoherent 16 times as often as the whole session."""
+    user stops, often after a dozen messages). Trained on whole sessions alone, the penalty touched
+    real test sessions cut after 12 client blocks ten times as often as whole ones (2.1 % vs 0.2 %)."""
     rng = random.Random(seed + 2)
     return [first_client_blocks(t, rng.randint(*PREFIX_CLIENT_BLOCKS)) for t in sessions]
 
