@@ -191,3 +191,25 @@ def test_trained_on_short_sessions_the_coherence_model_leaves_real_short_ones_al
     short = coherence_matrix([first_client_blocks(s, 12) for s in held], vec)
     flagged = {k: float((fit(train, vec, 1, short=k).predict_proba(short)[:, 1] > 0.9).mean()) for k in (False, True)}
     assert flagged[True] < flagged[False], flagged
+
+
+def test_the_gate_is_the_most_sensitive_within_the_slack(monkeypatch):
+    """choose_gate: among settings that separate the suite's copies, the lowest gate and then the
+    strongest penalty whose validation MAE is within ``slack`` of the smallest."""
+    import numpy as np
+
+    import training.coherence as coh
+
+    class Model:  # column 0 of a row is its probability of being incoherent
+        def predict_proba(self, X):
+            return np.c_[1 - X[:, 0], X[:, 0]]
+
+    monkeypatch.setattr(coh, "coherence_matrix", lambda ss, vec: np.ones((len(ss), 1)))  # copies: 1
+    sessions = [session(t) for t in "甲乙丙丁"]
+    raw = np.full((4, 20), 3.0)
+    real_q = np.array([[0.95], [0.0], [0.0], [0.0]])  # only a gate starting at 0.9 touches a real one
+    args = (Model(), None, sessions, raw, raw.copy(), lambda c: np.full((len(c), 20), 3.0), np.zeros(20))
+    gates, strengths = ((0.9, 0.99), (0.97, 0.999), (0.99, 0.9999)), (0.5, 0.7, 1.0)
+    pick = lambda slack: coh.choose_gate(*args, gates, strengths, 0.95, real_q, slack)["chosen"]
+    assert (pick(0.0)["lo"], pick(0.0)["strength"]) == (0.97, 1.0)
+    assert (pick(10.0)["lo"], pick(10.0)["strength"]) == (0.9, 1.0)
