@@ -218,8 +218,8 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step)
     the rounding offsets tuned on those leave-one-out items (nine times the sessions one
     validation split gives, so fewer choices fitted to its noise). The coherence gate is still
     chosen on validation against a train-only ridge; its penalty is applied to the
-    leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K, coherence
-    rows), chosen settings, offsets, leave-one-out metrics, gate)."""
+    leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K), chosen
+    settings, offsets, leave-one-out metrics, gate — holding the train-only coherence model)."""
     step(STAGES[1])
     fitted = fit_features(fit_sessions)
     X, W, F = transform(fitted, fit_sessions)
