@@ -1,4 +1,4 @@
-"""python -m bot chat|serve|build-demo"""
+"""python -m bot chat|serve|doctor|export|safety-eval|build-demo"""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def make_parser():
     s.add_argument("--config", help="JSON settings file")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
+    d = sub.add_parser(
+        "doctor", help="check this machine before going live: CPU, build, model; load and generate in a child"
+    )
+    d.add_argument("--config", help="JSON settings file")
     e = sub.add_parser("export", help="write completely self-rated sessions as KokoroChat JSON")
     e.add_argument("--format", default="kokorochat", choices=["kokorochat"])
     e.add_argument("--db", default=os.environ.get("KOKORO_BOT_DB", "bot.sqlite3"), help="the bot's SQLite file")
@@ -78,6 +82,10 @@ def main(argv=None) -> int:
                 data=args.data,
                 build_scorer=not args.no_scorer_build,
             )
+        if args.cmd == "doctor":
+            from .doctor import main as doctor
+
+            return doctor(args.config)
         if args.cmd == "export":
             from pathlib import Path
 

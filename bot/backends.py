@@ -74,6 +74,7 @@ class LlamaBackend:
             n_threads=self.s.n_threads,
             n_gpu_layers=self.s.n_gpu_layers,
             flash_attn=self.s.flash_attn,
+            extra_bufts=self.s.extra_bufts,
         )
 
     def _format(self, llm) -> ChatFormat:
@@ -180,4 +181,19 @@ class OpenAIBackend:
 
 
 def make_backend(s: Settings) -> Backend:
-    return LlamaBackend(s) if s.backend == "llama" else OpenAIBackend(s)
+    if s.backend != "llama":
+        return OpenAIBackend(s)
+    if s.probe:  # a llama.cpp crash in a child now, not a dead bot at the first real message
+        from kokoro.probe import ProbeError, probe_once
+
+        try:
+            probe_once(
+                s.counselor_gguf,
+                s.counselor_lora,
+                extra_bufts=s.extra_bufts,
+                n_threads=s.n_threads,
+                n_gpu_layers=s.n_gpu_layers,
+            )
+        except ProbeError as e:
+            raise BotConfigError(f"{e} (`python -m bot doctor` shows the details)") from None
+    return LlamaBackend(s)

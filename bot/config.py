@@ -53,6 +53,19 @@ class Settings:
     flash_attn: str = _env(
         "KOKORO_FLASH_ATTN", "flash attention: auto (on when layers are offloaded) | on | off", "auto"
     )
+    extra_bufts: str = _env(
+        "KOKORO_EXTRA_BUFTS",
+        "llama.cpp's repacked CPU weight layouts: auto (off where the CPU or the build has AMX, whose path "
+        "segfaults in this build; docs/cpu.md) | on | off",
+        "auto",
+    )
+    probe: bool = _env(
+        "KOKORO_PROBE",
+        "before serving, load the counselor model in a child process and generate a few tokens (once per model, "
+        "build and setting; a crash becomes a clear error instead of a bot that stops answering)",
+        True,
+        _bool,
+    )
     contexts: int = _env(
         "KOKORO_CONTEXTS", "sessions whose KV cache is kept warm at once (one model in memory whatever this is)", 4, int
     )
@@ -123,6 +136,8 @@ class Settings:
             raise BotConfigError(f"KOKORO_UNFOLLOW must be close or delete, got {self.unfollow!r}")
         if self.flash_attn not in ("auto", "on", "off"):
             raise BotConfigError(f"KOKORO_FLASH_ATTN must be auto, on or off, got {self.flash_attn!r}")
+        if self.extra_bufts not in ("auto", "on", "off"):
+            raise BotConfigError(f"KOKORO_EXTRA_BUFTS must be auto, on or off, got {self.extra_bufts!r}")
         if self.idle_warning_s >= self.idle_timeout_s or self.limit_notice_s >= self.session_limit_s:
             raise BotConfigError("the idle warning and the limit notice must come before their timeouts")
 

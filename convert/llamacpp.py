@@ -15,13 +15,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+from kokoro.paths import cache_dir
+
 
 class ConvertError(RuntimeError):
     """A conversion step that cannot run; the message says what is missing."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("KOKORO_CACHE", "~/.cache/kokoro-line")).expanduser()
 
 
 def llama_cpp_python_version() -> str:

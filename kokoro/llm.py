@@ -1,17 +1,39 @@
 """The one place the project opens a llama.cpp model (bot, scorer GGUF, evaluation, convert's
-parity), so GPU offload and flash attention reach every ``Llama()`` alike.
+parity, ``python -m kokoro.llm_server``), so GPU offload, flash attention and the CPU weight
+layout reach every ``Llama()`` alike.
 
 ``flash_attn``: "auto" turns it on when layers are offloaded (llama-cpp-python's own default is
 off, unlike llama.cpp's auto), "on" / "off" force it. Per-sequence KV state (``save_seq`` /
 ``load_seq``) lets one model serve several sessions: only the KV of the sequence is copied, not
 the logits, so a session's prefix survives while others use the context.
+
+``extra_bufts`` (``KOKORO_EXTRA_BUFTS``): whether llama.cpp may put weights in its *extra buffer
+types*, the CPU backend's repacked layouts (CPU_REPACK for AVX2/AVX-512, and AMX on Intel CPUs
+with Advanced Matrix Extensions). "auto" (the default) turns them off where AMX is present — the
+CPU's flags or the build — and leaves them on everywhere else; "on" / "off" force it. Why: the
+AMX kernel of the llama.cpp that llama-cpp-python 0.3.36 vendors, compiled by GCC 12 (Debian 12's
+compiler, which builds our wheel from source), loads a tile configuration whose row and column
+stores the compiler dropped, so ``ldtilecfg`` faults (SIGSEGV) at the first batch of more than one
+token — the first prompt (docs/cpu.md has the disassembly and the cost).
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
+import threading
+
+log = logging.getLogger("kokoro.llm")
 
 FLASH_ATTN = ("auto", "on", "off")
+EXTRA_BUFTS = ("auto", "on", "off")
+AMX_CPU_FLAGS = ("amx_int8", "amx_tile", "amx_bf16")  # /proc/cpuinfo (Linux)
+AMX_BUILD_FEATURES = ("AMX_INT8",)  # llama_print_system_info(): compiled into this build
+
+
+class LayoutError(ValueError):
+    """A CPU weight-layout setting that is not one of EXTRA_BUFTS."""
 
 
 def flash_attn_for(n_gpu_layers: int, flash_attn: str = "auto") -> bool:
@@ -20,18 +42,113 @@ def flash_attn_for(n_gpu_layers: int, flash_attn: str = "auto") -> bool:
     return flash_attn == "on" or (flash_attn == "auto" and n_gpu_layers != 0)
 
 
-def open_llama(model_path, *, n_gpu_layers: int = 0, flash_attn: str = "auto", n_threads: int = 0, **kw):
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags as the kernel lists them (empty where there is no /proc/cpuinfo)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def build_features() -> dict[str, bool]:
+    """What this llama.cpp build was compiled with, from ``llama_print_system_info`` ("AMX_INT8 = 1 | …")."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    out = {}
+    for part in info.replace("\n", "|").split("|"):
+        key, sep, val = part.rpartition("=")
+        key = key.split(":")[-1].strip()
+        if sep and key:
+            out[key] = val.strip() == "1"
+    return out
+
+
+def extra_bufts_for(setting: str, flags: set[str], build: dict[str, bool]) -> tuple[bool, str]:
+    """The decision: (use llama.cpp's extra buffer types?, why). Pure, so every case is testable
+    on any machine."""
+    if setting not in EXTRA_BUFTS:
+        raise LayoutError(f"KOKORO_EXTRA_BUFTS must be one of {', '.join(EXTRA_BUFTS)}, got {setting!r}")
+    if setting == "on":
+        return True, "extra buffer types on (KOKORO_EXTRA_BUFTS=on)"
+    if setting == "off":
+        return False, "extra buffer types off (KOKORO_EXTRA_BUFTS=off)"
+    cpu = sorted(f for f in AMX_CPU_FLAGS if f in flags)
+    built = sorted(f for f in AMX_BUILD_FEATURES if build.get(f))
+    if cpu or built:
+        where = ", ".join([f"CPU flags {' '.join(cpu)}"] * bool(cpu) + [f"build {' '.join(built)}"] * bool(built))
+        return False, (
+            f"extra buffer types off: AMX present ({where}); llama.cpp's AMX path segfaults in this build "
+            "(docs/cpu.md); KOKORO_EXTRA_BUFTS=on turns them back on"
+        )
+    return True, "extra buffer types on (no AMX on this CPU or in this build)"
+
+
+_layout_lock = threading.Lock()
+_layout: dict = {}  # setting -> (use_extra_bufts, reason), decided once per process and setting
+
+
+def cpu_layout(setting: str | None = None) -> tuple[bool, str]:
+    """Decide (once per process and setting; logged once, no text) and install the decision, so
+    every model llama-cpp-python loads from now on in this process — ours, and the ``Llama`` that
+    ``llama_cpp.server`` builds — gets it. ``setting`` defaults to $KOKORO_EXTRA_BUFTS or "auto"."""
+    setting = setting or os.environ.get("KOKORO_EXTRA_BUFTS") or "auto"
+    with _layout_lock:
+        if setting not in _layout:
+            _layout[setting] = extra_bufts_for(setting, cpu_flags(), build_features())
+            log.info("llama.cpp CPU weight layout: %s", _layout[setting][1])
+        use, why = _layout[setting]
+        _install(use)
+    return use, why
+
+
+def _install(use_extra_bufts: bool) -> None:
+    """llama-cpp-python 0.3.36's ``Llama()`` takes no argument for ``use_extra_bufts``; it fills the
+    model params from ``llama_model_default_params()`` looked up on its module at call time, so
+    the default is wrapped once here and the wrapper sets the field the caller decided."""
+    import llama_cpp.llama_cpp as C
+
+    orig = getattr(C.llama_model_default_params, "_kokoro_orig", C.llama_model_default_params)
+
+    def llama_model_default_params():
+        p = orig()
+        p.use_extra_bufts = use_extra_bufts
+        return p
+
+    llama_model_default_params._kokoro_orig = orig
+    llama_model_default_params.use_extra_bufts = use_extra_bufts
+    C.llama_model_default_params = llama_model_default_params
+
+
+def open_llama(
+    model_path,
+    *,
+    n_gpu_layers: int = 0,
+    flash_attn: str = "auto",
+    n_threads: int = 0,
+    extra_bufts: str | None = None,
+    **kw,
+):
     from llama_cpp import Llama
 
-    return Llama(
-        model_path=str(model_path),
-        n_gpu_layers=n_gpu_layers,
-        flash_attn=flash_attn_for(n_gpu_layers, flash_attn),
-        n_threads=n_threads or None,
-        verbose=False,
-        seed=kw.pop("seed", 0),
-        **kw,
-    )
+    with _open_lock:  # the layout is installed and read under one lock: two loaders never race
+        cpu_layout(extra_bufts)
+        return Llama(
+            model_path=str(model_path),
+            n_gpu_layers=n_gpu_layers,
+            flash_attn=flash_attn_for(n_gpu_layers, flash_attn),
+            n_threads=n_threads or None,
+            verbose=False,
+            seed=kw.pop("seed", 0),
+            **kw,
+        )
+
+
+_open_lock = threading.Lock()
 
 
 def save_seq(llm) -> tuple[bytes, list[int]]:

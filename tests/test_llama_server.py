@@ -1,5 +1,6 @@
 """The scale-out deployment for real: the bot against llama-cpp-python's own OpenAI-compatible
-server (`python -m llama_cpp.server`) on loopback, serving the tiny GGUF."""
+server on loopback, serving the tiny GGUF, started as the docs say (`python -m kokoro.llm_server`:
+llama_cpp.server with the project's CPU weight layout)."""
 
 import subprocess
 import sys
@@ -15,7 +16,7 @@ pytest.importorskip("fastapi", reason="llama_cpp.server needs requirements/serve
 @pytest.fixture
 def server(tiny_gguf):
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_gguf), "--host", "127.0.0.1"]
+    cmd = [sys.executable, "-m", "kokoro.llm_server", "--model", str(tiny_gguf), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--seed", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/v1"

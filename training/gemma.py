@@ -6,12 +6,9 @@ dequantized with ``gguf_file=`` (~80 s, 3.2 GB RAM); the result is cached as a H
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("KOKORO_CACHE", "~/.cache/kokoro-line")).expanduser()
+from kokoro.paths import cache_dir
 
 
 def gemma_gguf() -> Path:
