@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 
 from flask import Flask, abort, request
 
@@ -12,6 +13,25 @@ from .config import Settings
 
 log = logging.getLogger("kokoro.bot.app")
 MAX_BODY_BYTES = 1 << 20  # LINE's webhook bodies are a few KB; nothing legitimate comes near 1 MB
+# an oversized body is discarded unread (never buffered or parsed) before the 413, so the sender is
+# not cut off mid-upload and sees the answer; past these bounds the connection is simply closed
+DRAIN_BYTES, DRAIN_S = 256 << 20, 10.0
+SQLITE_INT = (-(1 << 63), (1 << 63) - 1)
+
+
+def out_of_range(ev) -> str | None:
+    """The path of the first integer SQLite cannot store (beyond 64 bits), anywhere in the event;
+    iterative, so nesting as deep as the JSON parser allowed costs no recursion."""
+    stack = [((), ev)]
+    while stack:
+        path, obj = stack.pop()
+        if isinstance(obj, int) and not isinstance(obj, bool) and not SQLITE_INT[0] <= obj <= SQLITE_INT[1]:
+            return ".".join(str(p) for p in path) or "event"
+        if isinstance(obj, dict):
+            stack.extend((path + (k,), v) for k, v in obj.items())
+        elif isinstance(obj, list):
+            stack.extend((path + (i,), v) for i, v in enumerate(obj))
+    return None
 
 
 def malformed(ev) -> str | None:
@@ -34,6 +54,7 @@ def malformed(ev) -> str | None:
         ("postback", dict),
         ("follow", dict),
         ("deliveryContext", dict),
+        ("unsend", dict),
     ):
         if wrong(ev, key, kind):
             return f"{key} is not {'an integer' if kind is int else 'a string' if kind is str else 'an object'}"
@@ -41,13 +62,32 @@ def malformed(ev) -> str | None:
     for key in ("type", "userId", "groupId", "roomId"):
         if wrong(src, key, str):
             return f"source.{key} is not a string"
-    if wrong(ev.get("message") or {}, "text", str):
-        return "message.text is not a string"
-    if wrong(ev.get("message") or {}, "type", str):
-        return "message.type is not a string"
-    if wrong(ev.get("postback") or {}, "data", str):
-        return "postback.data is not a string"
+    for obj, key in (
+        ("message", "text"),
+        ("message", "type"),
+        ("message", "id"),
+        ("message", "quoteToken"),
+        ("postback", "data"),
+        ("unsend", "messageId"),
+    ):  # every field a handler reads (bot/events.py)
+        if wrong(ev.get(obj) or {}, key, str):
+            return f"{obj}.{key} is not a string"
+    where = out_of_range(ev)
+    if where:
+        return f"{where} is an integer beyond 64 bits"
     return None
+
+
+def drain(stream, n: int) -> None:
+    """Read and discard up to ``n`` bytes of a refused body, bounded in bytes and time."""
+    import time
+
+    left, deadline = min(n, DRAIN_BYTES), time.monotonic() + DRAIN_S
+    while left > 0 and time.monotonic() < deadline:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def create_app(config: Settings | dict | None = None, start_background: bool = True, backend=None) -> Flask:
@@ -75,6 +115,15 @@ def create_app(config: Settings | dict | None = None, start_background: bool = T
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # 413 before the body is read
     app.extensions["kokoro"] = runtime
 
+    @app.before_request
+    def refuse_oversized():
+        n = request.content_length
+        if n is not None and n > MAX_BODY_BYTES:  # before the signature: the body is never kept
+            log.warning("webhook body of %d bytes refused (limit %d)", n, MAX_BODY_BYTES)
+            if n <= DRAIN_BYTES and request.environ.get("wsgi.input") is not None:
+                drain(request.environ["wsgi.input"], n)
+            return "body too large", 413, {"Connection": "close"}
+
     @app.post("/callback")
     def callback():
         signature = request.headers.get("X-Line-Signature")
@@ -90,11 +139,17 @@ def create_app(config: Settings | dict | None = None, start_background: bool = T
             if not isinstance(eid, str) or not eid or len(eid) > 200:
                 eid = hashlib.sha256(f"{body}#{i}".encode()).hexdigest()
             problem = malformed(ev)
-            if problem:  # stored as rejected, with no text: the batch's other events go on
-                log.warning("webhook event %d rejected: %s", i, problem)
-                store.add_rejected(eid, problem)
-            elif not store.add_event(eid, ev):
-                log.info("duplicate event %s ignored", ev.get("type"))
+            if not problem:
+                try:
+                    if not store.add_event(eid, ev):
+                        log.info("duplicate event %s ignored", ev.get("type"))
+                    continue
+                except sqlite3.OperationalError:  # the database (locked, disk): a 500, LINE redelivers
+                    raise
+                except Exception as e:  # this event's content could not be stored: rejected, the batch goes on
+                    problem = f"could not be stored ({type(e).__name__})"
+            log.warning("webhook event %d rejected: %s", i, problem)  # names the field, never its value
+            store.add_rejected(eid, problem)
         runtime.wake.set()
         return "OK"
 

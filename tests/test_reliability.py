@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 from conftest import REPO, free_port, quiesce
 from test_crisis import FakeBackend, consented, in_session, make_emulator, texts
+from test_webhook_faults import post_unsigned
 
 from bot import messages as M
 
@@ -259,7 +260,7 @@ def test_a_standby_process_takes_over_when_the_holder_stops(tmp_path):
 # ------------------------------------------------------------------ gunicorn, as the Procfile runs it
 
 
-def test_sigterm_under_gunicorn_drains_and_releases_the_lock(tmp_path):
+def test_sigterm_under_gunicorn_drains_and_releases_the_lock_and_a_huge_body_gets_413(tmp_path):
     import fcntl
 
     from bot.emulator.client import sign
@@ -313,6 +314,7 @@ def test_sigterm_under_gunicorn_drains_and_releases_the_lock(tmp_path):
         )
         assert urllib.request.urlopen(req, timeout=10).status == 200
         assert fake.wait_for(1, 20, u)
+        assert post_unsigned(url + "/callback") == 413  # gunicorn once dropped the connection instead
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out[-2000:]

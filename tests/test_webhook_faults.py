@@ -104,3 +104,85 @@ def test_one_users_deletion_does_not_stop_the_bot_for_the_next_user(tmp_path):
         assert not emu.runtime.engine.store.db["turns"].count_where("user_id = ?", [a])
     finally:
         emu.close()
+
+
+def test_integers_beyond_64_bits_anywhere_reject_only_their_event(tmp_path):
+    """Issue 29: a JSON integer SQLite cannot hold (2**70) once gave the whole batch a 500."""
+    emu = make_emulator(tmp_path, FakeBackend())
+    try:
+        u, v = "U" + "5" * 32, "U" + "6" * 32
+        good = emu.event(u, "follow", follow={"isUnblocked": False})
+        big = 2**70
+        bad = [
+            dict(emu.event(v, "follow"), timestamp=big),
+            dict(emu.event(v, "follow"), timestamp=-big),
+            dict(emu.event(v, "follow"), source={"type": "user", "userId": v, "extra": big}),
+            dict(emu.event(v, "message"), message={"id": big, "type": "text", "text": "x"}),
+            dict(emu.event(v, "message"), message={"id": "1", "type": "text", "text": "x", "emojis": [{"index": big}]}),
+            dict(emu.event(v, "follow"), deliveryContext={"isRedelivery": big}),
+        ]
+        assert emu.post(bad + [good]) == 200
+        assert emu.fake.wait_for(1, 10, u), "the good event of the batch is handled"
+        rejected = list(emu.runtime.engine.store.db["events"].rows_where("status = 'rejected'"))
+        assert len(rejected) == len(bad)
+        assert all("beyond 64 bits" in r["body"] or "message.id" in r["body"] for r in rejected)
+        assert emu.fake.delivered(v) == []
+        assert emu.post([dict(good, webhookEventId="B1", timestamp=2**63 - 1)]) == 200  # the edge is storable
+    finally:
+        emu.close()
+
+
+def test_an_event_that_cannot_be_stored_is_rejected_not_the_batch(tmp_path, monkeypatch):
+    emu = make_emulator(tmp_path, FakeBackend())
+    try:
+        store = emu.runtime.engine.store
+        real = store.add_event
+
+        def add_event(eid, ev):
+            if eid == "BREAKS":
+                raise ValueError("whatever sqlite-utils raises next")
+            return real(eid, ev)
+
+        monkeypatch.setattr(store, "add_event", add_event)
+        u = "U" + "4" * 32
+        good = emu.event(u, "follow", follow={"isUnblocked": False})
+        assert emu.post([dict(good, webhookEventId="BREAKS"), dict(good, webhookEventId="FINE")]) == 200
+        assert emu.fake.wait_for(1, 10, u)
+        (row,) = store.db["events"].rows_where("status = 'rejected'")
+        assert row["id"] == "BREAKS" and "could not be stored (ValueError)" in row["body"]
+    finally:
+        emu.close()
+
+
+def post_unsigned(url: str, size: int = 64 << 20) -> int:
+    """POST ``size`` bytes, unsigned, as one stream with its Content-Length; the status the sender
+    reads (an OSError, e.g. a reset mid-upload, propagates: that is a dropped connection)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    chunk = b"x" * (1 << 20)
+    try:
+        conn.putrequest("POST", parts.path)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        for _ in range(size // len(chunk)):
+            conn.send(chunk)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_an_unsigned_64_mb_body_is_answered_413_not_dropped(tmp_path):
+    """The sender gets the 413 (the body is discarded unread), and the bot goes on (Flask's server
+    here; under gunicorn in test_reliability's Procfile test)."""
+    emu = make_emulator(tmp_path, FakeBackend())
+    try:
+        assert post_unsigned(emu.url) == 413
+        u = "U" + "3" * 32
+        emu.follow(u)
+        assert emu.fake.wait_for(1, 10, u)
+    finally:
+        emu.close()
