@@ -126,6 +126,19 @@ class Settings:
     retention_days: float = _env(
         "KOKORO_RETENTION_DAYS", "purge sessions that ended more than this many days ago (0 = keep)", 0.0, float
     )
+    checkin_after_s: float = _env(
+        "KOKORO_CHECKIN_AFTER",
+        "after a session flagged for crisis the client may opt in to a check-in message this many seconds later",
+        86400.0,
+        float,
+    )
+    crisis_window_s: float = _env(
+        "KOKORO_CRISIS_WINDOW",
+        "a client's messages within this many seconds are read together for crisis (a plan or farewell split "
+        "over messages)",
+        600.0,
+        float,
+    )
     tick_s: float = _env("KOKORO_TICK", "seconds between timer checks", 1.0, float)
     scheduler: bool = _env("KOKORO_SCHEDULER", "run timers/jobs in this process (one per deployment)", True, _bool)
 

@@ -87,7 +87,7 @@ def unfollow(engine: Engine, ev: dict) -> None:
         if engine.s.unfollow == "delete":
             engine.store.delete_user(uid)
         else:
-            engine.store.update_user(uid, followed=0)
+            engine.store.update_user(uid, followed=0, checkin_due=None)  # no check-in to a blocked user
 
 
 @on("unsend")
@@ -170,6 +170,18 @@ def start(engine: Engine, uid: str) -> None:
 @on_postback(M.END)
 def end(engine: Engine, uid: str) -> None:
     engine.end(uid, "user")
+
+
+@on_postback(M.CHECKIN_YES)
+def checkin_yes(engine: Engine, uid: str) -> None:
+    engine.store.update_user(uid, checkin_due=now() + engine.s.checkin_after_s)
+    engine.send(uid, M.checkin_set(engine.s.checkin_after_s / 3600))
+
+
+@on_postback(M.CHECKIN_NO)
+def checkin_no(engine: Engine, uid: str) -> None:
+    engine.store.update_user(uid, checkin_due=None)
+    engine.send(uid, M.checkin_declined())
 
 
 @on_postback(M.DELETE)

@@ -119,19 +119,24 @@ def summary(items: tuple[int, ...], total: int) -> str:
     return lead + f"よかったと推定される点は「{good}」、これから伸ばせそうな点は「{weak}」です。"
 
 
-def give_feedback(engine, session: dict) -> bool:
-    """Score a finished session and send the card; False when there is nothing to score."""
+def give_feedback(engine, session: dict, deliver: bool = True) -> bool:
+    """Score a finished session, store the score and (``deliver``) send the card; False when there
+    is nothing to score. A session flagged for crisis is scored for research but not delivered."""
     scorer = engine.scorer
     rows = engine.store.turns(session["id"])
     if not any(r["role"] == "client" for r in rows):
         return False
     if scorer is None:  # say so in plain words rather than leave the client waiting for a card
-        engine.send(session["user_id"], [text(FEEDBACK_OFF)])
+        if deliver:
+            engine.send(session["user_id"], [text(FEEDBACK_OFF)])
         return False
     turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
     items = tuple(scorer.predict(turns))
     total = total_score(items)
     engine.store.add_scores(session, "predicted", scorer.identity, items, total)
+    if not deliver:
+        log.info("session %s scored (not sent: crisis)", session["id"])
+        return True
     c = card(items, total)
     if len(json.dumps(c, ensure_ascii=False).encode()) > 30_000:
         raise ValueError("feedback card is over LINE's 30 KB Flex limit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 CONSENT, DECLINE, START, END = "action=consent", "action=decline", "action=start", "action=end"
 DELETE, KEEP = "action=delete", "action=keep"
+CHECKIN_YES, CHECKIN_NO = "action=checkin-yes", "action=checkin-no"
 END_WORDS = ("終了", "おわり", "終わり")
 DELETE_WORDS = ("削除",)
 CRISIS_CONTACTS = (
@@ -88,6 +89,59 @@ def closing(reason: str) -> list[dict]:
         text(
             f"{lead}本日の相談はここまでとさせていただきます。お話しいただきありがとうございました。"
             "また話したくなったら、いつでもメッセージを送ってください。",
+            [("相談を始める", START)],
+        )
+    ]
+
+
+def caring_close(reason: str, right_after_crisis: bool, checkin_hours: float) -> list[dict]:
+    """The close of a session in which the client said they were at risk: no score, no rating
+    request; the resources again, an open door, and the offer of a check-in later."""
+    lead = {"idle": "しばらくお返事がなかったので、", "limit": "相談時間の上限になりましたので、"}.get(reason, "")
+    worry = (
+        "最後に、とてもつらい気持ちを打ち明けてくださいましたね。このまま終わることになって、あなたのことが心配です。\n"
+        if right_after_crisis
+        else "今日は、とてもつらい気持ちも聞かせてくださって、ありがとうございました。\n"
+    )
+    return [
+        text(
+            f"{lead}今日の相談はここまでとさせていただきます。\n{worry}"
+            "ひとりで抱えないでください。今すぐ危険を感じるときは、ためらわずに連絡してください。\n"
+            + CRISIS_CONTACTS
+            + "\n\nまた話したくなったら、いつでもメッセージを送ってください。ここはいつでも開いています。"
+        ),
+        text(
+            f"よろしければ、{_in(checkin_hours)}ごろに、こちらから「その後いかがですか」とメッセージをお送りしてもいいですか？",
+            [("お願いします", CHECKIN_YES), ("送らなくていい", CHECKIN_NO)],
+        ),
+    ]
+
+
+def _in(hours: float) -> str:
+    return f"{round(hours)}時間後" if hours < 48 else f"{round(hours / 24)}日後"
+
+
+def checkin_set(checkin_hours: float) -> list[dict]:
+    return [
+        text(
+            f"わかりました。{_in(checkin_hours)}ごろに、こちらからメッセージをお送りしますね。"
+            "それまでの間も、いつでも話しに来てください。"
+        )
+    ]
+
+
+def checkin_declined() -> list[dict]:
+    return [
+        text("わかりました。こちらからはお送りしません。また話したくなったら、いつでもメッセージを送ってください。")
+    ]
+
+
+def checkin() -> list[dict]:
+    return [
+        text(
+            "こんにちは。以前お話しした相談の窓口です。その後、いかがお過ごしですか？\n"
+            "少しでも気持ちを話したくなったら、このままメッセージを送ってください。"
+            "つらいときは、次の窓口にもすぐにつながります。\n" + CRISIS_CONTACTS,
             [("相談を始める", START)],
         )
     ]

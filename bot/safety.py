@@ -44,8 +44,31 @@ def detect(text: str) -> list[str]:
     return found
 
 
+LEARNED = "learned"  # the category of a message only the learned layer flagged (its rung is not named)
+
+
+def assess(text: str) -> tuple[list[str], float]:
+    """Both layers: the lexicon's categories and the learned layer's calibrated probability (which
+    reads the lexicon's decisions too)."""
+    from .crisis_model import model
+
+    cats = detect(text)
+    if not text or not text.strip():
+        return cats, 0.0
+    return cats, model().probability(text[-MAX_CHECKED_CHARS:], cats)
+
+
+def crisis_categories(text: str) -> list[str]:
+    """What the bot acts on: the lexicon's categories, or ``[LEARNED]`` when only the learned layer
+    is over its threshold (bot/crisis_model.THRESHOLD); empty when neither fires."""
+    from .crisis_model import THRESHOLD
+
+    cats, p = assess(text)
+    return cats or ([LEARNED] if p >= THRESHOLD else [])
+
+
 def is_crisis(text: str) -> bool:
-    return bool(detect(text))
+    return bool(crisis_categories(text))
 
 
 @lru_cache(maxsize=1)

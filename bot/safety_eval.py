@@ -55,28 +55,57 @@ def kokorochat_lines(data_dir) -> list[tuple[str, str, str]]:
     return out
 
 
-def crisis_figures(rows: list[tuple[str, str, str]]) -> dict:
-    from .safety import is_crisis
+def crisis_figures(rows: list[tuple[str, str, str]], layer: str = "both") -> dict:
+    """Recall per category and false alarms of one layer: "lexicon", "learned" (the model over its
+    threshold) or "both" (what the bot acts on)."""
+    from .crisis_model import THRESHOLD
+    from .safety import assess
 
-    hit, total, fa, neg = Counter(), Counter(), 0, 0
+    hit, total, fa, neg, fa_by, neg_by = Counter(), Counter(), 0, 0, Counter(), Counter()
     for label, cat, text in rows:
-        found = is_crisis(text)
+        lex, p = assess(text)
+        found = {"lexicon": bool(lex), "learned": p >= THRESHOLD, "both": bool(lex) or p >= THRESHOLD}[layer]
         if label == "crisis":
             total[cat] += 1
             hit[cat] += found
         else:
             neg += 1
             fa += found
+            neg_by[cat] += 1
+            fa_by[cat] += found
     n = sum(total.values())
     return {
+        "layer": layer,
         "crisis_lines": n,
         "non_crisis_lines": neg,
         "recall": round(sum(hit.values()) / n, 4) if n else None,
         "recall_by_category": {c: round(hit[c] / total[c], 4) for c in sorted(total)},
         "false_alarm_rate": round(fa / neg, 4) if neg else None,
         "false_alarms": fa,
+        "false_alarms_by_category": {c: f"{fa_by[c]}/{neg_by[c]}" for c in sorted(neg_by)},
         "missed": n - sum(hit.values()),
     }
+
+
+def layers(rows) -> dict:
+    return {layer: crisis_figures(rows, layer) for layer in ("lexicon", "learned", "both")}
+
+
+def latency(texts: list[str]) -> dict:
+    """Per-message time of both layers (they run before the webhook's work goes on)."""
+    import time
+
+    from .safety import assess
+
+    assess("warm-up")
+    ts = []
+    for t in texts:
+        t0 = time.perf_counter()
+        assess(t)
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    q = lambda x: round(1000 * ts[min(len(ts) - 1, int(x * len(ts)))], 2)
+    return {"messages": len(ts), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(1000 * ts[-1], 2)}
 
 
 def screening_figures(data_dir) -> dict:
@@ -104,18 +133,24 @@ def screening_figures(data_dir) -> dict:
 
 
 def run(data_dir=None, gold: bool = True) -> dict:
+    from .crisis_model import THRESHOLD, TRAIN_SETS
     from .safety import lexicon
 
     written = labelled_lines("crisis")
     holdout = labelled_lines("crisis_holdout")
+    cssrs = labelled_lines("cssrs_holdout")
     report = {
         "lexicon": {
             "file": "bot/crisis_lexicon.yaml",
             "entries": len(lexicon().entries),
             "reviewed": lexicon().meta.get("reviewed"),
         },
+        "learned": {"file": "bot/crisis_model.py", "trained_on": list(TRAIN_SETS), "threshold": THRESHOLD},
+        "cssrs_holdout": layers(cssrs),  # never trained or tuned on (docs/safety.md has its first run)
+        "cssrs_train": crisis_figures(labelled_lines("cssrs_train")),
         "written": crisis_figures(written),
         "holdout": crisis_figures(holdout),
+        "latency": latency([t for _, _, t in cssrs]),
     }
     if data_dir is not None:
         kc = kokorochat_lines(data_dir)

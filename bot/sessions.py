@@ -19,7 +19,7 @@ from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
-from .safety import crisis_message, detect
+from .safety import crisis_categories, crisis_message
 from .screening import SAFE_REPLY, screen_draft
 from .store import Store, now
 
@@ -38,7 +38,10 @@ class Engine:
         self._effect = threading.local()  # the event being handled on this thread: keys its sends
         self.beats: dict[str, float] = {}  # loop → time.monotonic() of its last round (for /healthz)
         self.busy_since: float | None = None  # when the running generation started
+        from .crisis_model import model
         from .feedback import load_scorer
+
+        model()  # the learned crisis layer trains here (about a second), not at a client's first message
 
         self.scorer = load_scorer(s.scorer, s.n_gpu_layers, s.flash_attn)
         if self.scorer is None:
@@ -109,20 +112,36 @@ class Engine:
         forget = getattr(self.backend, "forget", None)
         if forget:
             forget(str(sess["id"]))
-        if notify:
+        if notify and sess["crisis"]:  # a flagged session ends with care, not with a score
+            turns = self.store.turns(sess["id"])
+            clients = [r for r in turns if r["role"] == "client"]
+            recent = bool(clients) and bool(clients[-1].get("crisis"))  # the last thing they said
+            self.send(user_id, M.caring_close(reason, recent, self.s.checkin_after_s / 3600), priority=1)
+            self._feedback(sess, deliver=False)  # scored and stored for research, never sent
+        elif notify:
             self.send(user_id, M.closing(reason))
-            try:
-                from .feedback import give_feedback
-
-                give_feedback(self, sess)
-            except Exception as e:  # feedback is a bonus: the session is already closed and stored
-                log.error("feedback failed: %s", type(e).__name__)
+            self._feedback(sess, deliver=True)
             if any(r["role"] == "client" for r in self.store.turns(sess["id"])):
                 from .rating import invite
 
                 self.send(user_id, invite())
         log.info("session %s closed (%s)", sess["id"], reason)
         return True
+
+    def _feedback(self, sess: dict, deliver: bool) -> None:
+        try:
+            from .feedback import give_feedback
+
+            give_feedback(self, sess, deliver=deliver)
+        except Exception as e:  # feedback is a bonus: the session is already closed and stored
+            log.error("feedback failed: %s", type(e).__name__)
+
+    def checkins(self, t: float) -> None:
+        """Send each opted-in check-in once, when due (its outbox key makes a replay a no-op)."""
+        for u in self.store.due_checkins(t):
+            self.send(u["user_id"], M.checkin(), key=f"checkin:{u['user_id']}:{u['checkin_due']}")
+            self.store.update_user(u["user_id"], checkin_due=None)
+            log.info("a crisis check-in was sent")
 
     def purge(self) -> int:
         """The retention job: forget sessions that ended more than ``retention_days`` ago."""
@@ -147,9 +166,13 @@ class Engine:
         """Check a client's text before anything else (consent, sessions, rating, generation) and
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         No message text is stored here: the flag and the time only."""
-        cats = detect(text)
-        if not cats:
-            return []
+        cats = crisis_categories(text)
+        if not cats:  # a plan or a farewell split over messages: read the recent ones together
+            earlier = self.recent_client_texts(user_id)
+            cats = crisis_categories("、".join(earlier + [text])) if earlier else []  # one utterance, as merged
+            if not cats:
+                return []
+            log.warning("crisis across %d messages", len(earlier) + 1)
         log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
         self.store.update_user(user_id, crisis_at=now())
         sess = self.store.open_session(user_id)
@@ -157,6 +180,18 @@ class Engine:
             self.store.update_session(sess["id"], crisis=1)
         self.send(user_id, [M.text(crisis_message(cats))], priority=1)
         return cats
+
+    def recent_client_texts(self, user_id: str, n: int = 3) -> list[str]:
+        """The client's last ``n`` messages of the open session within ``crisis_window_s``, written
+        after the last crisis answer (so an escalation is answered once, and an ordinary message
+        after it does not fire the protocol again on the old words)."""
+        sess = self.store.open_session(user_id)
+        if not sess:
+            return []
+        rows = [r for r in self.store.turns(sess["id"]) if r["role"] == "client"]
+        answered = max((i for i, r in enumerate(rows) if r.get("crisis")), default=-1)  # got the protocol
+        since = now() - self.s.crisis_window_s
+        return [r["text"] for r in rows[answered + 1 :] if (r["ts"] or 0) > since][-n:]
 
     def client_text(
         self, user_id: str, text: str, crisis: list[str] | None = None, message_id: str | None = None
@@ -191,6 +226,7 @@ class Engine:
     # ------------------------------------------------------------ timers (the scheduler's tick)
     def tick(self) -> None:
         t = now()
+        self.checkins(t)
         for sess in self.store.open_sessions():
             uid, sid = sess["user_id"], sess["id"]
             idle = t - (sess["last_client_at"] or sess["started_at"])

@@ -159,11 +159,13 @@ class Store:
         # columns added after the first release: older databases get them here
         for table, col, kind in (
             ("users", "crisis_at", float),
+            ("users", "checkin_due", float),
             ("outbox", "priority", int),
             ("outbox", "effect_key", str),
             ("outbox", "expires_at", float),
             ("outbox", "reply_unknown", int),
             ("turns", "message_id", str),
+            ("turns", "crisis", int),
         ):
             if col not in t(table).columns_dict:
                 t(table).add_column(col, kind)
@@ -263,6 +265,10 @@ class Store:
             self.db["users"].insert(row)
             return row
 
+    def due_checkins(self, t: float) -> list[dict]:
+        """Users whose opted-in check-in after a crisis session is due (no text: ids and times)."""
+        return list(self.db["users"].rows_where("checkin_due is not null and checkin_due <= ?", [t]))
+
     def update_user(self, user_id: str, **values):
         with self.lock:
             self.user(user_id)
@@ -339,9 +345,9 @@ class Store:
         t = now()
         with self.transaction() as c:
             cur = c.execute(
-                "insert or ignore into turns (session_id, user_id, role, text, time, ts, message_id) "
-                "values (?, ?, 'client', ?, ?, ?, ?)",
-                [session["id"], session["user_id"], text, iso(t), t, message_id],
+                "insert or ignore into turns (session_id, user_id, role, text, time, ts, message_id, crisis) "
+                "values (?, ?, 'client', ?, ?, ?, ?, ?)",
+                [session["id"], session["user_id"], text, iso(t), t, message_id, 1 if answer is not None else None],
             )
             if cur.rowcount == 0:
                 return False
