@@ -13,8 +13,8 @@ lines flagged by lexicon-or-model.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 TRAIN_SETS = ("cssrs_train", "crisis", "crisis_holdout")
 RUNGS = ("wish_dead", "ideation", "method", "intent", "plan", "preparatory", "self_harm", "harm_others")
@@ -91,9 +91,22 @@ class CrisisModel:
         return float(self.clf.predict_proba(self.feats([text], [lex]))[0, 1])
 
 
-@lru_cache(maxsize=1)
+_lock = threading.Lock()
+_model: list = []
+
+
 def model() -> CrisisModel:
-    return CrisisModel()
+    """The process's model, trained once (a caller that comes while it trains waits for it)."""
+    with _lock:
+        if not _model:
+            _model.append(CrisisModel())
+        return _model[0]
+
+
+def warm_up() -> None:
+    """Train in the background, so a starting process answers webhooks at once (a crisis check
+    that comes first waits for the model, about a second)."""
+    threading.Thread(target=model, name="crisis-model", daemon=True).start()
 
 
 def choose_threshold(rows: list[tuple[str, str, str]] | None = None, folds: int = 5, seed: int = 0) -> dict:

@@ -38,10 +38,10 @@ class Engine:
         self._effect = threading.local()  # the event being handled on this thread: keys its sends
         self.beats: dict[str, float] = {}  # loop → time.monotonic() of its last round (for /healthz)
         self.busy_since: float | None = None  # when the running generation started
-        from .crisis_model import model
+        from .crisis_model import warm_up
         from .feedback import load_scorer
 
-        model()  # the learned crisis layer trains here (about a second), not at a client's first message
+        warm_up()  # the learned crisis layer trains now, in the background, not at a client's first message
 
         self.scorer = load_scorer(s.scorer, s.n_gpu_layers, s.flash_attn)
         if self.scorer is None:
