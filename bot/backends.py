@@ -180,20 +180,23 @@ class OpenAIBackend:
         pass
 
 
+def probe_counselor(s: Settings, once: bool) -> dict:
+    """Load the counselor GGUF (and adapter) as the bot would, in a child, and generate a few
+    tokens (kokoro.probe); ``once``: skip it when this model, build and decision passed before."""
+    from kokoro.probe import probe, probe_once
+
+    kw = dict(extra_bufts=s.extra_bufts, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers)
+    return (probe_once if once else probe)(s.counselor_gguf, s.counselor_lora, **kw)
+
+
 def make_backend(s: Settings) -> Backend:
     if s.backend != "llama":
         return OpenAIBackend(s)
     if s.probe:  # a llama.cpp crash in a child now, not a dead bot at the first real message
-        from kokoro.probe import ProbeError, probe_once
+        from kokoro.probe import ProbeError
 
         try:
-            probe_once(
-                s.counselor_gguf,
-                s.counselor_lora,
-                extra_bufts=s.extra_bufts,
-                n_threads=s.n_threads,
-                n_gpu_layers=s.n_gpu_layers,
-            )
+            probe_counselor(s, once=True)
         except ProbeError as e:
             raise BotConfigError(f"{e} (`python -m bot doctor` shows the details)") from None
     return LlamaBackend(s)

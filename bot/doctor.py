@@ -26,7 +26,9 @@ def cpu_name(path: str = "/proc/cpuinfo") -> str:
 
 def run(config_file: str | None = None, out=sys.stdout) -> int:
     from kokoro.llm import build_features, cpu_flags, extra_bufts_for
-    from kokoro.probe import ProbeError, probe
+    from kokoro.probe import ProbeError
+
+    from .backends import probe_counselor
 
     say = lambda k, v: print(f"{k:<12} {v}", file=out, flush=True)
     s = Settings.load(config_file)
@@ -51,13 +53,7 @@ def run(config_file: str | None = None, out=sys.stdout) -> int:
     say("adapter", s.counselor_lora or "none")
     say("offload", f"{s.n_gpu_layers} GPU layers, {s.n_threads or 'default'} threads")
     try:
-        r = probe(
-            s.counselor_gguf,
-            s.counselor_lora,
-            extra_bufts=s.extra_bufts,
-            n_threads=s.n_threads,
-            n_gpu_layers=s.n_gpu_layers,
-        )
+        r = probe_counselor(s, once=False)
     except ProbeError as e:
         say("probe", f"FAILED: {e}")
         return 1

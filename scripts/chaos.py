@@ -46,6 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bot.emulator.client import post_unsigned as send_unsigned  # noqa: E402
 from bot.emulator.client import sign  # noqa: E402
 from bot.emulator.fake_api import FakeLine  # noqa: E402
 
@@ -322,26 +323,11 @@ def fuzz(bot: Bot, n: int, huge: int = 3) -> dict:
 
 
 def post_unsigned(url: str, size: int) -> int:
-    """An unsigned body of ``size`` bytes sent as one stream; the status the sender reads, -1 when
-    the connection was dropped under it."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    chunk = b"x" * (1 << 20)
+    """The status an unsigned body of ``size`` bytes gets; -1 when the connection was dropped."""
     try:
-        conn.putrequest("POST", parts.path)
-        conn.putheader("Content-Type", "application/json")
-        conn.putheader("Content-Length", str(size))
-        conn.endheaders()
-        for _ in range(size // len(chunk)):
-            conn.send(chunk)
-        return conn.getresponse().status
+        return send_unsigned(url, size)
     except OSError:
         return -1
-    finally:
-        conn.close()
 
 
 # ---------------------------------------------------------------- 2. valid events

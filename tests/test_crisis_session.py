@@ -16,6 +16,13 @@ def protocols(emu, user) -> int:
     return sum(t.startswith(PROTOCOL[:12]) for t in texts(emu, user))
 
 
+def crisis_then_end(emu, u):
+    in_session(emu, u)
+    for t in ("死にたい", "終了"):
+        emu.text(u, t)
+        quiesce(emu)
+
+
 class StubScorer:
     """Records that the session was scored; the engine must store what it returns."""
 
@@ -127,11 +134,7 @@ def test_an_ordinary_session_still_gets_its_card_path(emu):
 
 def test_the_opt_in_check_in_is_sent_once_at_its_time(emu):
     u = "U" + "a5" * 16
-    in_session(emu, u)
-    emu.text(u, "死にたい")
-    quiesce(emu)
-    emu.text(u, "終了")
-    quiesce(emu)
+    crisis_then_end(emu, u)
     emu.postback(u, M.CHECKIN_YES)
     got = emu.fake.wait_for(len(emu.fake.delivered(u)) + 2, 10, u)  # the confirmation, then the check-in
     checkins = [m for m in got if m.get("text", "").startswith("こんにちは。以前お話しした")]
@@ -146,11 +149,7 @@ def test_the_opt_in_check_in_is_sent_once_at_its_time(emu):
 
 def test_declining_the_check_in_sends_none(emu):
     u = "U" + "a6" * 16
-    in_session(emu, u)
-    emu.text(u, "死にたい")
-    quiesce(emu)
-    emu.text(u, "終了")
-    quiesce(emu)
+    crisis_then_end(emu, u)
     emu.postback(u, M.CHECKIN_NO)
     quiesce(emu)
     assert emu.runtime.engine.store.user(u)["checkin_due"] is None

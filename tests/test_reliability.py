@@ -14,9 +14,9 @@ import urllib.request
 import pytest
 from conftest import REPO, free_port, quiesce
 from test_crisis import FakeBackend, consented, in_session, make_emulator, texts
-from test_webhook_faults import post_unsigned
 
 from bot import messages as M
+from bot.emulator.client import post_unsigned
 
 
 @pytest.fixture

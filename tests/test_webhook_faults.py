@@ -8,6 +8,7 @@ import threading
 from test_crisis import FakeBackend, in_session, make_emulator
 
 from bot import messages as M
+from bot.emulator.client import post_unsigned
 
 
 def test_a_batch_with_malformed_events_answers_200_and_its_good_events_are_handled(tmp_path):
@@ -152,27 +153,6 @@ def test_an_event_that_cannot_be_stored_is_rejected_not_the_batch(tmp_path, monk
         assert row["id"] == "BREAKS" and "could not be stored (ValueError)" in row["body"]
     finally:
         emu.close()
-
-
-def post_unsigned(url: str, size: int = 64 << 20) -> int:
-    """POST ``size`` bytes, unsigned, as one stream with its Content-Length; the status the sender
-    reads (an OSError, e.g. a reset mid-upload, propagates: that is a dropped connection)."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    chunk = b"x" * (1 << 20)
-    try:
-        conn.putrequest("POST", parts.path)
-        conn.putheader("Content-Type", "application/json")
-        conn.putheader("Content-Length", str(size))
-        conn.endheaders()
-        for _ in range(size // len(chunk)):
-            conn.send(chunk)
-        return conn.getresponse().status
-    finally:
-        conn.close()
 
 
 def test_an_unsigned_64_mb_body_is_answered_413_not_dropped(tmp_path):

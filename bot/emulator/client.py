@@ -91,3 +91,25 @@ class Emulator:
         self.server.shutdown()
         self.runtime.shutdown()
         self.fake.stop()
+
+
+def post_unsigned(url: str, size: int = 64 << 20, timeout: float = 30.0) -> int:
+    """POST ``size`` bytes, unsigned, as one stream with its Content-Length (what an attacker or a
+    broken proxy might send); the status the sender reads. An OSError — the connection dropped
+    under the upload — propagates."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    chunk = b"x" * (1 << 20)
+    try:
+        conn.putrequest("POST", parts.path)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        for _ in range(size // len(chunk)):
+            conn.send(chunk)
+        return conn.getresponse().status
+    finally:
+        conn.close()
