@@ -28,6 +28,11 @@ def make_parser():
         "(default $KOKOROCHAT_DIR, data/KokoroChat, ../KokoroChat or ../shared/data/kokorochat)",
     )
     c.add_argument("--no-scorer-build", action="store_true", help="never build the feedback scorer (feedback off)")
+    c.add_argument(
+        "--wait-feedback",
+        action="store_true",
+        help="if the feedback scorer is still building in the background, wait for it at the session's end",
+    )
     s = sub.add_parser("serve", help="run the webhook (development server; the Procfile uses gunicorn)")
     s.add_argument("--config", help="JSON settings file")
     s.add_argument("--host", default="127.0.0.1")
@@ -81,6 +86,7 @@ def main(argv=None) -> int:
                 tick_s=0.2,
                 data=args.data,
                 build_scorer=not args.no_scorer_build,
+                wait_feedback=args.wait_feedback,
             )
         if args.cmd == "doctor":
             from .doctor import main as doctor

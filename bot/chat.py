@@ -34,17 +34,44 @@ def wait_settled(emu: Emulator, user: str, seen: int, timeout: float = 300.0) ->
     return emu.fake.delivered(user)[seen:]
 
 
-def run_chat(lines, consent: bool = True, out=sys.stdout, data=None, build_scorer: bool = True, **settings) -> int:
+def run_chat(
+    lines,
+    consent: bool = True,
+    out=sys.stdout,
+    data=None,
+    build_scorer: bool = True,
+    wait_feedback: bool = False,
+    **settings,
+) -> int:
     """``data``: the KokoroChat folder the feedback scorer is built from on the first run (default
-    $KOKOROCHAT_DIR or the known places); ``build_scorer=False`` never builds it."""
+    $KOKOROCHAT_DIR or the known places), in the background: the chat never waits for it, except at
+    the session's end with ``wait_feedback``; ``build_scorer=False`` never builds it."""
+    from pathlib import Path
+
+    from . import scorer_build
+
     db = settings.pop("db_path", None) or os.path.join(tempfile.mkdtemp(prefix="kokoro-chat-"), "bot.sqlite3")
+    status, scorer = "off", None
     if build_scorer:
         from .config import Settings
-        from .scorer_build import ensure_scorer
 
         config_file = settings.get("config_file")
         overrides = {k: v for k, v in settings.items() if k != "config_file"}
-        ensure_scorer(Settings.load(config_file, environ=os.environ, **overrides).scorer, data=data)
+        scorer = Settings.load(config_file, environ=os.environ, **overrides).scorer
+        status = scorer_build.ensure_scorer(scorer, data=data)
+    shown = [None]
+
+    def show_build() -> None:  # one line when the build's stage changes, between turns
+        if status == "building" and scorer_build.building(Path(scorer)):
+            now = scorer_build.progress(Path(scorer)).split(",")[0]
+            if now != shown[0]:
+                shown[0] = now
+                print(f"(feedback scorer, in the background: {now})", file=sys.stderr, flush=True)
+
+    if status == "building" and "KOKORO_THREADS" not in os.environ and "n_threads" not in settings:
+        # llama.cpp's threads wait for each other by spinning: beside a busy core (the build) a reply
+        # took 61 s instead of 1 s on 2 cores. One core each while the build runs.
+        settings["n_threads"] = max(1, (os.cpu_count() or 2) - 1)
     emu = Emulator(environ=os.environ, db_path=db, **settings)
     user = "U" + uuid.uuid4().hex
     seen = 0
@@ -62,6 +89,9 @@ def run_chat(lines, consent: bool = True, out=sys.stdout, data=None, build_score
             line = line.rstrip("\n")
             if not line.strip():
                 continue
+            if line.strip() in M.END_WORDS:
+                wait_for_build(status, scorer, wait_feedback)
+            show_build()
             print(f"client: {line}", file=out, flush=True)
             emu.text(user, line)
             new = wait_settled(emu, user, seen)
@@ -71,6 +101,7 @@ def run_chat(lines, consent: bool = True, out=sys.stdout, data=None, build_score
                 break
         store = emu.runtime.engine.store
         if store.open_session(user):
+            wait_for_build(status, scorer, wait_feedback)
             print("client: 終了", file=out, flush=True)
             emu.text(user, "終了")
             _show(wait_settled(emu, user, seen), out)
@@ -87,6 +118,27 @@ def run_chat(lines, consent: bool = True, out=sys.stdout, data=None, build_score
         return 0 if ok else 1
     finally:
         emu.close()
+
+
+def wait_for_build(status: str, scorer: str | None, wait: bool) -> None:
+    """Before the session ends: wait for a background build (``wait``), or say how to."""
+    from pathlib import Path
+
+    from . import scorer_build
+
+    if status != "building" or not scorer_build.building(Path(scorer)):
+        return
+    if wait:
+        print("waiting for the feedback scorer to finish (--wait-feedback) …", file=sys.stderr, flush=True)
+        scorer_build.wait(Path(scorer))
+    else:
+        print(
+            f"the feedback scorer is still building ({scorer_build.progress(Path(scorer))}): this session ends "
+            "without its card; the build goes on, and `bot chat` gives cards once it is done "
+            "(`--wait-feedback` waits for it at the session's end)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def interactive_lines():

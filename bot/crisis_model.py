@@ -61,15 +61,22 @@ def training_rows() -> list[tuple[str, str, str]]:
 
 
 def _fit(texts: list[str], y, lex: list[list[str]]):
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     feats = Features(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
         TfidfVectorizer(analyzer=str.split, sublinear_tf=True),
     )
     prepared = [_prepared(t) for t in texts]
+    with threadpool_limits(1):  # small problem: BLAS threads only contend (4x slower beside a busy core)
+        return _fit_features(feats, prepared, texts, y, lex)
+
+
+def _fit_features(feats, prepared, texts, y, lex):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+
     feats.chars.fit(prepared)
     feats.words.fit([_lemmas(p) for p in prepared])
     base = LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)

@@ -18,6 +18,10 @@ FEEDBACK_OFF = (
     "今回の相談のふりかえり（AIが20項目で推定するフィードバック）は、この環境ではまだ準備されていないため、"
     "お送りできません。"
 )
+FEEDBACK_PENDING = (
+    "今回の相談のふりかえり（AIが20項目で推定するフィードバック）は、まだ準備中のため、今回はお送りできません。"
+    "準備はあと{minutes}分ほどで終わる見込みで、その後の相談からはお送りできます。"
+)
 ASPECT_JA = {
     "Sense of Validation": "受け止められた感覚",
     "Awareness and Hope": "気づきと希望",
@@ -27,6 +31,14 @@ ASPECT_JA = {
     "Flow of Conversation": "始まりと終わり",
     "Counseling Skills": "カウンセリングの技法",
 }
+
+
+def pending_or_off(path: str | None) -> str:
+    from .scorer_build import building, minutes_left
+
+    if path and building(Path(path)):
+        return FEEDBACK_PENDING.format(minutes=minutes_left(Path(path)))
+    return FEEDBACK_OFF
 
 
 def load_scorer(path: str | None, n_gpu_layers: int = 0, flash_attn: str = "auto"):
@@ -126,9 +138,11 @@ def give_feedback(engine, session: dict, deliver: bool = True) -> bool:
     rows = engine.store.turns(session["id"])
     if not any(r["role"] == "client" for r in rows):
         return False
+    if scorer is None:  # built since the bot started (bot chat builds it in the background)?
+        scorer = engine.scorer = load_scorer(engine.s.scorer, engine.s.n_gpu_layers, engine.s.flash_attn)
     if scorer is None:  # say so in plain words rather than leave the client waiting for a card
         if deliver:
-            engine.send(session["user_id"], [text(FEEDBACK_OFF)])
+            engine.send(session["user_id"], [text(pending_or_off(engine.s.scorer))])
         return False
     turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
     items = tuple(scorer.predict(turns))
