@@ -30,3 +30,21 @@ def test_setup_installs_everything_requirements_name():
 def test_every_cli_named_in_the_readme_exists():
     for mod in set(re.findall(r"python -m (\w+)", README)):
         assert (REPO / mod / "__main__.py").is_file() or mod in ("pytest", "llama_cpp"), mod
+
+
+def test_every_doc_the_readme_links_exists_and_names_real_commands():
+    docs = set(re.findall(r"\]\((docs/[\w./-]+\.md)\)", README))
+    assert docs, "the README links its docs pages"
+    for page in docs:
+        path = REPO / page
+        assert path.is_file(), page
+        text = path.read_text(encoding="utf-8")
+        for mod in set(re.findall(r"python -m ([\w.]+)", text)):
+            top = mod.split(".")[0]
+            if top in ("pytest", "llama_cpp"):  # installed, not ours
+                continue
+            assert (REPO / top).is_dir(), f"{page}: python -m {mod}"
+            if "." in mod:
+                assert (REPO / (mod.replace(".", "/") + ".py")).is_file(), f"{page}: python -m {mod}"
+        for script in set(re.findall(r"scripts/[\w]+\.py", text)):
+            assert (REPO / script).is_file(), f"{page}: {script}"
