@@ -147,6 +147,7 @@ def build(p: Path, data: Path) -> int:
     except OSError:
         print("another build of this scorer is running", flush=True)
         return 0
+    _write(f["state"], {"pid": os.getpid(), "started": time.time(), "stage": "starting", "done": 0})
     try:
         os.nice(19)  # the chat's generation goes first
     except OSError:
