@@ -44,14 +44,16 @@ class Features:
     words: object
 
     def __call__(self, texts: list[str], lex: list[list[str]]):
+        prepared = [_prepared(t) for t in texts]
+        return self.matrix(prepared, [_lemmas(p) for p in prepared], lex)
+
+    def matrix(self, prepared: list[str], lemmas: list[str], lex: list[list[str]]):
+        """The model's inputs from texts already normalized and lemmatized (MeCab runs once a text)."""
         import numpy as np
         from scipy.sparse import csr_matrix, hstack
 
-        prepared = [_prepared(t) for t in texts]
         rungs = np.array([[LEX_WEIGHT * (r in cats) for r in RUNGS] for cats in lex])
-        return hstack(
-            [self.chars.transform(prepared), self.words.transform([_lemmas(p) for p in prepared]), csr_matrix(rungs)]
-        ).tocsr()
+        return hstack([self.chars.transform(prepared), self.words.transform(lemmas), csr_matrix(rungs)]).tocsr()
 
 
 def training_rows() -> list[tuple[str, str, str]]:
@@ -69,18 +71,19 @@ def _fit(texts: list[str], y, lex: list[list[str]]):
         TfidfVectorizer(analyzer=str.split, sublinear_tf=True),
     )
     prepared = [_prepared(t) for t in texts]
+    lemmas = [_lemmas(p) for p in prepared]
     with threadpool_limits(1):  # small problem: BLAS threads only contend (4x slower beside a busy core)
-        return _fit_features(feats, prepared, texts, y, lex)
+        return _fit_features(feats, prepared, lemmas, y, lex)
 
 
-def _fit_features(feats, prepared, texts, y, lex):
+def _fit_features(feats, prepared, lemmas, y, lex):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
 
     feats.chars.fit(prepared)
-    feats.words.fit([_lemmas(p) for p in prepared])
+    feats.words.fit(lemmas)
     base = LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)
-    clf = CalibratedClassifierCV(base, method="sigmoid", cv=5).fit(feats(texts, lex), y)
+    clf = CalibratedClassifierCV(base, method="sigmoid", cv=5).fit(feats.matrix(prepared, lemmas, lex), y)
     return feats, clf
 
 
@@ -90,9 +93,7 @@ class CrisisModel:
 
         rows = rows if rows is not None else training_rows()
         texts = [r[2] for r in rows]
-        self.y = [r[0] == "crisis" for r in rows]
-        self.n_train = len(rows)
-        self.feats, self.clf = _fit(texts, self.y, [detect(t) for t in texts])
+        self.feats, self.clf = _fit(texts, [r[0] == "crisis" for r in rows], [detect(t) for t in texts])
 
     def probability(self, text: str, lex: list[str]) -> float:
         return float(self.clf.predict_proba(self.feats([text], [lex]))[0, 1])

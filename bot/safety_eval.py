@@ -55,24 +55,39 @@ def kokorochat_lines(data_dir) -> list[tuple[str, str, str]]:
     return out
 
 
-def crisis_figures(rows: list[tuple[str, str, str]], layer: str = "both") -> dict:
-    """Recall per category and false alarms of one layer: "lexicon", "learned" (the model over its
-    threshold) or "both" (what the bot acts on)."""
+LAYERS = ("lexicon", "learned", "both")
+
+
+def layers(rows: list[tuple[str, str, str]], only: tuple[str, ...] = LAYERS) -> dict:
+    """Recall per category and false alarms of each layer: "lexicon", "learned" (the model over its
+    threshold) and "both" (what the bot acts on); each row assessed once for all of them."""
     from .crisis_model import THRESHOLD
     from .safety import assess
 
-    hit, total, fa, neg, fa_by, neg_by = Counter(), Counter(), 0, 0, Counter(), Counter()
-    for label, cat, text in rows:
+    found = {layer: [] for layer in only}
+    for _, _, text in rows:
         lex, p = assess(text)
-        found = {"lexicon": bool(lex), "learned": p >= THRESHOLD, "both": bool(lex) or p >= THRESHOLD}[layer]
+        decided = {"lexicon": bool(lex), "learned": p >= THRESHOLD, "both": bool(lex) or p >= THRESHOLD}
+        for layer in only:
+            found[layer].append(decided[layer])
+    return {layer: _figures(rows, found[layer], layer) for layer in only}
+
+
+def crisis_figures(rows: list[tuple[str, str, str]], layer: str = "both") -> dict:
+    return layers(rows, (layer,))[layer]
+
+
+def _figures(rows: list[tuple[str, str, str]], found: list[bool], layer: str) -> dict:
+    hit, total, fa, neg, fa_by, neg_by = Counter(), Counter(), 0, 0, Counter(), Counter()
+    for (label, cat, _), f in zip(rows, found):
         if label == "crisis":
             total[cat] += 1
-            hit[cat] += found
+            hit[cat] += f
         else:
             neg += 1
-            fa += found
+            fa += f
             neg_by[cat] += 1
-            fa_by[cat] += found
+            fa_by[cat] += f
     n = sum(total.values())
     return {
         "layer": layer,
@@ -85,10 +100,6 @@ def crisis_figures(rows: list[tuple[str, str, str]], layer: str = "both") -> dic
         "false_alarms_by_category": {c: f"{fa_by[c]}/{neg_by[c]}" for c in sorted(neg_by)},
         "missed": n - sum(hit.values()),
     }
-
-
-def layers(rows) -> dict:
-    return {layer: crisis_figures(rows, layer) for layer in ("lexicon", "learned", "both")}
 
 
 def latency(texts: list[str]) -> dict:
