@@ -13,19 +13,8 @@ from .config import DEMO, BotConfigError, Settings
 SHOWN_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
-def cpu_name(path: str = "/proc/cpuinfo") -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def run(config_file: str | None = None, out=sys.stdout) -> int:
-    from kokoro.llm import build_features, cpu_flags, extra_bufts_for
+    from kokoro.llm import build_features, cpu_flags, cpu_info, extra_bufts_for
     from kokoro.probe import ProbeError
 
     from .backends import probe_counselor
@@ -34,7 +23,7 @@ def run(config_file: str | None = None, out=sys.stdout) -> int:
     s = Settings.load(config_file)
     flags = cpu_flags()
     build = build_features()
-    say("cpu", cpu_name())
+    say("cpu", cpu_info().get("model name", "unknown"))
     say("cpu flags", " ".join(f for f in SHOWN_FLAGS if f in flags) or "(none of " + ", ".join(SHOWN_FLAGS) + ")")
     try:
         version = md.version("llama-cpp-python")

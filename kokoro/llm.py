@@ -42,16 +42,26 @@ def flash_attn_for(n_gpu_layers: int, flash_attn: str = "auto") -> bool:
     return flash_attn == "on" or (flash_attn == "auto" and n_gpu_layers != 0)
 
 
-def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags as the kernel lists them (empty where there is no /proc/cpuinfo)."""
+def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first CPU's fields as the kernel lists them ("model name", "flags", …); empty where there
+    is no /proc/cpuinfo."""
+    out: dict[str, str] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, sep, value = line.partition(":")
+                if sep:
+                    out.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return set()
+    return out
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags as the kernel lists them (empty where there is no /proc/cpuinfo)."""
+    return set(cpu_info(path).get("flags", "").split())
 
 
 def build_features() -> dict[str, bool]:
