@@ -16,11 +16,16 @@ def protocols(emu, user) -> int:
     return sum(t.startswith(PROTOCOL[:12]) for t in texts(emu, user))
 
 
-def crisis_then_end(emu, u):
-    in_session(emu, u)
-    for t in ("死にたい", "終了"):
+def say(emu, u, *lines):
+    """The client writes each line and the bot settles before the next."""
+    for t in lines:
         emu.text(u, t)
         quiesce(emu)
+
+
+def crisis_then_end(emu, u):
+    in_session(emu, u)
+    say(emu, u, "死にたい", "終了")
 
 
 class StubScorer:
@@ -51,14 +56,11 @@ def test_a_farewell_split_over_two_messages_gets_the_protocol_once(emu):
     in_session(emu, u)
     first, second = "もう会えないと思う", "元気でね"
     assert not is_crisis(first) and not is_crisis(second), "each alone must be ordinary for this test"
-    emu.text(u, first)
-    quiesce(emu)
+    say(emu, u, first)
     assert protocols(emu, u) == 0
-    emu.text(u, second)
-    quiesce(emu)
+    say(emu, u, second)
     assert protocols(emu, u) == 1, texts(emu, u)
-    emu.text(u, "話を聞いてくれてありがとう。少し落ち着いてきた")
-    quiesce(emu)
+    say(emu, u, "話を聞いてくれてありがとう。少し落ち着いてきた")
     assert protocols(emu, u) == 1, "an ordinary message after the answer does not fire it again"
     sess = emu.runtime.engine.store.open_session(u)
     assert sess["crisis"] == 1
@@ -69,9 +71,7 @@ def test_messages_outside_the_window_are_not_read_together(tmp_path):
     try:
         u = "U" + "a2" * 16
         in_session(e, u)
-        for t in ("もう会えないと思う", "元気でね"):
-            e.text(u, t)
-            quiesce(e)
+        say(e, u, "もう会えないと思う", "元気でね")
         assert protocols(e, u) == 0
     finally:
         e.close()
@@ -80,21 +80,14 @@ def test_messages_outside_the_window_are_not_read_together(tmp_path):
 def test_ending_right_after_a_crisis_line_gets_a_caring_close_and_no_score(emu):
     u = "U" + "a3" * 16
     in_session(emu, u)
-    emu.text(u, "今日はずっと仕事のことを考えてた")
-    quiesce(emu)
-    emu.text(u, "もう死にたい")
-    quiesce(emu)
+    say(emu, u, "今日はずっと仕事のことを考えてた", "もう死にたい")
     assert protocols(emu, u) == 1
-    n = len(texts(emu, u))
-    emu.text(u, "もう少し話してもいい？")  # an ordinary message after the protocol, in the window
-    quiesce(emu)
+    say(emu, u, "もう少し話してもいい？")  # an ordinary message after the protocol, in the window
     assert protocols(emu, u) == 1, "the old crisis line does not fire again"
-    emu.text(u, "やっぱりもう死にたい")
-    quiesce(emu)
+    say(emu, u, "やっぱりもう死にたい")
     assert protocols(emu, u) == 2, "a new crisis line is answered"
     n = len(texts(emu, u))
-    emu.text(u, "終了")
-    quiesce(emu)
+    say(emu, u, "終了")
     after = emu.fake.delivered(u)[n:]
     said = "\n".join(m.get("text", "") or m.get("altText", "") for m in after)
     assert "心配" in said and "0120-279-338" in said and "いつでも" in said, said
@@ -110,13 +103,9 @@ def test_ending_right_after_a_crisis_line_gets_a_caring_close_and_no_score(emu):
 def test_a_flagged_session_ended_later_gets_the_caring_close_without_the_worry(emu):
     u = "U" + "a7" * 16
     in_session(emu, u)
-    emu.text(u, "死にたい")
-    quiesce(emu)
-    emu.text(u, "少し落ち着いてきました、ありがとう")
-    quiesce(emu)
+    say(emu, u, "死にたい", "少し落ち着いてきました、ありがとう")
     n = len(texts(emu, u))
-    emu.text(u, "終了")
-    quiesce(emu)
+    say(emu, u, "終了")
     said = "\n".join(texts(emu, u)[n:])
     assert "聞かせてくださって" in said and "心配" not in said and "合計" not in said
 
@@ -124,10 +113,7 @@ def test_a_flagged_session_ended_later_gets_the_caring_close_without_the_worry(e
 def test_an_ordinary_session_still_gets_its_card_path(emu):
     u = "U" + "a4" * 16
     in_session(emu, u)
-    emu.text(u, "仕事のことで悩んでいます")
-    quiesce(emu)
-    emu.text(u, "終了")
-    quiesce(emu)
+    say(emu, u, "仕事のことで悩んでいます", "終了")
     said = "\n".join(m.get("text", "") or m.get("altText", "") for m in emu.fake.delivered(u))
     assert "合計" in said and "20の項目" in said and "心配" not in said
 
