@@ -1,4 +1,4 @@
-"""python -m bot chat|serve|doctor|export|safety-eval|build-demo"""
+"""python -m bot chat|serve|doctor|export|safety-eval|build-demo|counselor|richmenu"""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def make_parser():
         "(default $KOKOROCHAT_DIR or ../shared/data/kokorochat)",
     )
     v.add_argument("--no-gold", action="store_true", help="skip the (slow) flag rate on all gold counselor turns")
+    k = sub.add_parser("counselor", help="console accounts: add NAME (password prompted) | disable NAME | list")
+    k.add_argument("action", choices=["add", "disable", "enable", "list"])
+    k.add_argument("name", nargs="?")
+    k.add_argument("--role", default="counselor", choices=["counselor", "supervisor"])
+    k.add_argument("--db", default=os.environ.get("KOKORO_BOT_DB", "bot.sqlite3"), help="the bot's SQLite file")
+    k.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (scripts) instead of prompting"
+    )
     b = sub.add_parser(
         "build-demo",
         help="train and convert the CPU demo counselor (gemma-3-270m, ~50 min on 2 cores) "
@@ -88,6 +96,10 @@ def main(argv=None) -> int:
                 build_scorer=not args.no_scorer_build,
                 wait_feedback=args.wait_feedback,
             )
+        if args.cmd == "counselor":
+            from .console.cli import main as counselor
+
+            return counselor(args)
         if args.cmd == "doctor":
             from .doctor import main as doctor
 

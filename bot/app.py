@@ -114,6 +114,13 @@ def create_app(config: Settings | dict | None = None, start_background: bool = T
     app = Flask("kokoro-bot")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # 413 before the body is read
     app.extensions["kokoro"] = runtime
+    if settings.behind_proxy:  # HTTPS ends at one reverse proxy: trust its X-Forwarded-* (docs/console.md)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    from .console import make_blueprint
+
+    app.register_blueprint(make_blueprint(engine))  # /console: the counselor console, behind its sign-in
 
     @app.before_request
     def refuse_oversized():

@@ -139,6 +139,24 @@ class Settings:
         600.0,
         float,
     )
+    console_url: str | None = _env(
+        "KOKORO_CONSOLE_URL",
+        "the counselor console's public base URL (https://…), for links in on-call alerts (docs/console.md)",
+    )
+    oncall_url: str | None = _env(
+        "KOKORO_ONCALL_URL",
+        "POST {event, session_url} here when a session is first flagged for crisis (the link only, never the text)",
+    )
+    duty_hours: str | None = _env(
+        "KOKORO_DUTY_HOURS",
+        "when human counselors are on duty, as told to a client who asks for a person (e.g. 平日 18:00〜22:00)",
+    )
+    behind_proxy: bool = _env(
+        "KOKORO_BEHIND_PROXY",
+        "trust one reverse proxy's X-Forwarded-Proto/-For/-Host (HTTPS ends there; the console cookie is then Secure)",
+        False,
+        _bool,
+    )
     tick_s: float = _env("KOKORO_TICK", "seconds between timer checks", 1.0, float)
     scheduler: bool = _env("KOKORO_SCHEDULER", "run timers/jobs in this process (one per deployment)", True, _bool)
 

@@ -184,6 +184,26 @@ def checkin_no(engine: Engine, uid: str) -> None:
     engine.send(uid, M.checkin_declined())
 
 
+@on_postback(M.HUMAN)
+def human(engine: Engine, uid: str) -> None:
+    from .handoff import request_human
+
+    if not engine.consented(uid):
+        engine.send(uid, M.consent_needed())
+    else:
+        request_human(engine, engine.console, uid)
+
+
+@on_postback(M.CONTACTS)
+def contacts(engine: Engine, uid: str) -> None:
+    engine.send(uid, M.contacts())
+
+
+@on_postback(M.DELETE_ASK)
+def delete_ask(engine: Engine, uid: str) -> None:
+    engine.send(uid, M.confirm_delete())
+
+
 @on_postback(M.DELETE)
 def delete(engine: Engine, uid: str) -> None:
     engine.delete_everything(uid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 CONSENT, DECLINE, START, END = "action=consent", "action=decline", "action=start", "action=end"
 DELETE, KEEP = "action=delete", "action=keep"
 CHECKIN_YES, CHECKIN_NO = "action=checkin-yes", "action=checkin-no"
+HUMAN, CONTACTS, DELETE_ASK = "action=human", "action=contacts", "action=delete-ask"  # the rich menu's
 END_WORDS = ("終了", "おわり", "終わり")
 DELETE_WORDS = ("削除",)
 CRISIS_CONTACTS = (
@@ -84,6 +85,7 @@ def closing(reason: str) -> list[dict]:
         "idle": "しばらくお返事がなかったので、",
         "limit": "相談時間の上限になりましたので、",
         "unfollow": "",
+        "counselor": "",
     }.get(reason, "")
     return [
         text(
@@ -194,3 +196,40 @@ def deleted() -> list[dict]:
 
 def kept() -> list[dict]:
     return [text("削除はしませんでした。")]
+
+
+def contacts() -> list[dict]:
+    return [text("相談できる窓口です。\n" + CRISIS_CONTACTS)]
+
+
+def human_joined() -> list[dict]:
+    return [
+        text(
+            "ここからは、人の相談員がお話をうかがいます。AIではなく、相談員が自分で書いてお返事します。"
+            "お返事に少し時間がかかることがありますが、そのままお話しください。"
+        )
+    ]
+
+
+def human_left() -> list[dict]:
+    return [text("相談員との会話はここまでです。ここからはまたAIがお話をうかがいます。")]
+
+
+def human_requested(on_duty: bool, duty_hours: str | None) -> list[dict]:
+    """The honest answer to 「人と話したい」: whether a person is at a console now, and when one is."""
+    if on_duty:
+        return [
+            text(
+                "人の相談員におつなぎします。いま相談員が対応できる状態です。"
+                "順番にうかがいますので、少しだけお待ちください。そのあいだもメッセージを送っていただけます。"
+            )
+        ]
+    when = f"相談員がいる時間は {duty_hours} です。" if duty_hours else "相談員がいる時間は決まっていません。"
+    return [
+        text(
+            "ごめんなさい、いまは人の相談員がいません。"
+            + when
+            + "ご希望は相談員に伝わるようにしてあります。それまでは、よろしければAIがお話をうかがいます。\n"
+            "急いで人と話したいときは、次の窓口に連絡してください。\n" + CRISIS_CONTACTS
+        )
+    ]

@@ -38,9 +38,12 @@ class Engine:
         self._effect = threading.local()  # the event being handled on this thread: keys its sends
         self.beats: dict[str, float] = {}  # loop → time.monotonic() of its last round (for /healthz)
         self.busy_since: float | None = None  # when the running generation started
+        from .console.store import ConsoleStore
         from .crisis_model import warm_up
         from .feedback import load_scorer
 
+        self.console = ConsoleStore(store)  # the counselor console's accounts and audit, same database
+        self.drafts: dict[int, dict] = {}  # session id → the model's suggestion a console asked for (memory only)
         warm_up()  # the learned crisis layer trains now, in the background, not at a client's first message
 
         self.scorer = load_scorer(s.scorer, s.n_gpu_layers, s.flash_attn)
@@ -112,6 +115,11 @@ class Engine:
         forget = getattr(self.backend, "forget", None)
         if forget:
             forget(str(sess["id"]))
+        self.drafts.pop(sess["id"], None)
+        if sess.get("held_by") is not None:  # the client's menu goes back to the default
+            from .handoff import link_menu
+
+            link_menu(self, user_id, None)
         if notify and sess["crisis"]:  # a flagged session ends with care, not with a score
             turns = self.store.turns(sess["id"])
             clients = [r for r in turns if r["role"] == "client"]
@@ -147,7 +155,10 @@ class Engine:
         """The retention job: forget sessions that ended more than ``retention_days`` ago."""
         if not self.s.retention_days:
             return 0
+        from .console.store import purge_audit
+
         n = self.store.purge_sessions(now() - self.s.retention_days * 86400)
+        purge_audit(self.store, now() - self.s.retention_days * 86400)  # text-free rows age out too
         if n:
             log.info("retention: purged %d session(s)", n)
         return n
@@ -156,6 +167,12 @@ class Engine:
         sess = self.store.open_session(user_id)
         if sess and getattr(self.backend, "forget", None):
             self.backend.forget(str(sess["id"]))
+        if sess:
+            self.drafts.pop(sess["id"], None)  # gone from every console at their next look (the rows go below)
+            if sess["held_by"] is not None:
+                from .handoff import link_menu
+
+                link_menu(self, user_id, None)
         token, deadline = self.take_token(user_id)
         self.store.delete_user(user_id)
         log.info("a user's data was deleted on request")
@@ -179,6 +196,10 @@ class Engine:
         if sess:
             self.store.update_session(sess["id"], crisis=1)
         self.send(user_id, [M.text(crisis_message(cats))], priority=1)
+        if not sess or not sess["crisis"]:  # the first crisis line of this session: the on-call person is told
+            from .handoff import notify_oncall
+
+            notify_oncall(self, sess["id"] if sess else None)
         return cats
 
     def recent_client_texts(self, user_id: str, n: int = 3) -> list[str]:
@@ -206,6 +227,12 @@ class Engine:
             return
         if text.strip() in M.END_WORDS:
             self.end(user_id, "user")
+            return
+        from .handoff import is_human_request, request_human
+
+        if not crisis and is_human_request(text):  # answered by the request's answer, not by the model
+            request_human(self, self.console, user_id)
+            self.store.add_client_turn(self.store.open_session(user_id), text, message_id, owed=False)
             return
         sess = self.store.open_session(user_id)
         opened_here = sess is None
@@ -238,8 +265,8 @@ class Engine:
                 # re-checked as it closes: a message written since this snapshot keeps it open
                 self.end(uid, "idle", idle_before=t - self.s.idle_timeout_s)
                 continue
-            if sess["pending_reply"] and idle >= self.s.quiet_gap_s:
-                self.enqueue(uid)
+            if sess["pending_reply"] and idle >= self.s.quiet_gap_s and sess["held_by"] is None:
+                self.enqueue(uid)  # (a session a console counselor holds is theirs to answer)
             if (
                 not sess["idle_warned"]
                 and not sess["pending_reply"]
@@ -283,7 +310,10 @@ class Engine:
                 self.queued.discard(uid)
             self.busy_since = time.monotonic()
             try:
-                self._respond_once(uid)
+                if isinstance(uid, tuple):  # ("draft", session id): a suggestion a console asked for
+                    self._draft(uid[1])
+                else:
+                    self._respond_once(uid)
             finally:
                 self.busy_since = None
                 self.jobs.task_done()  # jobs.unfinished_tasks == 0: no generation queued or running
@@ -301,9 +331,31 @@ class Engine:
             except Exception as e2:  # the thread lives on whatever happens here
                 log.error("generation fallback failed: %s", type(e2).__name__)
 
+    def request_draft(self, sid: int) -> None:
+        """Ask the generation thread (the only one that touches the model) for a suggestion."""
+        self.drafts[sid] = {"status": "pending"}
+        self.jobs.put(("draft", sid))
+
+    def _draft(self, sid: int) -> None:
+        """The model's next turn for a console counselor to read: screened like any draft, never sent."""
+        try:
+            sess = self.store.session(sid)
+            turns = self.store.turns(sid)
+            prompt, _ = self.prompt(sess, turns)
+            said = [r["text"] for r in turns if r["role"] == "counselor"]
+            text = self.backend.generate(str(sid), prompt, avoid=said) or ""
+            if screen_draft(text):
+                text = SAFE_REPLY
+            if sid in self.drafts:  # not if the session was closed or deleted meanwhile
+                self.drafts[sid] = {"status": "ready", "text": text}
+        except Exception as e:
+            log.error("draft for the console failed: %s", type(e).__name__)
+            if sid in self.drafts:
+                self.drafts[sid] = {"status": "failed"}
+
     def respond(self, user_id: str) -> None:
         sess = self.store.open_session(user_id)
-        if not sess or not sess["pending_reply"]:
+        if not sess or not sess["pending_reply"] or sess["held_by"] is not None:  # a person holds it
             return
         turns = self.store.turns(sess["id"])
         last_client = max((r["id"] for r in turns if r["role"] == "client"), default=None)

@@ -166,6 +166,11 @@ class Store:
             ("outbox", "reply_unknown", int),
             ("turns", "message_id", str),
             ("turns", "crisis", int),
+            ("turns", "author", str),  # who wrote a counselor turn: null = the bot, else "counselor:<id>"
+            ("sessions", "held_by", int),  # the console counselor holding the session (the model is silent)
+            ("sessions", "held_at", float),
+            ("sessions", "human_asked_at", float),  # the client asked for a person
+            ("sessions", "human_answer", str),  # what they were told: on-duty | off-duty
         ):
             if col not in t(table).columns_dict:
                 t(table).add_column(col, kind)
@@ -363,19 +368,32 @@ class Store:
             )
             return True
 
-    def add_reply(self, sid: int, text: str, answered_up_to: int, window_start: int, outbox: list[dict] = ()) -> bool:
+    def add_reply(
+        self,
+        sid: int,
+        text: str,
+        answered_up_to: int,
+        window_start: int,
+        outbox: list[dict] = (),
+        by: int | None = None,
+        message_id: str | None = None,
+    ) -> bool:
         """Store the counselor's reply, its outbox rows and what is still owed, atomically (a crash
         cannot leave a stored reply that is never sent): a client message newer than
         ``answered_up_to`` (even one stored a moment ago) keeps a reply owed. False when the session
-        closed meanwhile (nothing stored). ``outbox``: keyword arguments of ``enqueue``."""
+        closed meanwhile, or its holder is not ``by`` (nothing stored): the model (``by`` None) never
+        writes into a session a console counselor holds, and a counselor only into the one they hold.
+        ``outbox``: keyword arguments of ``enqueue``. ``message_id``: stored once (a second reply with
+        the same id raises sqlite3.IntegrityError and stores nothing)."""
         t = now()
         with self.transaction() as c:
-            row = c.execute("select user_id, status from sessions where id = ?", [sid]).fetchone()
-            if row is None or row[1] != "open":
+            row = c.execute("select user_id, status, held_by from sessions where id = ?", [sid]).fetchone()
+            if row is None or row[1] != "open" or row[2] != by:  # closed, or not this writer's to answer
                 return False
             c.execute(
-                "insert into turns (session_id, user_id, role, text, time, ts) values (?, ?, 'counselor', ?, ?, ?)",
-                [sid, row[0], text, iso(t), t],
+                "insert into turns (session_id, user_id, role, text, time, ts, author, message_id) "
+                "values (?, ?, 'counselor', ?, ?, ?, ?, ?)",
+                [sid, row[0], text, iso(t), t, f"counselor:{by}" if by is not None else None, message_id],
             )
             c.execute(
                 "update sessions set window_start = ?, pending_reply = exists(select 1 from turns where "

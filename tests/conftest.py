@@ -55,7 +55,8 @@ def free_port() -> int:
 
 def quiesce(emu, timeout: float = 30.0) -> None:
     """Wait until the bot has nothing left to do: every stored event handled, no reply owed, no
-    generation queued or running, nothing due in the outbox. A wait on state, not a sleep."""
+    generation queued or running, nothing due in the outbox (a reply owed in a session a console
+    counselor holds is theirs, not the bot's). A wait on state, not a sleep."""
     import time
 
     engine = emu.runtime.engine
@@ -64,7 +65,7 @@ def quiesce(emu, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         busy = (
             store.db["events"].count_where("status = 'pending'")
-            or store.db["sessions"].count_where("status = 'open' and pending_reply = 1")
+            or store.db["sessions"].count_where("status = 'open' and pending_reply = 1 and held_by is null")
             or engine.jobs.unfinished_tasks
             or store.db["outbox"].count_where("status = 'sending' or (status = 'pending' and attempts = 0)")
         )
