@@ -100,11 +100,20 @@ def to_kokorochat(session: dict, turns: list[dict], rating: dict) -> dict:
     for f in FLAGS:
         en[f.key] = jp[f.label_ja] = FLAG_CHECKED if flags.get(f.key) else None
     return {
-        "dialogue": [{"role": t["role"], "time": t["time"], "utterance": t["text"]} for t in turns],
+        "dialogue": [_utterance(t) for t in turns],
         "topic": None,
         "review_by_client_jp": jp,
         "review_by_client_en": en,
     }
+
+
+def _utterance(t: dict) -> dict:
+    """A turn as KokoroChat writes it; a counselor turn also says who wrote it (``written_by``:
+    model, or human for a console counselor's words), so research can tell the two apart."""
+    u = {"role": t["role"], "time": t["time"], "utterance": t["text"]}
+    if t["role"] == "counselor":
+        u["written_by"] = "human" if (t.get("author") or "").startswith("counselor:") else "model"
+    return u
 
 
 def export(store, out: Path) -> tuple[int, int]:

@@ -1,0 +1,408 @@
+"""Issue 34: the counselor console, driven as counselors and clients drive it — signed webhooks into
+the real app, the console through HTTP (Flask's client on the same app), the fake LINE API showing
+what the client received, and the counselor backend's calls counted."""
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import quiesce
+from test_crisis import FakeBackend, in_session, make_emulator, texts
+
+from bot import handoff
+from bot import messages as M
+
+PASSWORD = "correct-horse-battery"
+
+
+class Console:
+    """One counselor's browser: its own cookie jar."""
+
+    def __init__(self, emu, name, role="counselor", add=True):
+        self.emu, self.name, self.c = emu, name, emu.app.test_client()
+        if add:
+            emu.runtime.engine.console.add(name, PASSWORD, role)
+        self.csrf = None
+
+    def login(self, password=PASSWORD, name=None):
+        page = self.c.get("/console/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = self.c.post("/console/login", data={"name": name or self.name, "password": password, "csrf": token})
+        if r.status_code == 303:
+            self.csrf = re.search(r'data-csrf="([^"]+)"', self.c.get("/console/").text).group(1)
+        return r
+
+    def post(self, path, **data):
+        return self.c.post(path, data=dict(data, csrf=self.csrf), headers={"X-Requested-With": "fetch"})
+
+    def queue(self):
+        return self.c.get("/console/api/queue").json["sessions"]
+
+
+@pytest.fixture
+def backend():
+    return FakeBackend()
+
+
+@pytest.fixture
+def emu(tmp_path, backend):
+    e = make_emulator(tmp_path, backend, duty_hours="平日 18:00〜22:00", quiet_gap_s=0.0)
+    yield e
+    e.close()
+
+
+def say(emu, u, *lines):
+    for t in lines:
+        emu.text(u, t)
+        quiesce(emu)
+
+
+def timer_round(emu):
+    """One round of the session timer on this thread, and every generation it queued finished: a
+    reply the model owes (quiet gap 0) has been generated after this, or was never queued."""
+    engine = emu.runtime.engine
+    engine.tick()
+    engine.jobs.join()
+
+
+def live(emu, u, *lines):
+    in_session(emu, u)
+    say(emu, u, *lines)
+    return emu.runtime.engine.store.open_session(u)["id"]
+
+
+# ------------------------------------------------------------------ access
+
+
+def test_no_console_page_or_api_without_signing_in(emu):
+    u = "U" + "c1" * 16
+    sid = live(emu, u, "secret words of the client")
+    routes = [r for r in emu.app.url_map.iter_rules() if r.rule.startswith("/console")]
+    assert len(routes) >= 12, [r.rule for r in routes]
+    anonymous = Console(emu, "nobody", add=False)
+    anonymous.c.get("/console/login")  # even holding the sign-in form's cookie and token
+    for rule in routes:
+        path = rule.rule.replace("<int:sid>", str(sid))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for client in (emu.app.test_client(), anonymous.c):
+                r = client.open(path, method=method)
+                if rule.endpoint in ("console.login", "console.login_post"):
+                    assert r.status_code in (200, 403), (method, path, r.status_code)
+                else:
+                    assert r.status_code in (303, 401, 403), (method, path, r.status_code)
+                    if r.status_code == 303:
+                        assert r.headers["Location"].startswith("/console/login")
+                assert "secret words" not in r.text
+    assert emu.runtime.engine.store.session(sid)["held_by"] is None
+
+
+def test_a_post_without_the_csrf_token_is_refused(emu):
+    u = "U" + "c2" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    sato = Console(emu, "sato")
+    assert sato.login().status_code == 303
+    r = sato.c.post(f"/console/s/{sid}/take", data={})
+    assert r.status_code == 403
+    r = sato.c.post(f"/console/s/{sid}/take", data={"csrf": "x" * 43})
+    assert r.status_code == 403
+    assert emu.runtime.engine.store.session(sid)["held_by"] is None
+    assert sato.post(f"/console/s/{sid}/take").status_code == 200  # with it, the same request works
+
+
+def test_the_cookie_is_httponly_and_samesite_and_the_token_changes_at_sign_in(emu):
+    sato = Console(emu, "sato")
+    before = sato.c.get("/console/login").headers["Set-Cookie"]
+    assert "HttpOnly" in before and "SameSite=Lax" in before and "Path=/console" in before
+    r = sato.login()
+    after = r.headers["Set-Cookie"]
+    assert after.split(";")[0] != before.split(";")[0], "a new token after sign-in"
+    secure = emu.app.test_client().get("/console/login", base_url="https://bot.example").headers["Set-Cookie"]
+    assert "Secure" in secure
+    assert sato.post("/console/logout").status_code == 303
+    assert sato.c.get("/console/api/queue").status_code == 401
+
+
+def test_five_wrong_passwords_lock_the_account(emu):
+    sato = Console(emu, "sato")
+    for _ in range(5):
+        r = sato.login("wrong-password-123")
+        assert r.status_code == 401 and "パスワード" not in r.text or "password" in r.text
+    r = sato.login()  # the right password, now too late
+    assert r.status_code == 401 and "locked" in r.text
+    actions = [a["action"] for a in emu.runtime.engine.console.audit_rows()]
+    assert actions.count("login-failed") == 4 and "lockout" in actions and "login-locked" in actions
+    assert sato.c.get("/console/api/queue").status_code == 401
+
+
+def test_a_disabled_counselor_is_signed_out_everywhere(emu):
+    sato = Console(emu, "sato")
+    sato.login()
+    assert sato.c.get("/console/api/queue").status_code == 200
+    emu.runtime.engine.console.set_disabled("sato")
+    assert sato.c.get("/console/api/queue").status_code == 401
+    assert sato.login().status_code == 401
+
+
+# ------------------------------------------------------------------ handoff
+
+
+def test_a_taken_session_gets_no_model_reply_and_the_client_gets_the_counselors_words(emu, backend):
+    u = "U" + "c3" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    sato = Console(emu, "sato")
+    sato.login()
+    calls = len(backend.prompts)
+    assert sato.post(f"/console/s/{sid}/take").json["ok"]
+    say(emu, u, "聞いてください", "本当に疲れました")
+    timer_round(emu)
+    assert emu.runtime.engine.store.session(sid)["pending_reply"], "the client's words wait for the person"
+    assert len(backend.prompts) == calls, "the model generated while a person held the session"
+    r = sato.post(f"/console/s/{sid}/reply", text="相談員の佐藤です。お疲れのところ、ありがとうございます。", nonce="n1")
+    assert r.json["ok"]
+    sato.post(f"/console/s/{sid}/reply", text="相談員の佐藤です。お疲れのところ、ありがとうございます。", nonce="n1")
+    quiesce(emu)
+    got = texts(emu, u)
+    assert got.count(M.human_joined()[0]["text"]) == 1
+    assert got.count("相談員の佐藤です。お疲れのところ、ありがとうございます。") == 1, "a resubmitted form sent twice"
+    assert sato.post(f"/console/s/{sid}/handback").json["ok"]
+    quiesce(emu)
+    assert texts(emu, u).count(M.human_left()[0]["text"]) == 1
+    say(emu, u, "ありがとう")
+    timer_round(emu)
+    assert len(backend.prompts) == calls + 1, "after the hand-back the model answers again"
+    rows = emu.runtime.engine.store.turns(sid)
+    authors = [(r["role"], r["author"]) for r in rows if r["role"] == "counselor"]
+    assert ("counselor", f"counselor:{emu.runtime.engine.console.by_name('sato')['id']}") in authors
+    assert authors[-1] == ("counselor", None), "the model's turn after the hand-back"
+
+
+def test_a_model_reply_in_flight_when_a_counselor_takes_over_is_never_sent(tmp_path):
+    hang = threading.Event()
+    backend = FakeBackend(reply="モデルの返事", hang=hang)
+    emu = make_emulator(tmp_path, backend)
+    try:
+        u = "U" + "c4" * 16
+        in_session(emu, u)
+        emu.text(u, "仕事がつらいです")
+        assert backend.started.wait(10)
+        sid = emu.runtime.engine.store.open_session(u)["id"]
+        sato = Console(emu, "sato")
+        sato.login()
+        sato.post(f"/console/s/{sid}/take")
+        hang.set()
+        quiesce(emu)
+        assert "モデルの返事" not in texts(emu, u)
+        assert texts(emu, u)[-1] == M.human_joined()[0]["text"]
+    finally:
+        hang.set()
+        emu.close()
+
+
+def test_a_counselor_cannot_take_a_session_another_holds_but_a_supervisor_can(emu):
+    u = "U" + "c5" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    sato, suzuki, boss = Console(emu, "sato"), Console(emu, "suzuki"), Console(emu, "boss", "supervisor")
+    for c in (sato, suzuki, boss):
+        c.login()
+    assert sato.post(f"/console/s/{sid}/take").json["ok"]
+    r = suzuki.post(f"/console/s/{sid}/take")
+    assert r.status_code == 409 and "sato" in r.json["message"]
+    r = suzuki.post(f"/console/s/{sid}/reply", text="割り込み", nonce="x")
+    assert r.status_code == 409
+    assert boss.post(f"/console/s/{sid}/take").json["ok"]
+    assert sato.post(f"/console/s/{sid}/reply", text="まだ私です", nonce="y").status_code == 409
+    quiesce(emu)
+    got = texts(emu, u)
+    assert "割り込み" not in got and "まだ私です" not in got
+    assert got.count(M.human_joined()[0]["text"]) == 1, "a supervisor taking over is not a second join"
+    actions = [(a["counselor"], a["action"]) for a in emu.runtime.engine.console.audit_rows(sid)]
+    assert ("suzuki", "refused:take") in actions and ("boss", "take-from-other") in actions
+
+
+def test_two_counselors_taking_at_once_one_wins_the_other_is_told(emu):
+    u = "U" + "c6" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    engine = emu.runtime.engine
+    a, b = engine.console.get(engine.console.add("a", PASSWORD)), engine.console.get(engine.console.add("b", PASSWORD))
+    for _ in range(5):
+        barrier, results = threading.Barrier(2), {}
+
+        def take(c):
+            barrier.wait()
+            try:
+                handoff.take_over(engine, engine.console, sid, c)
+                results[c["name"]] = "won"
+            except handoff.HeldByOther as e:
+                results[c["name"]] = str(e)
+
+        threads = [threading.Thread(target=take, args=(c,)) for c in (a, b)]
+        [t.start() for t in threads]
+        [t.join(10) for t in threads]
+        assert len(results) == 2 and list(results.values()).count("won") == 1, results
+        winner = a if results["a"] == "won" else b
+        loser = b if winner is a else a
+        assert winner["name"] in results[loser["name"]]
+        assert engine.store.session(sid)["held_by"] == winner["id"]
+        handoff.hand_back(engine, engine.console, sid, winner)
+
+
+def test_ending_from_the_console_gives_the_usual_closing_and_the_rating_invite(emu):
+    from bot.rating import invite
+
+    u = "U" + "c7" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    sato = Console(emu, "sato")
+    sato.login()
+    sato.post(f"/console/s/{sid}/take")
+    assert sato.post(f"/console/s/{sid}/end").json["ok"]
+    quiesce(emu)
+    got = texts(emu, u)
+    assert M.closing("counselor")[0]["text"] in got and invite()[0]["text"] in got
+    assert emu.runtime.engine.store.session(sid)["end_reason"] == "counselor"
+    assert sato.c.get(f"/console/api/s/{sid}").json["open"] is False
+
+
+def test_a_draft_is_the_models_suggestion_and_is_never_sent(emu, backend):
+    u = "U" + "c8" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    sato = Console(emu, "sato")
+    sato.login()
+    sato.post(f"/console/s/{sid}/take")
+    backend.reply = "案: お仕事のどんなところがつらいですか？"
+    calls = len(backend.prompts)
+    assert sato.post(f"/console/s/{sid}/draft").json["ok"]
+    emu.runtime.engine.jobs.join()
+    assert len(backend.prompts) == calls + 1
+    assert sato.c.get(f"/console/api/s/{sid}").json["draft"] == {"status": "ready", "text": backend.reply}
+    quiesce(emu)
+    assert backend.reply not in texts(emu, u)
+
+
+# ------------------------------------------------------------------ the client's side
+
+
+def test_a_client_who_asks_for_a_person_is_queued_and_told_honestly(emu):
+    u, v = "U" + "c9" * 16, "U" + "ca" * 16
+    in_session(emu, u)
+    say(emu, u, "人と話したい")  # nobody at a console
+    assert texts(emu, u)[-1] == M.human_requested(False, "平日 18:00〜22:00")[0]["text"]
+    sato = Console(emu, "sato")
+    sato.login()
+    in_session(emu, v)
+    emu.postback(v, M.HUMAN)  # the rich menu's button
+    quiesce(emu)
+    assert texts(emu, v)[-1] == M.human_requested(True, "平日 18:00〜22:00")[0]["text"]
+    q = {s["id"]: s for s in sato.queue()}
+    engine = emu.runtime.engine
+    su, sv = engine.store.open_session(u)["id"], engine.store.open_session(v)["id"]
+    assert q[su]["asked_for_person"] and q[su]["answer"] == "off-duty"
+    assert q[sv]["asked_for_person"] and q[sv]["answer"] == "on-duty"
+    assert not engine.store.open_session(u)["pending_reply"], "the model does not answer a request for a person"
+    say(emu, u, "最近は人と話したいとも思わない")  # about people in general: not a request
+    assert engine.store.open_session(u)["human_answer"] == "off-duty"
+
+
+def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_path, backend):
+    posts = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{hook.server_port}/oncall"
+    emu = make_emulator(tmp_path, backend, oncall_url=url, console_url="https://console.example")
+    try:
+        u, v = "U" + "cb" * 16, "U" + "cc" * 16
+        live(emu, u, "仕事がつらいです")
+        sv = live(emu, v, "眠れない日が続いています")
+        say(emu, v, "もう死にたい", "いなくなりたい")
+        sato = Console(emu, "sato")
+        sato.login()
+        q = sato.queue()
+        assert q[0]["id"] == sv and q[0]["crisis"] and not q[1]["crisis"]
+        deadline = threading.Event()
+        for _ in range(100):
+            if posts:
+                break
+            deadline.wait(0.05)
+        assert posts == [{"event": "crisis", "session_url": f"https://console.example/console/s/{sv}"}]
+    finally:
+        emu.close()
+        hook.shutdown()
+
+
+def test_a_deleted_clients_session_leaves_every_console_at_once(emu):
+    u = "U" + "cd" * 16
+    sid = live(emu, u, "誰にも言えない話です")
+    sato, suzuki = Console(emu, "sato"), Console(emu, "suzuki")
+    sato.login()
+    suzuki.login()
+    sato.post(f"/console/s/{sid}/take")
+    assert sato.c.get(f"/console/s/{sid}").status_code == 200
+    emu.text(u, "削除")
+    quiesce(emu)
+    emu.postback(u, M.DELETE)
+    quiesce(emu)
+    for c in (sato, suzuki):
+        assert sid not in [s["id"] for s in c.queue()]
+        r = c.c.get(f"/console/api/s/{sid}")
+        assert r.status_code == 404 and "誰にも" not in r.text
+        assert c.c.get(f"/console/s/{sid}").status_code == 404
+    assert sato.post(f"/console/s/{sid}/reply", text="まだいますか", nonce="z").status_code == 404
+
+
+def test_the_audit_records_each_opening_and_action_and_holds_no_text(emu):
+    u = "U" + "ce" * 16
+    sid = live(emu, u, "とても個人的な話")
+    sato = Console(emu, "sato")
+    sato.login()
+    sato.c.get(f"/console/s/{sid}")
+    sato.c.get(f"/console/s/{sid}")
+    sato.post(f"/console/s/{sid}/take")
+    sato.post(f"/console/s/{sid}/reply", text="こちらも個人的な返事", nonce="a")
+    sato.post(f"/console/s/{sid}/handback")
+    rows = emu.runtime.engine.console.audit_rows(sid)
+    assert [r["action"] for r in rows] == ["open", "open", "take", "reply", "hand-back"]
+    assert {r["counselor"] for r in rows} == {"sato"} and all(r["at"] for r in rows)
+    dump = json.dumps(list(emu.runtime.engine.store.db["audit"].rows), ensure_ascii=False)
+    assert "個人的" not in dump
+
+
+def test_retention_purges_old_audit_rows(emu):
+    from bot.console.store import purge_audit
+
+    engine = emu.runtime.engine
+    sato = Console(emu, "sato")
+    sato.login()
+    assert engine.store.db["audit"].count == 1
+    assert purge_audit(engine.store, before=0) == 0
+    assert purge_audit(engine.store, before=float("inf")) == 1
+
+
+def test_export_marks_the_turns_a_person_wrote(emu, tmp_path):
+    from bot.rating import export
+
+    u = "U" + "cf" * 16
+    sid = live(emu, u, "仕事がつらいです")
+    sato = Console(emu, "sato")
+    sato.login()
+    sato.post(f"/console/s/{sid}/take")
+    sato.post(f"/console/s/{sid}/reply", text="相談員です。", nonce="a")
+    engine = emu.runtime.engine
+    engine.store.save_rating(engine.store.session(sid), 20, [3] * 20, {}, "done")
+    written, _ = export(engine.store, tmp_path / "out")
+    assert written == 1
+    dialogue = json.loads((tmp_path / "out" / f"{sid}.json").read_text())["dialogue"]
+    human = [d for d in dialogue if d.get("written_by") == "human"]
+    assert [d["utterance"] for d in human] == ["相談員です。"]
+    assert all(d.get("written_by") in ("model", "human", None) for d in dialogue)
+    assert not any(d.get("written_by") for d in dialogue if d["role"] == "client")
