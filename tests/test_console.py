@@ -159,13 +159,13 @@ def test_a_taken_session_gets_no_model_reply_and_the_client_gets_the_counselors_
     timer_round(emu)
     assert emu.runtime.engine.store.session(sid)["pending_reply"], "the client's words wait for the person"
     assert len(backend.prompts) == calls, "the model generated while a person held the session"
-    r = sato.post(f"/console/s/{sid}/reply", text="相談員の佐藤です。お疲れのところ、ありがとうございます。", nonce="n1")
-    assert r.json["ok"]
-    sato.post(f"/console/s/{sid}/reply", text="相談員の佐藤です。お疲れのところ、ありがとうございます。", nonce="n1")
+    words = "相談員の佐藤です。お疲れのところ、ありがとうございます。"
+    assert sato.post(f"/console/s/{sid}/reply", text=words, nonce="n1").json["ok"]
+    sato.post(f"/console/s/{sid}/reply", text=words, nonce="n1")  # the same form again
     quiesce(emu)
     got = texts(emu, u)
     assert got.count(M.human_joined()[0]["text"]) == 1
-    assert got.count("相談員の佐藤です。お疲れのところ、ありがとうございます。") == 1, "a resubmitted form sent twice"
+    assert got.count(words) == 1, "a resubmitted form sent twice"
     assert sato.post(f"/console/s/{sid}/handback").json["ok"]
     quiesce(emu)
     assert texts(emu, u).count(M.human_left()[0]["text"]) == 1
