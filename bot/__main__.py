@@ -62,6 +62,14 @@ def make_parser():
     k.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin (scripts) instead of prompting"
     )
+    r = sub.add_parser(
+        "richmenu",
+        help="setup: create the client's rich menus through the Messaging API | image: write them to --out",
+    )
+    r.add_argument("action", choices=["setup", "image"])
+    r.add_argument("--config", help="JSON settings file")
+    r.add_argument("--font", help="a font with Japanese glyphs (default: Noto Sans CJK or any fontconfig finds)")
+    r.add_argument("--out", help="folder for `image`")
     b = sub.add_parser(
         "build-demo",
         help="train and convert the CPU demo counselor (gemma-3-270m, ~50 min on 2 cores) "
@@ -100,6 +108,13 @@ def main(argv=None) -> int:
             from .console.cli import main as counselor
 
             return counselor(args)
+        if args.cmd == "richmenu":
+            from .config import Settings
+            from .richmenu import main as richmenu
+            from .store import Store
+
+            settings = Settings.load(args.config)
+            return richmenu(args, settings, Store(settings.db_path) if args.action == "setup" else None)
         if args.cmd == "doctor":
             from .doctor import main as doctor
 

@@ -105,6 +105,12 @@ class LineApi:
             _request_timeout=(1.0, 2.0),  # cosmetic: never worth holding the event worker long
         )
 
+    def link_menu(self, user_id: str, rich_menu_id: str) -> int:
+        return self._call(self.api.link_rich_menu_id_to_user, user_id, rich_menu_id)
+
+    def unlink_menu(self, user_id: str) -> int:
+        return self._call(self.api.unlink_rich_menu_id_from_user, user_id)
+
     def leave(self, source_type: str, source_id: str) -> int:
         fn = self.api.leave_group if source_type == "group" else self.api.leave_room
         return self._call(fn, source_id)

@@ -8,6 +8,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "kokorochat"
 NO_DATA = "KokoroChat not found"
 NO_BROWSER = "no headless browser"
+NO_FONT = "no Japanese font"
 # fixtures that train or convert a model: a test using one is in the slow tier
 SLOW_FIXTURES = {"tiny_base", "tiny_run", "tiny_gguf", "small_cpu_scorer", "torch_threads"}
 # tests never download: what they need comes from ./setup.sh (convert's llama.cpp source among it)
@@ -29,6 +30,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     why = {
         NO_DATA: f"at {data_dir()} (set KOKOROCHAT_DIR); the integration tests did not run",
         NO_BROWSER: "(Debian's chromium and chromium-driver); the human-evaluation app was not tried in a real browser",
+        NO_FONT: "(Debian's fonts-noto-cjk); the rich menu images were not drawn",
     }
     for reason, consequence in why.items():
         n = sum(reason in str(r.longrepr) for r in skipped)

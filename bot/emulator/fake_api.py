@@ -23,6 +23,8 @@ class FakeLine:
         self.used_tokens: set[str] = set()
         self.retry_keys: set[str] = set()
         self.token_owner: dict[str, str] = {}  # reply token → the chat it was issued for
+        self.richmenus: dict[str, dict] = {}  # rich menu id → {menu, image: (content type, bytes)}
+        self.user_menus: dict[str, str] = {}  # user → the rich menu linked to them alone
         self.failures: list[tuple[str, int]] = []  # (path suffix, status) served before real handling
         self.after_delivery: list[tuple[str, int]] = []  # (path suffix, status) answered AFTER delivering
         self.hanging = threading.Event()  # set: every request waits, unanswered, until recover()
@@ -104,6 +106,24 @@ class FakeLine:
             self.retry_keys.add(rec["retry_key"])
         if path in ("/v2/bot/message/reply", "/v2/bot/message/push"):
             return 200, {"sentMessages": [{"id": uuid.uuid4().hex[:16]} for _ in body["messages"]]}
+        if path == "/v2/bot/richmenu" and request.method == "POST":
+            rid = "richmenu-" + uuid.uuid4().hex
+            self.richmenus[rid] = {"menu": body, "image": None}
+            return 200, {"richMenuId": rid}
+        if path.startswith("/v2/bot/richmenu/") and path.endswith("/content") and request.method == "POST":
+            rid = path.split("/")[4]
+            if rid not in self.richmenus:
+                return 404, {"message": "Not found"}
+            if self.richmenus[rid]["image"] is not None:
+                return 400, {"message": "An image has already been uploaded to the richmenu"}
+            self.richmenus[rid]["image"] = (request.content_type, request.get_data())
+            return 200, {}
+        if path.startswith("/v2/bot/user/") and "/richmenu" in path:
+            user = path.split("/")[4]
+            if request.method == "POST":
+                self.user_menus[user] = path.rsplit("/", 1)[1]
+            elif request.method == "DELETE":
+                self.user_menus.pop(user, None)
         return 200, {}
 
     # ------------------------------------------------------------ reading what was delivered
