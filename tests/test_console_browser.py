@@ -35,6 +35,7 @@ def shot(d, name, size):
     where = os.environ.get("KOKORO_CONSOLE_SCREENSHOTS")
     if where:
         d.set_window_size(*size)
+        d.execute_script("window.scrollTo(0, document.body.scrollHeight)")  # the newest turns and the actions
         d.save_screenshot(os.path.join(where, name))
 
 
@@ -84,7 +85,7 @@ def test_a_counselor_gets_the_alert_takes_over_replies_and_hands_back_in_a_brows
         d.find_element(By.ID, "reply-text").send_keys(words)
         click(d, "send")
         wait(d, lambda d: words in d.find_element(By.ID, "turns").text)
-        shot(d, "console-session.png", (390, 844))
+        shot(d, "console-session.png", (420, 1000))
         assert len(backend.prompts) == calls, "the model generated while a person held the session"
         click(d, "handback")
         quiesce(emu)

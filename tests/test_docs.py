@@ -48,3 +48,15 @@ def test_every_doc_the_readme_links_exists_and_names_real_commands():
                 assert (REPO / (mod.replace(".", "/") + ".py")).is_file(), f"{page}: python -m {mod}"
         for script in set(re.findall(r"scripts/[\w]+\.py", text)):
             assert (REPO / script).is_file(), f"{page}: {script}"
+        for sub in set(re.findall(r"python -m bot ([\w-]+)", text)):
+            assert sub in BOT_COMMANDS, f"{page}: python -m bot {sub} is not a command"
+
+
+def bot_commands() -> set:
+    from bot.__main__ import make_parser
+
+    sub = next(a for a in make_parser()._actions if a.dest == "cmd")
+    return set(sub.choices)
+
+
+BOT_COMMANDS = bot_commands()
