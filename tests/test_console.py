@@ -406,3 +406,64 @@ def test_export_marks_the_turns_a_person_wrote(emu, tmp_path):
     assert [d["utterance"] for d in human] == ["相談員です。"]
     assert all(d.get("written_by") in ("model", "human", None) for d in dialogue)
     assert not any(d.get("written_by") for d in dialogue if d["role"] == "client")
+
+
+def test_no_client_or_counselor_text_reaches_the_logs(emu, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    u = "U" + "d1" * 16
+    sid = live(emu, u, "ひみつの相談ごと")
+    sato = Console(emu, "sato")
+    sato.login()
+    sato.post(f"/console/s/{sid}/take")
+    say(emu, u, "ひみつの続き", "もう死にたい")
+    sato.post(f"/console/s/{sid}/reply", text="ひみつの返事", nonce="a")
+    sato.post(f"/console/s/{sid}/draft")
+    emu.runtime.engine.jobs.join()
+    sato.post(f"/console/s/{sid}/handback")
+    sato.post(f"/console/s/{sid}/end")
+    quiesce(emu)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "ひみつ" not in logged and "死にたい" not in logged
+    assert "taken over" in logged  # the log does say what happened
+
+
+def test_behind_a_proxy_the_cookie_is_secure(tmp_path, backend):
+    emu = make_emulator(tmp_path, backend, behind_proxy=True)
+    try:
+        r = emu.app.test_client().get("/console/login", headers={"X-Forwarded-Proto": "https"})
+        assert "Secure" in r.headers["Set-Cookie"]
+        r = emu.app.test_client().get("/console/login")
+        assert "Secure" not in r.headers["Set-Cookie"]
+    finally:
+        emu.close()
+
+
+def test_the_counselor_command_adds_lists_and_disables(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    db = str(tmp_path / "bot.sqlite3")
+
+    def run(*args, stdin=""):
+        cmd = [sys.executable, "-m", "bot", "counselor", *args, "--db", db]
+        return subprocess.run(cmd, input=stdin, cwd=REPO, capture_output=True, text=True)
+
+    assert run("add", "sato", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    short = run("add", "kato", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    again = run("add", "sato", "--password-stdin", stdin=PASSWORD + "\n")
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert run("add", "boss", "--role", "supervisor", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
+    assert run("disable", "sato").returncode == 0
+    listing = run("list").stdout.splitlines()
+    assert listing[0].startswith("sato\tcounselor\tdisabled") and listing[1].startswith("boss\tsupervisor\tactive")
+    missing = run("disable", "nobody")
+    assert missing.returncode == 2 and "no counselor named nobody" in missing.stderr
+    from bot.store import Store
+
+    stored = Store(db).db["counselors"].get(1)["password_hash"]
+    assert PASSWORD not in stored and stored.startswith("scrypt:")
