@@ -46,8 +46,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bot.emulator.client import event, sign  # noqa: E402
 from bot.emulator.client import post_unsigned as send_unsigned  # noqa: E402
-from bot.emulator.client import sign  # noqa: E402
 from bot.emulator.fake_api import FakeLine  # noqa: E402
 
 SECRET, TOKEN = "chaos-secret", "chaos-token"
@@ -178,21 +178,6 @@ def post(bot: Bot, body: bytes, timeout: float = 10.0) -> int:
         ACKS.append(time.perf_counter() - t)
         PHASE_ACKS.setdefault(phase, []).append(ACKS[-1])
     return status
-
-
-def event(user: str, type_: str, fake: FakeLine, **extra) -> dict:
-    token = uuid.uuid4().hex
-    fake.token_owner[token] = user
-    return {
-        "type": type_,
-        "mode": "active",
-        "timestamp": int(time.time() * 1000),
-        "source": {"type": "user", "userId": user},
-        "webhookEventId": uuid.uuid4().hex.upper()[:26],
-        "deliveryContext": {"isRedelivery": False},
-        "replyToken": token,
-        **extra,
-    }
 
 
 def body_of(events: list[dict]) -> bytes:

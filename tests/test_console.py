@@ -305,7 +305,7 @@ def test_a_client_who_asks_for_a_person_is_queued_and_told_honestly(emu):
 
 
 def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_path, backend):
-    posts = []
+    posts, posted = [], threading.Event()
 
     class Hook(BaseHTTPRequestHandler):
         def log_message(self, *a):
@@ -315,6 +315,7 @@ def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_p
             posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(204)
             self.end_headers()
+            posted.set()
 
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
@@ -329,11 +330,7 @@ def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_p
         sato.login()
         q = sato.queue()
         assert q[0]["id"] == sv and q[0]["crisis"] and not q[1]["crisis"]
-        deadline = threading.Event()
-        for _ in range(100):
-            if posts:
-                break
-            deadline.wait(0.05)
+        assert posted.wait(10), "no on-call POST"
         assert posts == [{"event": "crisis", "session_url": f"https://console.example/console/s/{sv}"}]
     finally:
         emu.close()

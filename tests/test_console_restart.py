@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -20,7 +19,7 @@ from fake_openai import FakeOpenAI
 from test_reliability import _up, wait_until
 
 from bot import messages as M
-from bot.emulator.client import sign
+from bot.emulator.client import event, sign
 from bot.emulator.fake_api import FakeLine
 
 PASSWORD = "correct-horse-battery"
@@ -58,18 +57,7 @@ class Bot:
         self.proc.wait(10)
 
     def event(self, fake, user, type_, **extra):
-        token = uuid.uuid4().hex
-        fake.token_owner[token] = user
-        ev = {
-            "type": type_,
-            "mode": "active",
-            "timestamp": int(time.time() * 1000),
-            "source": {"type": "user", "userId": user},
-            "webhookEventId": uuid.uuid4().hex.upper()[:26],
-            "deliveryContext": {"isRedelivery": False},
-            "replyToken": token,
-            **extra,
-        }
+        ev = event(user, type_, fake, **extra)
         body = json.dumps({"destination": "x", "events": [ev]}, ensure_ascii=False).encode()
         req = urllib.request.Request(self.url + "/callback", data=body, headers={"X-Line-Signature": sign("sec", body)})
         assert urllib.request.urlopen(req, timeout=10).status == 200

@@ -25,6 +25,23 @@ def sign(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
+def event(user_id: str, type_: str, fake: FakeLine, **extra) -> dict:
+    """A webhook event from a 1:1 chat as LINE sends it, with a fresh reply token that ``fake``
+    knows belongs to this user."""
+    token = uuid.uuid4().hex
+    fake.token_owner[token] = user_id
+    return {
+        "type": type_,
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user_id},
+        "webhookEventId": uuid.uuid4().hex.upper()[:26],
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": token,
+        **extra,
+    }
+
+
 class Emulator:
     def __init__(self, backend=None, environ=None, config_file=None, **settings):
         import logging
@@ -64,18 +81,7 @@ class Emulator:
             return e.code
 
     def event(self, user_id: str, type_: str, **extra) -> dict:
-        token = uuid.uuid4().hex
-        self.fake.token_owner[token] = user_id
-        return {
-            "type": type_,
-            "mode": "active",
-            "timestamp": int(time.time() * 1000),
-            "source": {"type": "user", "userId": user_id},
-            "webhookEventId": uuid.uuid4().hex.upper()[:26],
-            "deliveryContext": {"isRedelivery": False},
-            "replyToken": token,
-            **extra,
-        }
+        return event(user_id, type_, self.fake, **extra)
 
     def follow(self, user_id: str) -> int:
         return self.post([self.event(user_id, "follow", follow={"isUnblocked": False})])
