@@ -464,3 +464,19 @@ def test_the_counselor_command_adds_lists_and_disables(tmp_path):
 
     stored = Store(db).db["counselors"].get(1)["password_hash"]
     assert PASSWORD not in stored and stored.startswith("scrypt:")
+
+
+def test_a_client_who_leaves_right_after_a_crisis_line_is_raised_in_the_console(emu):
+    u, v = "U" + "d2" * 16, "U" + "d3" * 16
+    sid = live(emu, u, "眠れない日が続いています")
+    ordinary = live(emu, v, "仕事のことで")
+    say(emu, u, "もう死にたい", "終了")
+    say(emu, v, "終了")
+    sato = Console(emu, "sato")
+    sato.login()
+    q = {s["id"]: s for s in sato.queue()}
+    assert q[sid]["ended"] and q[sid]["crisis"], "the crisis session the client left stays up"
+    assert ordinary not in q, "an ordinary ended session does not"
+    view = sato.c.get(f"/console/api/s/{sid}").json
+    assert not view["open"] and "もう死にたい" in str(view["turns"])
+    assert sato.post(f"/console/s/{sid}/take").status_code == 409, "an ended session cannot be taken"

@@ -14,13 +14,15 @@
   const holder = document.getElementById("holder");
   const poll = Number((queue || holder || {dataset: {}}).dataset.poll || 2000);
 
+  // a crisis session alerts once while live and once more if the client leaves it (to follow up)
+  const key = (s) => s.id + (s.ended ? ":ended" : "");
   function showAlerts(sessions) {
-    const fresh = sessions.filter((s) => s.crisis && !seen.has(s.id));
+    const fresh = sessions.filter((s) => s.crisis && !seen.has(key(s)));
     if (!fresh.length) return;
     alertBox.replaceChildren();
     alertBox.append("危機の可能性がある相談があります: ");
     fresh.forEach((s) => {
-      const a = el("a", "crisis-link", "#" + s.id);
+      const a = el("a", "crisis-link", "#" + s.id + (s.ended ? "（危機のあと終了）" : ""));
       a.href = "/console/s/" + s.id;
       a.dataset.id = s.id;
       alertBox.append(a, " ");
@@ -29,7 +31,7 @@
     ok.id = "ack";
     ok.type = "button";
     ok.onclick = () => {
-      fresh.forEach((s) => seen.add(s.id));
+      fresh.forEach((s) => seen.add(key(s)));
       sessionStorage.setItem("kokoroSeenCrisis", JSON.stringify([...seen]));
       alertBox.style.display = "none";
     };
@@ -49,8 +51,9 @@
         const state = el("td");
         if (s.crisis) state.append(el("span", "tag crisis", "危機"));
         if (s.asked_for_person) state.append(el("span", "tag person", "人を希望"));
+        if (s.ended) state.append(el("span", "tag", "終了"));
         const cells = [el("td"), state, el("td", "", s.last), el("td", "", s.waiting_s + "秒"),
-          el("td", "", Math.floor(s.length_s / 60) + "分"), el("td", "", s.holder || "AI")];
+          el("td", "", Math.floor(s.length_s / 60) + "分"), el("td", "", s.ended ? "-" : s.holder || "AI")];
         cells[0].append(link);
         tr.append(...cells);
         return tr;

@@ -22,6 +22,7 @@ COOKIE = "kokoro_console"
 OPEN = ("console.login", "console.login_post")  # reachable without signing in (the form itself)
 POLL_MS = 2000
 PREVIEW = 80  # characters of the client's last message in the queue
+ENDED_CRISIS_S = 24 * 3600.0  # a crisis session the client ended stays in the queue this long
 
 
 def make_blueprint(engine) -> Blueprint:
@@ -103,11 +104,13 @@ def make_blueprint(engine) -> Blueprint:
 
     # ------------------------------------------------------------ the queue
     def queue() -> list[dict]:
-        rows = store.db.query(
-            "select s.*, (select text from turns t where t.session_id = s.id and t.role = 'client' "
-            "order by t.id desc limit 1) as last_text from sessions s where s.status = 'open'"
-        )
         t = now()
+        rows = store.db.query(  # live sessions, and crisis sessions that ended lately (to follow up)
+            "select s.*, (select text from turns t where t.session_id = s.id and t.role = 'client' "
+            "order by t.id desc limit 1) as last_text from sessions s where s.status = 'open' "
+            "or (s.crisis = 1 and s.ended_at >= ?)",
+            [t - ENDED_CRISIS_S],
+        )
         out = []
         for s in rows:
             holder = console.get(s["held_by"])
@@ -118,14 +121,17 @@ def make_blueprint(engine) -> Blueprint:
                     "crisis": bool(s["crisis"]),
                     "asked_for_person": s["human_asked_at"] is not None,
                     "answer": s["human_answer"],
-                    "waiting_s": round(t - (s["last_client_at"] or s["started_at"])) if waiting else 0,
+                    "waiting_s": round(t - (s["last_client_at"] or s["started_at"]))
+                    if waiting and not s["ended_at"]
+                    else 0,
                     "length_s": round(t - s["started_at"]),
                     "last": (s["last_text"] or "")[:PREVIEW],
                     "holder": holder["name"] if holder else None,
                     "mine": s["held_by"] == g.counselor["id"],
+                    "ended": s["status"] != "open",  # a crisis session the client left: raised, not live
                 }
             )
-        out.sort(key=lambda r: (not r["crisis"], not r["asked_for_person"], -r["waiting_s"], r["id"]))
+        out.sort(key=lambda r: (r["ended"], not r["crisis"], not r["asked_for_person"], -r["waiting_s"], r["id"]))
         return out
 
     def me() -> dict:
