@@ -413,7 +413,7 @@ def markdown(r: dict) -> str:
         ]
     lines += [
         "",
-        "Predicted totals are the scorer's, not ratings (see the README on what the scores can tell); the paper's "
-        "simulated-client results are judged by an LLM (`evaluation judge`, Table 7).",
+        "Predicted totals are the scorer's, not ratings (see docs/evaluation.md on what the scores can tell); "
+        "the paper's simulated-client results are judged by an LLM (`evaluation judge`, Table 7).",
     ]
     return "\n".join(lines) + "\n"

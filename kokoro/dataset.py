@@ -178,7 +178,7 @@ def resolve_data_dir(data: os.PathLike | str | None = None) -> Path:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# where a KokoroChat clone is looked for when none is given (README "Data"): $KOKOROCHAT_DIR, then
+# where a KokoroChat clone is looked for when none is given (docs/data.md): $KOKOROCHAT_DIR, then
 # data/KokoroChat in this repository, a KokoroChat clone beside it, the shared data folder beside it
 KNOWN_PLACES = (
     REPO_ROOT / "data" / "KokoroChat",

@@ -188,7 +188,7 @@ def load_seq(llm, state: tuple[bytes, list[int]] | None) -> None:
     llm.n_tokens = len(ids)
 
 
-# chosen on 6 replayed test sessions (README "Bot"): a hard ban (-inf) of every earlier 3-gram made
+# chosen on 6 replayed test sessions (docs/bot.md): a hard ban (-inf) of every earlier 3-gram made
 # the demo drift into bracketed fragments 「（ありがとうございます。）」; a penalty of 4 logits keeps it fluent
 # and took near-duplicates from 63 % to 0 % there (4-grams banned: 0 % too, but more re-asks)
 BAN_N, BAN_PENALTY = 3, 4.0

@@ -1,6 +1,6 @@
 """Chaos run: the real app under gunicorn (the Procfile's command), a fake LINE API and a fake
 completions server, all on loopback and bounded in time. Prints figures measured in this one run
-(machines are noisy: nothing here is asserted; the README reports a run).
+(machines are noisy: nothing here is asserted; docs/results.md reports a run).
 
   .venv/bin/python scripts/chaos.py [--fuzz 10000] [--valid 20000] [--kills 10] [--hang 120]
                                     [--load-sessions 4,8,12,16,24] [--skip-load]

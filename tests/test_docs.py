@@ -30,6 +30,13 @@ def test_setup_installs_everything_requirements_name():
 def test_every_cli_named_in_the_readme_exists():
     for mod in set(re.findall(r"python -m (\w+)", README)):
         assert (REPO / mod / "__main__.py").is_file() or mod in ("pytest", "llama_cpp"), mod
+    for mod, subs in re.findall(r"`python -m (bot|training|evaluation|kokoro) ([\w /-]+)`", README):
+        for sub in [alt.split()[0] for alt in subs.split(" / ") if alt.strip()]:  # "chat / serve", "counselor add NAME"
+            assert sub in commands_of(mod), f"README: python -m {mod} {sub} is not a command"
+
+
+def test_the_readme_is_a_guide():
+    assert len(README.splitlines()) <= 200, "the README is a guide; details belong in docs/"
 
 
 def test_every_doc_the_readme_links_exists_and_names_real_commands():
@@ -48,15 +55,13 @@ def test_every_doc_the_readme_links_exists_and_names_real_commands():
                 assert (REPO / (mod.replace(".", "/") + ".py")).is_file(), f"{page}: python -m {mod}"
         for script in set(re.findall(r"scripts/[\w]+\.py", text)):
             assert (REPO / script).is_file(), f"{page}: {script}"
-        for sub in set(re.findall(r"python -m bot ([\w-]+)", text)):
-            assert sub in BOT_COMMANDS, f"{page}: python -m bot {sub} is not a command"
+        for mod, sub in set(re.findall(r"python -m (bot|training|evaluation|kokoro) ([a-z][\w-]*)", text)):
+            assert sub in commands_of(mod), f"{page}: python -m {mod} {sub} is not a command"
 
 
-def bot_commands() -> set:
-    from bot.__main__ import make_parser
+def commands_of(mod: str) -> set:
+    """The commands (the first positional argument's choices) of ``python -m mod``."""
+    import importlib
 
-    sub = next(a for a in make_parser()._actions if a.dest == "cmd")
-    return set(sub.choices)
-
-
-BOT_COMMANDS = bot_commands()
+    parser = importlib.import_module(f"{mod}.__main__").make_parser()
+    return next(set(a.choices) for a in parser._actions if not a.option_strings and a.choices)

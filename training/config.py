@@ -223,7 +223,7 @@ PRESETS: dict[str, dict] = {
     ),
 }
 # a whole-history candidate for the demo (as many recent turns as fit in 512 tokens); 100 steps
-# of 8 took 69 min on 2 cores. Measured against the default and not adopted (README: CPU demo
+# of 8 took 69 min on 2 cores. Measured against the default and not adopted (docs/training.md: CPU demo
 # counselor); kept to rerun the comparison: bot build-demo --preset gemma-270m-cpu-wh --out DIR
 PRESETS["gemma-270m-cpu-wh"] = dict(
     PRESETS["gemma-270m-cpu"],
