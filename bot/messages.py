@@ -69,14 +69,33 @@ def declined() -> list[dict]:
     ]
 
 
+GREETING = "こんにちは。相談員です。よろしくお願いします。"
 OPENING = (
-    "こんにちは。相談員です。よろしくお願いします。\n"
+    GREETING + "\n"
     "はじめに、差し支えなければ年齢と性別を教えていただけますか？ それから、今日はどのようなご相談でしょうか。"
 )
 
 
-def opening() -> list[dict]:
-    return [text(OPENING, [("相談を終える", END)])]
+def opening_text(known=None) -> str:
+    """The counselor's opening, asking only for what the client has not said yet (``known``: a
+    kokoro.memory.Facts of their first message; None or nothing known: the full opening)."""
+    if known is None or not (known.age or known.gender or known.topic):
+        return OPENING
+    missing = [w for w, have in (("年齢", known.age), ("性別", known.gender)) if not have]
+    ask = f"差し支えなければ{'と'.join(missing)}を教えていただけますか？" if missing else ""
+    if known.topic:
+        return GREETING + ("\n" + ask if ask else "\nメッセージをありがとうございます。")
+    return (
+        GREETING
+        + "\nありがとうございます。"
+        + ask
+        + ("それから、" if ask else "")
+        + "今日はどのようなご相談でしょうか。"
+    )
+
+
+def opening(known=None) -> list[dict]:
+    return [text(opening_text(known), [("相談を終える", END)])]
 
 
 def closing(reason: str) -> list[dict]:

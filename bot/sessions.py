@@ -93,7 +93,11 @@ class Engine:
     def consented(self, user_id: str) -> bool:
         return bool(self.store.user(user_id).get("consent_at"))
 
-    def start(self, user_id: str) -> dict:
+    def start(self, user_id: str, first: str | None = None) -> dict:
+        """Open a session with the counselor's opening, which asks only for what ``first`` (the
+        client's message that opened it, if any) did not already say."""
+        from kokoro.memory import facts
+
         sess = self.store.open_session(user_id)
         if sess:
             return sess
@@ -101,8 +105,9 @@ class Engine:
         crisis_at = self.store.user(user_id).get("crisis_at")
         if crisis_at and now() - crisis_at < 86400:  # a crisis line before this session (e.g. before consent)
             self.store.update_session(sess["id"], crisis=1)
-        self.store.add_turn(sess, "counselor", M.OPENING)
-        self.send(user_id, M.opening(), key=f"opening:{sess['id']}")
+        known = facts([first] if first else [])
+        self.store.add_turn(sess, "counselor", M.opening_text(known))
+        self.send(user_id, M.opening(known), key=f"opening:{sess['id']}")
         return sess
 
     def end(self, user_id: str, reason: str, notify: bool = True, idle_before: float | None = None) -> bool:
@@ -234,14 +239,17 @@ class Engine:
             request_human(self, self.console, user_id)
             self.store.add_client_turn(self.store.open_session(user_id), text, message_id, owed=False)
             return
+        from kokoro.memory import has_topic
+
         sess = self.store.open_session(user_id)
         opened_here = sess is None
-        sess = sess or self.start(user_id)
+        sess = sess or self.start(user_id, text)
         # a crisis turn's answer was the protocol message: the model does not reply to it. The message
-        # that opened the session is answered by the opening (one counselor message, which already asks
-        # age, gender and the topic); what the client writes next gets the model's reply.
+        # that opened the session is answered by the opening (one counselor message, asking for what
+        # that message did not say) — unless it already said what the client wants to talk about: then
+        # the opening only greets, and the model answers it too.
         answer = crisis_message(crisis) if crisis else None
-        owed = answer is None and not opened_here
+        owed = answer is None and (not opened_here or has_topic(text))
         if self.store.add_client_turn(sess, text, message_id, answer, owed=owed) and owed:
             self.outbox.loading(user_id, 20)
 
@@ -331,6 +339,24 @@ class Engine:
             except Exception as e2:  # the thread lives on whatever happens here
                 log.error("generation fallback failed: %s", type(e2).__name__)
 
+    def next_turn(self, sid: int, prompt: str, turns: list[dict]) -> str:
+        """The model's next counselor turn, kept to what the client told us (kokoro.memory): a
+        draft that re-asks an answered fact gets the repetition control's second try; what still
+        breaks a rule (a told fact asked again, an invented person, the session declared over) is
+        cut out, and the client's words about the conversation are answered."""
+        from kokoro.memory import facts, known_questions, shape
+
+        said = [r["text"] for r in turns if r["role"] == "counselor"]  # the whole session, not only the window
+        client = [r["text"] for r in turns if r["role"] == "client"]
+        known = facts(client)
+        draft = self.backend.generate(str(sid), prompt, avoid=said + known_questions(known))
+        if not draft:
+            return draft
+        text, applied = shape(draft, known, client)
+        if applied:
+            log.info("reply in session %s shaped: %s", sid, ",".join(applied))  # rule names, never text
+        return text
+
     def request_draft(self, sid: int) -> None:
         """Ask the generation thread (the only one that touches the model) for a suggestion."""
         self.drafts[sid] = {"status": "pending"}
@@ -342,8 +368,7 @@ class Engine:
             sess = self.store.session(sid)
             turns = self.store.turns(sid)
             prompt, _ = self.prompt(sess, turns)
-            said = [r["text"] for r in turns if r["role"] == "counselor"]
-            text = self.backend.generate(str(sid), prompt, avoid=said) or ""
+            text = self.next_turn(sid, prompt, turns) or ""
             if screen_draft(text):
                 text = SAFE_REPLY
             if sid in self.drafts:  # not if the session was closed or deleted meanwhile
@@ -360,8 +385,7 @@ class Engine:
         turns = self.store.turns(sess["id"])
         last_client = max((r["id"] for r in turns if r["role"] == "client"), default=None)
         prompt, start = self.prompt(sess, turns)
-        said = [r["text"] for r in turns if r["role"] == "counselor"]  # the whole session, not only the window
-        reply = self.backend.generate(str(sess["id"]), prompt, avoid=said) or M.fallback()[0]["text"]
+        reply = self.next_turn(sess["id"], prompt, turns) or M.fallback()[0]["text"]
         failed = screen_draft(reply)
         if failed:  # the platform's screening items: never send a draft that fails them
             log.warning(

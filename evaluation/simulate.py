@@ -55,7 +55,7 @@ def conversation_quality(records: list[dict]) -> dict:
         said = [
             t.text for t in merge_turns([Turn(t["role"], "", t["text"]) for t in x["turns"]]) if t.role == "counselor"
         ]
-        lead = [t for t in said[:1] if t == M.OPENING]
+        lead = [t for t in said[:1] if t.startswith(M.GREETING)]  # the opening, in whichever form
         before.append(lead)
         bot.append(said[len(lead) :])
     out = {"counselor": conversation_figures(bot, before)}

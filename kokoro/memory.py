@@ -139,7 +139,9 @@ def people_of(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
-_GREETING = re.compile(r"こんにちは|こんばんは|はじめまして|初めまして|よろしくお願いします|よろしくおねがいします|お願いします")
+_GREETING = re.compile(
+    r"こんにちは|こんばんは|はじめまして|初めまして|よろしくお願いします|よろしくおねがいします|お願いします"
+)
 
 
 def has_topic(text: str) -> bool:
@@ -207,9 +209,7 @@ def repair(draft: str, f: Facts, no_questions: bool = False) -> str:
 
 def client_feedback(text: str) -> set[str]:
     t = text.strip()
-    return {
-        k for k, rx in FEEDBACK.items() if rx.search(t) and not (k in _NOT_FEEDBACK and _NOT_FEEDBACK[k].search(t))
-    }
+    return {k for k, rx in FEEDBACK.items() if rx.search(t) and not (k in _NOT_FEEDBACK and _NOT_FEEDBACK[k].search(t))}
 
 
 APOLOGY = "うまく受け取れていなかったようで、ごめんなさい。"

@@ -385,7 +385,7 @@ def opened_by(turns: list[tuple[str, str]]) -> bool:
     stored just before it (bot/sessions.py): answered, though no counselor turn follows it."""
     from bot import messages as M
 
-    return [r for r, _ in turns] == ["counselor", "client"] and turns[0][1] == M.OPENING
+    return [r for r, _ in turns] == ["counselor", "client"] and turns[0][1].startswith(M.GREETING)
 
 
 def audit(db: Path, fake: FakeLine, users: list[str]) -> dict:

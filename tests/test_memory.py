@@ -1,0 +1,155 @@
+"""Issue 32: the session's memory of what the client said, and the rules a reply keeps because of
+it — on the labelled sets (frozen held-out splits, first-run figures in docs/conversation.md),
+through signed webhooks with a backend that writes the bad drafts on purpose, and through the
+README's main command with the embedded demo counselor."""
+
+import hashlib
+
+import pytest
+from conftest import REPO, quiesce
+from test_conversation import demo_chat, replies_to
+from test_crisis import FakeBackend, consented, make_emulator, texts
+
+from bot import messages as M
+from kokoro import memory
+from kokoro.conversation import questions
+
+SETS = REPO / "kokoro" / "rule_sets"
+FROZEN = {
+    "session_memory_holdout.tsv": "460f33a6191c86c4a5fbd029347ce43d92a3f0edb8c3c60272893da65bf9000c",
+    "session_memory_holdout2.tsv": "7e91fa8060afed1c9ca33511a6f8acd9835b5ee95e4f311fc32d4daec5762cab",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN))
+def test_the_held_out_sets_are_frozen_and_read_right(name):
+    data = (SETS / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == FROZEN[name], f"{name} changed: write a new held-out set instead"
+    r = memory.evaluate(SETS / name)
+    assert r["right"] == r["of"], r["misses"]  # first runs: 43/46 (then fixed), 32/32
+
+
+def test_facts_come_from_the_clients_own_words():
+    f = memory.facts(["こんにちは", "高2の女子です。母が認知症になって、介護のことで悩んでいます"])
+    assert (f.age, f.gender, f.people, f.topic) == ("高校生", "女性", frozenset({"mother"}), True)
+    assert memory.facts(["こんにちは"]).known() == [] and not memory.facts(["よろしくお願いします"]).topic
+    assert memory.facts(["35歳、女性です"]).topic is False
+
+
+def test_a_draft_keeps_to_what_the_client_said():
+    f = memory.facts(["35歳、女性です。母の介護がつらいです"])
+    draft = "そうなんですね。相談者様は、どのようなご年齢ですか？お父様は介護についてどうお考えですか？"
+    assert memory.problems(draft, f) == ["ask-age", "invented:father"]
+    assert memory.repair(draft, f) == "そうなんですね。"
+    assert memory.problems("お母様の介護、大変ですね。", f) == []
+    assert memory.problems("それでは終了させていただきますね。", f) == ["announces-end"]
+    assert memory.repair("それでは終了させていただきますね。", f) == memory.LISTEN
+
+
+def test_what_the_client_says_about_the_conversation_is_answered():
+    f = memory.Facts()
+    draft = "つらかったですね。どんなことがあったんですか？"
+    text, applied = memory.shape(draft, f, ["質問ばかりで疲れます"])
+    assert questions(text) == [] and "no-questions" in applied
+    text, _ = memory.shape(draft, f, ["質問ばかりで疲れます", "はい", "そうです"])
+    assert questions(text) == [], "the quiet lasts for the next replies"
+    text, _ = memory.shape(draft, f, ["質問ばかりで疲れます", "はい", "そうです", "仕事です"])
+    assert questions(text), "then questions come back"
+    assert memory.shape(draft, f, ["そういう意味じゃないです"])[0].startswith(memory.APOLOGY)
+    text, applied = memory.shape(draft, f, ["ただ話を聞いてほしいだけなんです"])
+    assert text.startswith(memory.EMPATHY) and questions(text) == []
+    assert memory.shape(draft, f, ["もうやめたいです"]) == (memory.OFFER_END, ["offer-end"])
+    assert memory.shape(draft, f, ["仕事をやめたいと思っています"])[0] == draft
+
+
+# ------------------------------------------------------------------ through signed webhooks
+
+
+class Scripted(FakeBackend):
+    """A counselor that writes the given drafts in order (the bad ones the rules must catch)."""
+
+    def __init__(self, drafts):
+        super().__init__()
+        self.drafts = list(drafts)
+        self.avoided = []
+
+    def generate(self, key, prompt, avoid=()):
+        self.avoided.append(list(avoid))
+        return self.drafts.pop(0) if self.drafts else "そうなんですね。"
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    made = []
+
+    def make(drafts):
+        backend = Scripted(drafts)
+        (tmp_path / str(len(made))).mkdir()
+        emu = make_emulator(tmp_path / str(len(made)), backend)
+        made.append(emu)
+        return emu, backend
+
+    yield make
+    for e in made:
+        e.close()
+
+
+def test_a_client_who_gives_everything_first_gets_a_greeting_and_a_reply_not_the_questions(scripted):
+    emu, backend = scripted(["お母様の介護、本当に大変でしたね。相談者様は、おいくつですか？"])
+    u = "U" + "m1" * 16
+    consented(emu, u)
+    emu.text(u, "40代の女性です。母の介護で毎日くたくたです")
+    quiesce(emu)
+    got = texts(emu, u)[2:]
+    assert got[0] == M.GREETING + "\nメッセージをありがとうございます。", got
+    assert got[1] == "お母様の介護、本当に大変でしたね。", "the model answered, without asking the age"
+    assert "年齢を教えていただけますか？" in backend.avoided[0]
+
+
+def test_the_opening_asks_only_what_is_missing(scripted):
+    emu, _ = scripted([])
+    u = "U" + "m2" * 16
+    consented(emu, u)
+    emu.text(u, "大学2年です")
+    quiesce(emu)
+    opening = texts(emu, u)[2]
+    assert "性別" in opening and "年齢" not in opening and "どのようなご相談" in opening
+
+
+def test_invented_people_and_the_end_announcement_never_reach_the_client(scripted):
+    emu, _ = scripted(
+        ["お父様はどう思っていらっしゃいますか？", "それでは終了させていただきますね。またいつでもどうぞ。"]
+    )
+    u = "U" + "m3" * 16
+    consented(emu, u)
+    emu.text(u, "こんにちは")
+    quiesce(emu)
+    for line in ("母が認知症で、介護に疲れました", "はい"):
+        emu.text(u, line)
+        quiesce(emu)
+    got = texts(emu, u)[3:]
+    assert not any("お父様" in t or "終了させて" in t for t in got), got
+    assert got.count(memory.LISTEN) == 1 and emu.runtime.engine.store.open_session(u), "the session stays open"
+
+
+# ------------------------------------------------------------------ the README's main command, scripted
+
+
+def test_bot_chat_keeps_to_the_clients_facts_and_listens_to_pushback(tmp_path):
+    lines = [
+        "35歳の女性です。母が認知症になって、介護のことで相談したいです",
+        "母は物忘れがひどくて、夜も眠れません",
+        "質問ばかりで疲れます",
+        "はい",
+        "そういう意味じゃないです",
+        "もうやめたいです",
+    ]
+    seen = replies_to(demo_chat(lines, tmp_path))
+    closing = M.closing("user")[0]["text"]  # the script's end closes the session: the bot's, not the model's
+    replies = [r for turn in seen for r in turn if r != closing]
+    f = memory.facts(lines)
+    assert not [(r, memory.problems(r, f)) for r in replies if memory.problems(r, f)]
+    assert M.OPENING not in replies and not any("年齢" in r for r in replies)
+    assert questions(" ".join(seen[3])) == [] and questions(" ".join(seen[4])) == [], "no questions after pushback"
+    assert seen[4][-1].startswith(memory.APOLOGY)
+    assert seen[5][-1] == memory.OFFER_END
