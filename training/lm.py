@@ -222,9 +222,50 @@ def digit_metrics(tok):
     return compute
 
 
+def training_arguments(cfg: TrainConfig, out: Path, device: str, **override):
+    """The Trainer's arguments for ``cfg`` (the run and scripts/gpu_check.py's steps use the same)."""
+    from transformers import TrainingArguments
+
+    kw = dict(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.per_device_batch,
+        per_device_eval_batch_size=cfg.eval_batch,
+        gradient_accumulation_steps=cfg.grad_accum(world_size()),
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        optim=cfg.optim,
+        lr_scheduler_type="linear",
+        eval_strategy=cfg.eval_strategy,
+        save_strategy=cfg.eval_strategy,
+        eval_steps=cfg.eval_steps,
+        save_steps=cfg.eval_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{cfg.best_metric}",
+        greater_is_better=cfg.best_metric == "accuracy",
+        save_total_limit=2,
+        logging_steps=cfg.logging_steps,
+        bf16=cfg.compute_dtype == "bfloat16",
+        use_cpu=device == "cpu",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        gradient_checkpointing=False,
+        label_names=["labels"],
+        eval_on_start=True,
+        disable_tqdm=False,
+        ddp_find_unused_parameters=False,
+    )
+    kw.update(override)
+    return TrainingArguments(**kw)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Fine-tune and write the run folder; returns it."""
-    from transformers import AutoTokenizer, TrainingArguments, set_seed
+    from transformers import AutoTokenizer, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     check_environment(cfg, needs_base=bool(cfg.base_model))
@@ -259,39 +300,7 @@ def train(cfg: TrainConfig) -> Path:
     device = _device(cfg)
     model = load_model(cfg, base, device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.per_device_batch,
-        per_device_eval_batch_size=cfg.eval_batch,
-        gradient_accumulation_steps=cfg.grad_accum(world_size()),
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_steps,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        optim=cfg.optim,
-        lr_scheduler_type="linear",
-        eval_strategy=cfg.eval_strategy,
-        save_strategy=cfg.eval_strategy,
-        eval_steps=cfg.eval_steps,
-        save_steps=cfg.eval_steps,
-        load_best_model_at_end=True,
-        metric_for_best_model=f"eval_{cfg.best_metric}",
-        greater_is_better=cfg.best_metric == "accuracy",
-        save_total_limit=2,
-        logging_steps=cfg.logging_steps,
-        bf16=cfg.compute_dtype == "bfloat16",
-        use_cpu=device == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        gradient_checkpointing=False,
-        label_names=["labels"],
-        eval_on_start=True,
-        disable_tqdm=False,
-        ddp_find_unused_parameters=False,
-    )
+    args = training_arguments(cfg, out, device)
     trainer = make_trainer_class()(
         model=model,
         args=args,
