@@ -276,8 +276,9 @@ def check_llama() -> dict:
         return {"skipped": "llama-cpp-python is not installed on this machine"}
     if not llama_cpp.llama_supports_gpu_offload():
         return {
-            "skipped": "this llama-cpp-python was built without GPU offload; a CUDA build cannot be carried "
-            "(over the 64 MiB a call carries) and building one takes longer than the budget"
+            "skipped": "this llama-cpp-python was built without GPU offload, and a CUDA build cannot be brought: "
+            "PyPI has no wheel, and its source (llama_cpp_python-0.3.36.tar.gz, 73 MiB) alone is over the "
+            "64 MiB a device call carries"
         }
     return {"skipped": "a CUDA build is present but no GGUF small enough to carry is packaged yet"}
 
