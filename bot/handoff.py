@@ -48,21 +48,29 @@ def is_human_request(text: str) -> bool:
     return bool(HUMAN_REQUEST.match(text))
 
 
+GONE = "この相談はすでに終了したか、削除されました。"
+
+
 def _session(engine, sid: int) -> dict:
-    row = engine.store.db["sessions"].get(sid) if engine.store.db["sessions"].count_where("id = ?", [sid]) else None
+    row = engine.store.find_session(sid)
     if row is None or row["status"] != "open":
-        raise NotOpen("この相談はすでに終了したか、削除されました。")
+        raise NotOpen(GONE)
     return row
+
+
+def _open_in(conn, sid: int) -> tuple:
+    """(user_id, held_by, held_at) of an open session, read inside the caller's transaction."""
+    row = conn.execute("select user_id, status, held_by, held_at from sessions where id = ?", [sid]).fetchone()
+    if row is None or row[1] != "open":
+        raise NotOpen(GONE)
+    return row[0], row[2], row[3]
 
 
 def take_over(engine, console: ConsoleStore, sid: int, counselor: dict) -> dict:
     """Hold the session for ``counselor``. A counselor cannot take a session another holds; a
     supervisor can. The client is told once that a person has joined."""
     with engine.store.transaction() as c:
-        row = c.execute("select user_id, status, held_by from sessions where id = ?", [sid]).fetchone()
-        if row is None or row[1] != "open":
-            raise NotOpen("この相談はすでに終了したか、削除されました。")
-        uid, holder = row[0], row[2]
+        uid, holder, _ = _open_in(c, sid)
         if holder == counselor["id"]:
             return {"user_id": uid, "already": True}
         if holder is not None and counselor["role"] != "supervisor":
@@ -114,38 +122,37 @@ def hand_back(engine, console: ConsoleStore, sid: int, counselor: dict) -> None:
     """Back to the model: the client is told; a message the counselor left unanswered gets the
     model's reply on the next tick."""
     with engine.store.transaction() as c:
-        row = c.execute("select user_id, status, held_by, held_at from sessions where id = ?", [sid]).fetchone()
-        if row is None or row[1] != "open":
-            raise NotOpen("この相談はすでに終了したか、削除されました。")
-        if row[2] != counselor["id"]:
+        uid, holder, held_at = _open_in(c, sid)
+        if holder != counselor["id"]:
             raise NotHolder("この相談を引き継いでいるのは別の相談員です。")
         c.execute("update sessions set held_by = null, held_at = null where id = ?", [sid])
-        _tell(engine, c, row[0], M.human_left(), f"human-left:{sid}:{row[3]}")
+        _tell(engine, c, uid, M.human_left(), f"human-left:{sid}:{held_at}")
     console.audit(counselor, "hand-back", sid)
-    _deliver_soon(engine, row[0])
-    link_menu(engine, row[0], None)
+    _deliver_soon(engine, uid)
+    link_menu(engine, uid, None)
 
 
 def end(engine, console: ConsoleStore, sid: int, counselor: dict) -> None:
     """End the session the usual way (closing, feedback card, self-rating) — the holder, or a
-    supervisor, or anyone when nobody holds it."""
+    supervisor, or anyone when nobody holds it. (``Engine.end`` puts a held client's menu back.)"""
     sess = _session(engine, sid)
     if sess["held_by"] not in (None, counselor["id"]) and counselor["role"] != "supervisor":
         raise HeldByOther("この相談は別の相談員が対応中です。")
     if engine.end(sess["user_id"], "counselor"):
         console.audit(counselor, "end", sid)
-    link_menu(engine, sess["user_id"], None)
 
 
-def request_human(engine, console: ConsoleStore, uid: str) -> None:
-    """The client asked for a person: the session goes up the console's queue and the client is
-    told honestly whether a counselor is at a console now (and when one is)."""
+def request_human(engine, console: ConsoleStore, uid: str) -> dict:
+    """The client asked for a person: the session (returned; opened if there was none) goes up the
+    console's queue and the client is told honestly whether a counselor is at a console now (and
+    when one is)."""
     sess = engine.store.open_session(uid) or engine.start(uid)
     on_duty = bool(console.on_duty())
     answer = "on-duty" if on_duty else "off-duty"
     engine.store.update_session(sess["id"], human_asked_at=sess.get("human_asked_at") or now(), human_answer=answer)
     log.info("a client asked for a person (%s)", answer)
     engine.send(uid, M.human_requested(on_duty, engine.s.duty_hours))
+    return sess
 
 
 def notify_oncall(engine, sid: int | None) -> None:

@@ -236,8 +236,8 @@ class Engine:
         from .handoff import is_human_request, request_human
 
         if not crisis and is_human_request(text):  # answered by the request's answer, not by the model
-            request_human(self, self.console, user_id)
-            self.store.add_client_turn(self.store.open_session(user_id), text, message_id, owed=False)
+            sess = request_human(self, self.console, user_id)
+            self.store.add_client_turn(sess, text, message_id, owed=False)
             return
         from kokoro.memory import has_topic
 

@@ -309,6 +309,11 @@ class Store:
     def session(self, sid: int) -> dict:
         return self.db["sessions"].get(sid)
 
+    def find_session(self, sid: int) -> dict | None:
+        """The session, or None when there is none (deleted, purged, never made)."""
+        rows = list(self.db["sessions"].rows_where("id = ?", [sid], limit=1))
+        return rows[0] if rows else None
+
     def update_session(self, sid: int, **values):
         with self.lock:
             self.db["sessions"].update(sid, values)

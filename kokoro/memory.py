@@ -134,8 +134,6 @@ def people_of(text: str) -> frozenset[str]:
     found = {k for k, rx in _REL.items() if rx.search(text)}
     if _BOTH_PARENTS.search(text):
         found |= {"mother", "father"}
-    if "husband" in found and "主人公" in text:
-        found.discard("husband")
     return frozenset(found)
 
 
@@ -193,17 +191,13 @@ def problems(draft: str, f: Facts) -> list[str]:
     return out
 
 
-def _bad_sentence(s: str, f: Facts) -> bool:
-    return bool(problems(s, f))
-
-
 LISTEN = "そうだったんですね。お話ししてくださって、ありがとうございます。"  # when nothing of a draft can stay
 
 
 def repair(draft: str, f: Facts, no_questions: bool = False) -> str:
     """The draft without the sentences that break a rule (and, with ``no_questions``, without its
     questions); ``LISTEN`` when nothing is left."""
-    keep = [s for s in sentences(draft) if not _bad_sentence(s, f) and not (no_questions and s in questions(s))]
+    keep = [s for s in sentences(draft) if not problems(s, f) and not (no_questions and questions(s))]
     return "".join(keep) if keep else LISTEN
 
 

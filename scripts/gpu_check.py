@@ -55,21 +55,25 @@ LLAMA_31_8B = dict(
 )
 # seconds each check is expected to take on an H100 (make the base, load, steps); the dry run prints them
 ESTIMATES = {"env": 5, "loss": 45, "qlora": 240, "llama": 60}
-DEVICE_PYTHON_HAS = ("torch", "transformers", "peft", "accelerate")  # the lent machine's own packages
+# of our training requirements, what the GPU checks import and the lent machine lacks (it has
+# torch, transformers, peft and accelerate)
+CARRIED = ("bitsandbytes",)
+
+
+def pins() -> list[tuple[str, str]]:
+    """(name, version) of each pinned training requirement."""
+    lines = (REPO / "requirements" / "training.txt").read_text().splitlines()
+    return [m.groups() for m in (re.match(r"^([A-Za-z0-9_.-]+)==([\w.]+)", x.strip()) for x in lines) if m]
 
 
 # ------------------------------------------------------------------ the plan (no torch needed)
 def wheels_needed() -> list[dict]:
-    """Our training requirements the lent machine lacks, with the pinned version and, once
-    `scripts/gpu_wheels.sh` has run, the downloaded file and its size."""
+    """The requirements to carry, with the pinned version and, once `scripts/gpu_wheels.sh` has
+    run, the downloaded file and its size."""
     out = []
-    for line in (REPO / "requirements" / "training.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.-]+)==([\w.]+)", line.strip())
-        if not m or m.group(1).lower() in DEVICE_PYTHON_HAS:
+    for name, version in pins():
+        if name.lower() not in CARRIED:
             continue
-        if m.group(1).lower() != "bitsandbytes":  # the only one the GPU checks import
-            continue
-        name, version = m.groups()
         found = sorted(WHEELS.glob(f"{name.replace('-', '_')}-{version}-*.whl")) if WHEELS.is_dir() else []
         out.append(
             {
@@ -120,20 +124,15 @@ def check_env() -> dict:
 
     import torch
 
-    versions = {}
-    for dist in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "llama_cpp_python"):
+    def installed(dist: str) -> str | None:
         try:
-            versions[dist] = metadata.version(dist)
+            return metadata.version(dist)
         except metadata.PackageNotFoundError:
-            versions[dist] = None
-    missing = []
-    for line in (REPO / "requirements" / "training.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.-]+)==", line.strip())
-        if m:
-            try:
-                metadata.version(m.group(1))
-            except metadata.PackageNotFoundError:
-                missing.append(m.group(1))
+            return None
+
+    dists = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "llama_cpp_python")
+    versions = {d: installed(d) for d in dists}
+    missing = [name for name, _ in pins() if installed(name) is None]
     out = {"versions": versions, "missing_requirements": missing, "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)

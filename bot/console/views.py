@@ -111,9 +111,9 @@ def make_blueprint(engine) -> Blueprint:
             "or (s.crisis = 1 and s.ended_at >= ?)",
             [t - ENDED_CRISIS_S],
         )
+        names = counselor_names()
         out = []
         for s in rows:
-            holder = console.get(s["held_by"])
             waiting = bool(s["pending_reply"]) or (s["human_asked_at"] is not None and s["held_by"] is None)
             out.append(
                 {
@@ -126,13 +126,16 @@ def make_blueprint(engine) -> Blueprint:
                     else 0,
                     "length_s": round(t - s["started_at"]),
                     "last": (s["last_text"] or "")[:PREVIEW],
-                    "holder": holder["name"] if holder else None,
+                    "holder": names.get(s["held_by"]),
                     "mine": s["held_by"] == g.counselor["id"],
                     "ended": s["status"] != "open",  # a crisis session the client left: raised, not live
                 }
             )
         out.sort(key=lambda r: (r["ended"], not r["crisis"], not r["asked_for_person"], -r["waiting_s"], r["id"]))
         return out
+
+    def counselor_names() -> dict[int, str]:
+        return {c["id"]: c["name"] for c in console.list()}
 
     def me() -> dict:
         return {"name": g.counselor["name"], "role": g.counselor["role"], "csrf": g.login["csrf"]}
@@ -147,18 +150,25 @@ def make_blueprint(engine) -> Blueprint:
 
     # ------------------------------------------------------------ one session
     def session_or_404(sid: int) -> dict:
-        if not store.db["sessions"].count_where("id = ?", [sid]):
+        sess = store.find_session(sid)
+        if sess is None:
             abort(404, "この相談は削除されたか、存在しません。")
-        return store.session(sid)
+        return sess
 
     def transcript(sid: int) -> dict:
         sess = session_or_404(sid)
-        holder = console.get(sess["held_by"])
-        names = {f"counselor:{c['id']}": c["name"] for c in console.list()}
+        names = counselor_names()
+        by_author = {f"counselor:{cid}": name for cid, name in names.items()}
+
+        def by(r: dict) -> str:
+            if r["role"] == "client":
+                return "client"
+            return by_author.get(r["author"], "相談員") if r["author"] else "AI"
+
         turns = [
             {
                 "role": r["role"],
-                "by": "client" if r["role"] == "client" else names.get(r["author"], "相談員") if r["author"] else "AI",
+                "by": by(r),
                 "text": r["text"],
                 "time": r["time"],
             }
@@ -168,7 +178,7 @@ def make_blueprint(engine) -> Blueprint:
             "id": sid,
             "open": sess["status"] == "open",
             "crisis": bool(sess["crisis"]),
-            "holder": holder["name"] if holder else None,
+            "holder": names.get(sess["held_by"]),
             "mine": sess["held_by"] == g.counselor["id"],
             "asked_for_person": sess["human_asked_at"] is not None,
             "turns": turns,
