@@ -82,6 +82,8 @@ _END_ANNOUNCE = re.compile(
 )
 _AGE_ASK = re.compile(r"年齢|歳|才|おいくつ|何年生|学年")
 _GENDER_ASK = re.compile(r"性別|男性|女性")
+# asking what the session is about (not a follow-up such as 「どんなことがあったんですか」)
+_TOPIC_ASK = re.compile(r"(?:どのような|どんな|どういった)ご?相談|ご?相談(?:内容|したいこと|されたいこと)")
 FEEDBACK = {  # what a client says about the conversation itself
     "too_many_questions": re.compile(
         r"質問(?:が多|ばかり|ばっかり|ばっか|攻め|多|は(?:もう)?(?:いい|やめ))|(?:色々|いろいろ|そんなに)聞かないで|聞かれてばかり"
@@ -173,11 +175,13 @@ def known_questions(f: Facts) -> list[str]:
         out.append("年齢を教えていただけますか？")
     if f.gender:
         out.append("性別を教えていただけますか？")
+    if f.topic:
+        out.append("今日はどのようなご相談でしょうか？")
     return out
 
 
 def problems(draft: str, f: Facts) -> list[str]:
-    """What the draft does that it must not: ask-age / ask-gender (when told), invented:<relation>
+    """What the draft does that it must not: ask-age / ask-gender / ask-topic (when told), invented:<relation>
     (a person the client never mentioned), announces-end."""
     out = []
     qs = questions(draft)
@@ -185,6 +189,8 @@ def problems(draft: str, f: Facts) -> list[str]:
         out.append("ask-age")
     if f.gender and any(_GENDER_ASK.search(q) for q in qs):
         out.append("ask-gender")
+    if f.topic and any(_TOPIC_ASK.search(q) for q in qs):
+        out.append("ask-topic")
     out += [f"invented:{r}" for r in sorted(people_of(draft) - f.people)]
     if _END_ANNOUNCE.search(draft):
         out.append("announces-end")
