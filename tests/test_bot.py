@@ -340,10 +340,14 @@ def test_prompts_hold_only_their_own_session(emu):
     settle(emu, b, 4)
     keys = {k for k, _, _ in seen}
     assert len(keys) == 2
+    from kokoro.memory import facts, known_questions
+
     for k, prompt, kw in seen:
         assert ("あかいりんご" in prompt) != ("あおいそら" in prompt)
-        # what the reply must not repeat is this session's counselor turns only (the opening so far)
-        assert kw["avoid"] == [M.OPENING]
+        own = "あかいりんご" if "あかいりんご" in prompt else "あおいそら"
+        # what the reply must not repeat is this session's counselor turns only (the opening so far),
+        # and what this session's client has already told (kokoro.memory), nothing of the other's
+        assert kw["avoid"] == [M.OPENING] + known_questions(facts(["こんにちは", own]))
 
 
 def test_long_text_is_split_by_utf16_units_and_five_per_request():
