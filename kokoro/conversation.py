@@ -90,14 +90,15 @@ def _asked_before(qs, asked, threshold: float = REASK) -> bool:
     return any(overlap(g, ag) >= threshold or (n and n <= an) for g, n in qs for ag, an in asked)
 
 
-def reask_share(turns: Sequence[str]) -> float:
+def reask_share(turns: Sequence[str], analyse: Callable[[str], list] | None = None) -> float:
     """The share of a counselor's turns, after the first, that re-ask a question of an earlier
     turn (the ``re_asks`` rule, each question analysed once). The coherence model reads it: a
-    counselor who keeps asking what was already answered is not listening."""
+    counselor who keeps asking what was already answered is not listening. ``analyse``: ``_asked``
+    or a memo of it (a scorer build analyses each text once for all its copies)."""
     asked: list[tuple[frozenset, frozenset]] = []
     hits = 0
     for i, text in enumerate(turns):
-        qs = _asked(text)
+        qs = (analyse or _asked)(text)
         hits += bool(i and _asked_before(qs, asked))
         asked += qs
     return hits / (len(turns) - 1) if len(turns) > 1 else 0.0

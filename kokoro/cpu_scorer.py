@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Sequence
 
+from .blocks import BlockCache, fork_map, state
 from .dataset import Turn, merge_turns, parse_time
 from .items import ITEMS, MAX_ITEM, MIN_ITEM
 
@@ -113,56 +113,76 @@ COHERENCE = (
     "long_counselor_cohesion",  # counselor blocks over 15 characters (greetings are generic)
     "counselor_reasks",  # share of counselor blocks re-asking an earlier question (kokoro.conversation)
 )
-_CONTENT = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ffA-Za-z0-9Ａ-Ｚａ-ｚ０-９]")
 REPEAT_JACCARD = 0.6
 
 
-def _grams(s: str, n: int) -> set[str]:
-    return {s[i : i + n] for i in range(len(s) - n + 1)}
-
-
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def _found(a: set, b: set) -> float:
-    return len(a & b) / len(a) if a else 0.0
-
-
-def coherence_features(turns: Sequence[Turn], vectorizer) -> list[float]:
+def coherence_features(turns: Sequence[Turn], vectorizer, cache: BlockCache | None = None) -> list[float]:
     """Does the counselor answer *this* client? Word echoes between adjacent blocks (merged
     turns), against the same echoes with far-away blocks of the session; topic cohesion of the
     counselor's blocks with each other; repetition and back-channel shares. Content bigrams
-    contain a kanji, katakana, letter or digit. Names in COHERENCE."""
+    contain a kanji, katakana, letter or digit (``kokoro.blocks.gram_codes``). Names in COHERENCE."""
     from .conversation import reask_share
 
+    cache = cache if cache is not None and cache.vectorizer is vectorizer else BlockCache(vectorizer)
     bl = merge_turns(turns)
     if not bl:
         return [0.0] * len(COHERENCE)
-    reasks = reask_share([t.text for t in bl if t.role == "counselor"])
-    return _echo_features(bl) + _tfidf_features(bl, vectorizer) + [reasks]
+    reasks = reask_share([t.text for t in bl if t.role == "counselor"], cache.asked)
+    return _echo_features(bl, cache) + _tfidf_features(bl, cache) + [reasks]
 
 
-def coherence_matrix(sessions: Sequence[Sequence[Turn]], vectorizer, names: Sequence[str] = COHERENCE):
+def coherence_matrix(
+    sessions: Sequence[Sequence[Turn]], vectorizer, names: Sequence[str] = COHERENCE, cache: BlockCache | None = None
+):
     """COHERENCE features of many sessions, one row each (what the coherence model reads);
-    ``names``: the features a model was trained on, in its order (older scorers read fewer)."""
+    ``names``: the features a model was trained on, in its order (older scorers read fewer).
+    ``cache``: a BlockCache of ``vectorizer`` shared with other calls (a build's copies of the
+    same sessions); without one, the blocks are analysed once within this call."""
     import numpy as np
 
     unknown = [n for n in names if n not in COHERENCE]
     if unknown:
         raise ScorerArtifactError(f"coherence features {unknown} are unknown to this code; rebuild the scorer")
     cols = [COHERENCE.index(n) for n in names]
-    return np.array([coherence_features(t, vectorizer) for t in sessions]).reshape(len(sessions), -1)[:, cols]
+    cache = cache if cache is not None and cache.vectorizer is vectorizer else BlockCache(vectorizer)
+    parts = _by_origin(sessions, cache.n_workers)
+    rows = [None] * len(sessions)
+    for part, got in zip(parts, fork_map(_coherence_rows, parts, len(parts), (sessions, cache), min_items=2)):
+        for i, row in zip(part, got):
+            rows[i] = row
+    return np.array(rows).reshape(len(sessions), -1)[:, cols]
 
 
-def _tfidf_features(bl, vectorizer) -> list[float]:
+def _by_origin(sessions, n: int) -> list[list[int]]:
+    """Session indices in ``n`` parts (one when the sessions are few), a session's copies with
+    it: perturbed copies and prefixes keep the session's first client block, so each part's
+    cache analyses each shared block once."""
+    from .blocks import PARALLEL_MIN
+
+    n = n if len(sessions) >= PARALLEL_MIN else 1
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(sessions):
+        groups.setdefault(next((t.text for t in s if t.role == "client"), ""), []).append(i)
+    parts: list[list[int]] = [[] for _ in range(n)]
+    for g in sorted(groups.values(), key=len, reverse=True):  # largest first, each to the smallest part
+        min(parts, key=len).extend(g)
+    return [p for p in parts if p]
+
+
+def _coherence_rows(part: list[int]) -> list[list[float]]:
+    sessions, cache = state()
+    cache.add(t.text for i in part for t in merge_turns(sessions[i]))
+    return [coherence_features(sessions[i], cache.vectorizer, cache) for i in part]
+
+
+def _tfidf_features(bl, cache: BlockCache) -> list[float]:
     import numpy as np
 
     role = np.array([t.role == "counselor" for t in bl])
-    M = vectorizer.transform([t.text for t in bl])
+    M = cache.tfidf([t.text for t in bl])
     S = (M @ M.T).toarray()
     co, cl = np.where(role)[0], np.where(~role)[0]
-    six, _ = _echoes(["counselor" if r else "client" for r in role], lambda a, b: S[a, b])
+    six, _ = _echoes(role, S)
 
     def cohesion(ix) -> float:
         if len(ix) < 2:
@@ -183,37 +203,69 @@ def _mean(xs) -> float:
     return float(sum(xs) / len(xs)) if len(xs) else 0.0
 
 
-def _echoes(role: list[str], sim) -> tuple[list[float], list[float]]:
+def _echoes(role, sim) -> tuple[list[float], list[float]]:
     """For each counselor block: ``sim`` with the client block before it and (mean) with the
     client blocks more than two away; for each client block after a counselor block: ``sim``
-    with that block and with the counselor blocks more than two away. ``sim(a, b)``: how much
-    of block a is found in block b. Returns the six means (adjacent, far, gain; both ways) and
-    the adjacent counselor echoes."""
-    co = [i for i, r in enumerate(role) if r == "counselor"]
-    cl = [i for i, r in enumerate(role) if r == "client"]
-    adj, far, adj2, far2 = [], [], [], []
-    for i in co:
-        if i > 0 and role[i - 1] == "client":
-            adj.append(sim(i, i - 1))
-            far.append(_mean([sim(i, j) for j in cl if abs(j - i) > 2]))
-        if i + 1 < len(role) and role[i + 1] == "client":
-            adj2.append(sim(i + 1, i))
-            far2.append(_mean([sim(i + 1, j) for j in co if abs(j - i) > 2]))
-    m = [_mean(x) for x in (adj, far, adj2, far2)]
+    with that block and with the counselor blocks more than two away. ``role``: True for a
+    counselor block; ``sim[a, b]``: how much of block a is found in block b (a matrix). Returns
+    the six means (adjacent, far, gain; both ways) and the adjacent counselor echoes."""
+    import numpy as np
+
+    co = np.asarray(role, dtype=bool)
+    n = len(co)
+    at = np.arange(n)
+    dist = np.abs(at[:, None] - at[None, :])
+
+    def side(rows, cols, ref, pool):
+        """sim[rows, cols] pairwise, and per row the mean of sim[row, pool blocks more than two
+        from ref]."""
+        if not len(rows):
+            return np.zeros(0), np.zeros(0)
+        mask = pool[None, :] & (dist[ref] > 2)
+        count = mask.sum(1)
+        far = np.where(count > 0, (sim[rows] * mask).sum(1) / np.maximum(count, 1), 0.0)
+        return sim[rows, cols], far
+
+    first = at[co & (at > 0)]
+    first = first[~co[first - 1]]
+    last = at[co & (at + 1 < n)]
+    last = last[~co[last + 1]]
+    adj, far = side(first, first - 1, first, ~co)
+    adj2, far2 = side(last + 1, last, last, co)
+    m = [float(x.mean()) if len(x) else 0.0 for x in (adj, far, adj2, far2)]
     return [m[0], m[1], m[0] - m[1], m[2], m[3], m[2] - m[3]], adj
 
 
-def _echo_features(bl) -> list[float]:
-    role = [t.role for t in bl]
-    cg = [{g for g in _grams(t.text, 2) if _CONTENT.search(g)} for t in bl]
-    g3 = [_grams(t.text, 3) for t in bl]
-    co = [i for i, r in enumerate(role) if r == "counselor"]
-    six, adj = _echoes(role, lambda a, b: _found(cg[a], cg[b]))
+def _shared(codes: list):
+    """|a ∩ b| for every pair of the blocks' n-gram code sets, and each set's size."""
+    import numpy as np
+
+    sizes = np.array([len(x) for x in codes])
+    if not sizes.sum():
+        return np.zeros((len(codes), len(codes))), sizes
+    _, col = np.unique(np.concatenate(codes), return_inverse=True)
+    B = np.zeros((len(codes), col.max() + 1), dtype=np.float32)
+    B[np.repeat(np.arange(len(codes)), sizes), col] = 1.0
+    return (B @ B.T).astype(np.float64), sizes
+
+
+def _echo_features(bl, cache: BlockCache) -> list[float]:
+    import numpy as np
+
+    role = np.array([t.role == "counselor" for t in bl])
+    bigrams, trigrams = zip(*[cache.gram_codes(t.text) for t in bl])
+    i2, s2 = _shared(list(bigrams))
+    found = np.divide(i2, s2[:, None], out=np.zeros_like(i2), where=s2[:, None] > 0)
+    six, adj = _echoes(role, found)
+    co = np.where(role)[0]
+    i3, s3 = _shared([trigrams[i] for i in co])
+    union = s3[:, None] + s3[None, :] - i3
+    jac = np.divide(i3, union, out=np.zeros_like(i3), where=(s3[:, None] > 0) & (s3[None, :] > 0))
     n = max(len(co), 1)
-    repeats = sum(1 for k, i in enumerate(co) if any(jaccard(g3[i], g3[j]) >= REPEAT_JACCARD for j in co[:k]))
+    repeats = int(np.tril(jac >= REPEAT_JACCARD, -1).any(1).sum())
     chars = [len(bl[i].text) for i in co]
     return six + [
-        sum(1 for x in adj if x > 0) / max(len(adj), 1),
+        float((adj > 0).sum()) / max(len(adj), 1),
         repeats / n,
         len({bl[i].text for i in co}) / n,
         sum(1 for c in chars if c <= 12) / n,
@@ -263,27 +315,31 @@ class CpuScorer:
         """The ridge's continuous items, before the coherence penalty."""
         return self.features(sessions) @ self.coef + self.intercept
 
-    def incoherence(self, sessions: Sequence[Sequence[Turn]]):
-        """P(the counselor does not answer this client) per session; zeros without a coherence model."""
+    def incoherence(self, sessions: Sequence[Sequence[Turn]], cache: BlockCache | None = None):
+        """P(the counselor does not answer this client) per session; zeros without a coherence
+        model. ``cache``: a BlockCache of this scorer's counselor vectorizer to share."""
         import numpy as np
 
         if not self.coherence:
             return np.zeros(len(sessions))
         names = self.identity.get("coherence", {}).get("features", COHERENCE)
-        m = coherence_matrix(sessions, self.vectorizers[1][0], names)
+        m = coherence_matrix(sessions, self.vectorizers[1][0], names, cache)
         return self.coherence["model"].predict_proba(m)[:, 1]
 
-    def predict_raw(self, sessions: Sequence[Sequence[Turn]]):
+    def predict_raw(self, sessions: Sequence[Sequence[Turn]], cache: BlockCache | None = None):
         raw = self.predict_base_raw(sessions)
         if not self.coherence:
             return raw
-        return apply_penalty(raw, self.incoherence(sessions), self.coherence)
+        return apply_penalty(raw, self.incoherence(sessions, cache), self.coherence)
 
-    def predict_many(self, sessions: Sequence[Sequence[Turn]]) -> list[tuple[int, ...]]:
+    def rounded(self, raw) -> list[tuple[int, ...]]:
+        """The integer items (0–5) of continuous ones: shifted by the tuned offsets, rounded."""
         import numpy as np
 
-        raw = self.predict_raw(sessions) + self.offsets
-        return [tuple(int(x) for x in row) for row in np.clip(np.rint(raw), MIN_ITEM, MAX_ITEM)]
+        return [tuple(int(x) for x in row) for row in np.clip(np.rint(raw + self.offsets), MIN_ITEM, MAX_ITEM)]
+
+    def predict_many(self, sessions: Sequence[Sequence[Turn]]) -> list[tuple[int, ...]]:
+        return self.rounded(self.predict_raw(sessions))
 
     def predict(self, turns: Sequence[Turn]) -> tuple[int, ...]:
         if not turns:

@@ -184,25 +184,59 @@ def test_perturbation_suite_sees_a_counselor_who_does_not_listen(small_scorer, k
     assert "sensitivity" in (tmp_path / "rep" / "perturb.md").read_text()
 
 
-def test_leave_one_out_equals_refitting_without_each_session():
-    """The scorer's choices rest on these predictions: each must be what a ridge fitted on the
-    other sessions (its own centring and intercept) predicts for the one left out."""
+def _refit_loo(K, Y, alpha):
+    """Leave-one-out by brute force: a ridge fitted on the other sessions (its own centring and
+    intercept) predicts the one left out."""
     import numpy as np
 
-    from training.cpu_scorer import _center_train, _loo_search
+    from training.cpu_scorer import _center_train
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 12))
-    Y = X[:, :3] + rng.normal(size=(30, 3))
-    mae, setting, alpha, loo = _loo_search([("a", X @ X.T), ("b", 2 * X @ X.T)], Y, (0.5, 3.0))
-    K = X @ X.T * (2 if setting == "b" else 1)
-    for i in range(len(X)):
-        keep = np.arange(len(X)) != i
+    out = np.zeros_like(Y)
+    for i in range(len(Y)):
+        keep = np.arange(len(Y)) != i
         Kc, row = _center_train(K[np.ix_(keep, keep)])
         c = np.linalg.solve(Kc + alpha * np.eye(len(Kc)), Y[keep] - Y[keep].mean(0))
         k = K[i, keep]
-        assert np.allclose((k - k.mean() - row + row.mean()) @ c + Y[keep].mean(0), loo[i])
+        out[i] = (k - k.mean() - row + row.mean()) @ c + Y[keep].mean(0)
+    return out
+
+
+@pytest.mark.parametrize("w", [0.0, 0.7])
+@pytest.mark.parametrize("alpha", [0.5, 3.0])
+def test_leave_one_out_equals_refitting_without_each_session(w, alpha):
+    """The scorer's choices rest on these predictions, including the numeric block added to the
+    kernel through Woodbury's identity (w > 0): each must be what refitting without the session
+    predicts for it, with the kernel K + w² F F'."""
+    import numpy as np
+
+    from training.cpu_scorer import _loo_search
+
+    rng = np.random.default_rng(0)
+    X, F = rng.normal(size=(30, 12)), rng.normal(size=(30, 4)) + 3.0
+    Y = X[:, :3] + F[:, :1] + rng.normal(size=(30, 3))
+    mae, setting, got_w, got_alpha, loo = _loo_search([("b", 2 * X @ X.T)], Y, (alpha,), F, (w,))
+    assert (setting, got_w, got_alpha) == ("b", w, alpha)
+    assert np.allclose(_refit_loo(2 * X @ X.T + w**2 * F @ F.T, Y, alpha), loo)
     assert mae == pytest.approx(np.abs(loo - Y).mean())
+
+
+def test_leave_one_out_search_picks_the_smallest_error():
+    import numpy as np
+
+    from training.cpu_scorer import _loo_search
+
+    rng = np.random.default_rng(1)
+    X, F = rng.normal(size=(30, 12)), rng.normal(size=(30, 4))
+    Y = X[:, :3] + 2 * F[:, :3] + rng.normal(size=(30, 3))
+    best = _loo_search([("a", X @ X.T), ("b", 2 * X @ X.T)], Y, (0.5, 3.0), F, (0.0, 1.0))
+    each = [
+        (np.abs(_refit_loo(k * X @ X.T + w**2 * F @ F.T, Y, a) - Y).mean(), s, w, a)
+        for s, k in (("a", 1), ("b", 2))
+        for w in (0.0, 1.0)
+        for a in (0.5, 3.0)
+    ]
+    assert best[1:4] == min(each)[1:] and best[0] == pytest.approx(min(each)[0])
+    assert best[2] == 1.0, "the numeric block carries signal here; the search must take it"
 
 
 def test_cpu_scorer_refuses_an_unknown_selection(kokoro_dir):

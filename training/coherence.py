@@ -77,14 +77,16 @@ def negatives(sessions, seed: int) -> list:
     return out
 
 
-def reasking(turns, rng: random.Random, fraction: float) -> list:
+def reasking(turns, rng: random.Random, fraction: float, asked=None) -> list:
     """A counselor who circles back: after its first question, each counselor block is, with
     probability ``fraction``, replaced by a lead (the block's own first statement, or a
     back-channel) and a question about what an earlier question of the session already asked,
-    in new words (「仕事について、もう少し教えていただけますか？」 after 「お仕事は何をされていますか？」)."""
-    from kokoro.conversation import questions, sentences, topics
+    in new words (「仕事について、もう少し教えていただけますか？」 after 「お仕事は何をされていますか？」).
+    ``asked``: ``kokoro.conversation._asked`` or a BlockCache's memo of it."""
+    from kokoro.conversation import _asked, questions, sentences
     from kokoro.perturb import blocks
 
+    analysed = asked or _asked
     asked, out = [], []
     for b in blocks(turns):
         if b[0].role == "counselor":
@@ -96,18 +98,23 @@ def reasking(turns, rng: random.Random, fraction: float) -> list:
                 lead = said[0] if said and rng.random() < 0.5 else rng.choice(BACKCHANNELS + ("",))
                 b = [Turn("counselor", b[0].time, lead + rng.choice(REASK_FRAMES).format(n=nouns))]
             else:
-                asked += [tp for tp in map(topics, qs) if tp]
+                asked += [tp for _, tp in analysed(text) if tp]
         out.append(b)
     return [u for b in out for u in b]
 
 
-def shallow(turns, rng: random.Random, fraction: float) -> list:
+def _nouns(text: str) -> list[str]:
+    from kokoro.morph import tokens
+
+    return [t.surface for t in tokens(text) if t.pos1 == "名詞" and len(t.surface) > 1]
+
+
+def shallow(turns, rng: random.Random, fraction: float, nouns_of=None) -> list:
     """A counselor whose replies are one formula filled with the client's words: after the
     opening, each counselor block after a client block is, with probability ``fraction``, the
     session's back-channel (most of the time) and either a parrot of the client's last sentence
     or a vague question about one of its nouns (「男性職員は、どんな感じですか？」). Fluent, on the
     client's words, too alike to each other, and moving nothing forward."""
-    from kokoro.morph import tokens
     from kokoro.perturb import blocks, echo
 
     opener = rng.choice(BACKCHANNELS)
@@ -116,7 +123,7 @@ def shallow(turns, rng: random.Random, fraction: float) -> list:
         if b[0].role == "counselor" and prev is not None and rng.random() < fraction:
             said = "\n".join(u.text for u in prev)
             lead = opener if rng.random() < 0.8 else rng.choice(BACKCHANNELS)
-            nouns = [t.surface for t in tokens(said) if t.pos1 == "名詞" and len(t.surface) > 1]
+            nouns = nouns_of[said] if nouns_of is not None else _nouns(said)
             if nouns and rng.random() < 0.5:
                 text = lead + rng.choice(REASK_FRAMES).format(n=rng.choice(nouns))
             else:
@@ -127,18 +134,32 @@ def shallow(turns, rng: random.Random, fraction: float) -> list:
     return [u for b in out for u in b]
 
 
-def shallow_negatives(sessions, seed: int) -> list:
-    """One ``shallow`` copy per session, on 60, 80 or 100 % of its blocks."""
+def shallow_negatives(sessions, seed: int, n_workers: int = 1) -> list:
+    """One ``shallow`` copy per session, on 60, 80 or 100 % of its blocks (the client blocks'
+    nouns found first, on ``n_workers`` processes)."""
+    from kokoro.blocks import fork_map
+    from kokoro.perturb import blocks
+
+    said = list(
+        dict.fromkeys("\n".join(u.text for u in b) for t in sessions for b in blocks(t) if b[0].role == "client")
+    )
+    nouns_of = dict(zip(said, fork_map(_nouns, said, n_workers)))
     rng = random.Random(seed + 5)
-    return [shallow(t, rng, rng.choice([0.6, 0.8, 1.0])) for t in sessions]
+    return [shallow(t, rng, rng.choice([0.6, 0.8, 1.0]), nouns_of) for t in sessions]
 
 
-def reasking_negatives(sessions, seed: int) -> list:
+def reasking_negatives(sessions, seed: int, cache=None) -> list:
     """One re-asking copy per session (``reasking`` on 60, 80 or 100 % of its blocks: real
     counselors re-ask too — 6 % of blocks on average, 24 % at the 99th percentile — and milder
     copies taught the model to flag more real sessions)."""
+    from kokoro.perturb import blocks
+
+    if cache is None:
+        rng = random.Random(seed + 1)
+        return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0])) for t in sessions]
+    cache.prefetch_asked("\n".join(u.text for u in b) for t in sessions for b in blocks(t) if b[0].role == "counselor")
     rng = random.Random(seed + 1)
-    return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0])) for t in sessions]
+    return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0]), cache.asked) for t in sessions]
 
 
 def prefixes(sessions, seed: int) -> list:
@@ -150,25 +171,25 @@ def prefixes(sessions, seed: int) -> list:
     return [first_client_blocks(t, rng.randint(*PREFIX_CLIENT_BLOCKS)) for t in sessions]
 
 
-def fit(sessions, vectorizer, seed: int, real=None, short: bool = True):
+def fit(sessions, vectorizer, seed: int, real=None, short: bool = True, cache=None):
     """A gradient-boosted classifier: 0 = a real session, 1 = a perturbed copy (one of the
     ``negatives`` family, one re-asking copy and one shallow copy per session). ``short``: the
     sessions' prefixes (``prefixes``) join them, as real sessions with perturbed copies of their
     own. ``real``: the sessions' own coherence rows when the caller has them already
-    (``coherence_matrix(sessions, vectorizer)``)."""
+    (``coherence_matrix(sessions, vectorizer)``). ``cache``: the build's BlockCache."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    def made(ss, sd):
-        return negatives(ss, sd) + reasking_negatives(ss, sd) + shallow_negatives(ss, sd)
+    n_workers = cache.n_workers if cache is not None else 1
 
-    real = coherence_matrix(sessions, vectorizer) if real is None else real
-    fake = made(sessions, seed)
-    if short:
-        cut = prefixes(sessions, seed)
-        real = np.vstack([real, coherence_matrix(cut, vectorizer)])
-        fake += made(cut, seed + 3)
-    fake = coherence_matrix(fake, vectorizer)
+    def made(ss, sd):
+        return negatives(ss, sd) + reasking_negatives(ss, sd, cache) + shallow_negatives(ss, sd, n_workers)
+
+    real = coherence_matrix(sessions, vectorizer, cache=cache) if real is None else real
+    cut = prefixes(sessions, seed) if short else []
+    copies = cut + made(sessions, seed) + (made(cut, seed + 3) if short else [])
+    rows = coherence_matrix(copies, vectorizer, cache=cache)  # one pass: a session's copies share its blocks
+    real, fake = np.vstack([real, rows[: len(cut)]]), rows[len(cut) :]
     X = np.vstack([real, fake])
     y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
     return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=seed).fit(X, y)
@@ -181,7 +202,19 @@ def bad_items(gold, fraction: float):
 
 
 def choose_gate(
-    model, vectorizer, sessions_va, raw_va, gold_va, raw_of, bad, gates, strengths, min_auc, real_va=None, slack=0.0
+    model,
+    vectorizer,
+    sessions_va,
+    raw_va,
+    gold_va,
+    raw_of,
+    bad,
+    gates,
+    strengths,
+    min_auc,
+    real_va=None,
+    slack=0.0,
+    cache=None,
 ) -> dict:
     """The penalty setting chosen on validation (see the module docstring), with the figures behind
     it: among the settings whose suite AUC reaches ``min_auc``, the most sensitive (lowest gate,
@@ -190,7 +223,7 @@ def choose_gate(
     of validation sessions cut after 12 client blocks that the gate touches."""
     import numpy as np
 
-    q = lambda ss: model.predict_proba(coherence_matrix(ss, vectorizer))[:, 1]
+    q = lambda ss: model.predict_proba(coherence_matrix(ss, vectorizer, cache=cache))[:, 1]
     q_va = q(sessions_va) if real_va is None else model.predict_proba(real_va)[:, 1]
     copies = {name: suite(sessions_va, name) for name in CHECKED}
     pert = {name: (raw_of(c), q(c)) for name, c in copies.items()}
