@@ -89,10 +89,29 @@ def test_evaluation_scores_json_beside_baselines(small_scorer, kokoro_dir, tmp_p
     m = json.loads(r.stdout)
     assert {"acc", "acc_soft", "mae"} <= set(m) and m["n_test"] == 40
     assert set(m["baselines"]) == {"constant mode", "length regression"}
+    for name, base in m["baselines"].items():  # a floor: the scorer must beat what needs no text
+        assert m["mae"] < base["mae"] and m["acc_soft"] >= base["acc_soft"], (name, m["mae"], base)
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "Fine-tuned 8B (paper) | 35.35 | 83.64 | 0.8283" in report and "| D17 | 問題の明確化 |" in report
     assert (tmp_path / "rep" / "per_item.png").stat().st_size > 1000
     assert (tmp_path / "rep" / "reliability.png").stat().st_size > 1000 and "Calibration at the ends" in report
+
+
+def test_score_metrics_on_a_hand_worked_example():
+    """Two dialogues; item 1 predicted 2.5 and 4.6 against 3 and 5, every other item exact. Rounding
+    is Python's (2.5 → 2, half to even), so item 1 scores ACC 50 % (2 ≠ 3, 5 = 5),
+    ACC_soft 100 %, MAE (0.5 + 0.4) / 2 = 0.45; the means are over the 20 items."""
+    from kokoro.scoring import score_metrics
+
+    gold = [[3] + [1] * 19, [5] + [4] * 19]
+    pred = [[2.5] + [1] * 19, [4.6] + [4] * 19]
+    m = score_metrics(pred, gold)
+    first = m["per_item"][0]
+    assert (first["acc"], first["acc_soft"], first["mae"]) == (50.0, 100.0, pytest.approx(0.45))
+    assert m["acc"] == pytest.approx((50 + 19 * 100) / 20) and m["acc_soft"] == 100.0
+    assert m["mae"] == pytest.approx(0.45 / 20) and m["n"] == 2
+    clipped = score_metrics([[7.2] + [-1] * 19], [[5] + [0] * 19])  # clipped to 0–5 for ACC only
+    assert clipped["acc"] == 100.0 and clipped["mae"] == pytest.approx((2.2 + 19) / 20)
 
 
 def test_extremes_on_a_hand_worked_example():
@@ -178,6 +197,9 @@ def test_perturbation_suite_sees_a_counselor_who_does_not_listen(small_scorer, k
     assert got["perturbations"] == new
     for name in ("other_sessions", "backchannel"):
         assert new[name]["auc"] >= 0.85 and new[name]["mean_change"] < -10, (name, new[name])
+    floors = {"shuffle_within": 0.6, "cut_quarter": 0.7, "echo_client": 0.8}  # issue 33: every perturbation
+    for name, floor in floors.items():
+        assert new[name]["auc"] >= floor, (name, new[name])
     assert old["other_sessions"]["auc"] < 0.75, "without the coherence model the scorer is blind to this"
     assert new["other_sessions"]["auc"] > old["other_sessions"]["auc"] + 0.2
     assert (tmp_path / "rep" / "perturb.png").stat().st_size > 1000
