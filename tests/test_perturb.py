@@ -204,7 +204,7 @@ def test_the_gate_is_the_most_sensitive_within_the_slack(monkeypatch):
         def predict_proba(self, X):
             return np.c_[1 - X[:, 0], X[:, 0]]
 
-    monkeypatch.setattr(coh, "coherence_matrix", lambda ss, vec: np.ones((len(ss), 1)))  # copies: 1
+    monkeypatch.setattr(coh, "coherence_matrix", lambda ss, vec, cache=None: np.ones((len(ss), 1)))  # copies: 1
     sessions = [session(t) for t in "甲乙丙丁"]
     raw = np.full((4, 20), 3.0)
     real_q = np.array([[0.95], [0.0], [0.0], [0.0]])  # only a gate starting at 0.9 touches a real one
