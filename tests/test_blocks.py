@@ -19,7 +19,14 @@ def _grams(s, n):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "あ", "そうなんですね。", "母の介護で、毎日つらいです…😢", "ＯＫです、A4の紙に\n書きました", CONTENT + "ーぁ、"],
+    [
+        "",
+        "あ",
+        "そうなんですね。",
+        "母の介護で、毎日つらいです…😢",
+        "ＯＫです、A4の紙に\n書きました",
+        CONTENT + "ーぁ、",
+    ],
 )
 def test_gram_codes_are_the_ngrams_themselves(text):
     """A code is the n-gram, exactly: as many codes as distinct n-grams, equal where they are
@@ -62,7 +69,10 @@ def _sessions():
     for k in range(12):
         turns = []
         for i, (c, o) in enumerate(zip(client, counselor)):
-            turns += [Turn("client", f"2024-01-01T10:{i:02d}:00", c + "。" * (k % 3)), Turn("counselor", f"2024-01-01T10:{i:02d}:30", o)]
+            turns += [
+                Turn("client", f"2024-01-01T10:{i:02d}:00", c + "。" * (k % 3)),
+                Turn("counselor", f"2024-01-01T10:{i:02d}:30", o),
+            ]
         sessions.append(turns)
     return sessions + suite(sessions, "other_sessions") + suite(sessions, "backchannel")
 

@@ -19,17 +19,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kokoro.blocks import fork_map, workers
 from kokoro.cpu_scorer import (
     COHERENCE,
-    BlockCache,
     NUMERIC,
+    BlockCache,
     CpuScorer,
     coherence_matrix,
     numeric_features,
     text_blocks,
     word_blocks,
 )
-from kokoro.blocks import fork_map, workers
 from kokoro.dataset import load
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
