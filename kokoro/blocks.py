@@ -21,6 +21,7 @@ _CONTENT_RANGES += ((0xFF21, 0xFF3A), (0xFF41, 0xFF5A), (0xFF10, 0xFF19))  # ful
 PARALLEL_MIN = 2000  # fewer items than this are not worth a process
 
 _active = None  # the state a forked worker reads (set just before the fork)
+_fn = None  # the function a forked worker applies
 
 
 def gram_codes(text: str):
@@ -83,9 +84,6 @@ def _apply(x):
     return _fn(x)
 
 
-_fn = None
-
-
 def state():
     """The state a ``fork_map`` worker was given."""
     return _active
@@ -95,6 +93,11 @@ class BlockCache:
     """Per text: its row of ``vectorizer`` (the scorer's counselor char TF-IDF), its n-gram codes
     and its questions' (3-grams, topics) (``kokoro.conversation._asked``, the MeCab pass).
     ``n_workers``: processes a ``coherence_matrix`` call may use (1: none; 0: every core)."""
+
+    @classmethod
+    def of(cls, vectorizer, cache: "BlockCache | None" = None) -> "BlockCache":
+        """``cache`` when it holds ``vectorizer``'s rows, else a new one-process cache."""
+        return cache if cache is not None and cache.vectorizer is vectorizer else cls(vectorizer)
 
     def __init__(self, vectorizer, n_workers: int = 1):
         self.vectorizer, self.n_workers = vectorizer, workers(n_workers)

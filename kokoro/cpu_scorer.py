@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .blocks import BlockCache, fork_map, state
+from .blocks import PARALLEL_MIN, BlockCache, fork_map, state
 from .dataset import Turn, merge_turns, parse_time
 from .items import ITEMS, MAX_ITEM, MIN_ITEM
 
@@ -123,7 +123,7 @@ def coherence_features(turns: Sequence[Turn], vectorizer, cache: BlockCache | No
     contain a kanji, katakana, letter or digit (``kokoro.blocks.gram_codes``). Names in COHERENCE."""
     from .conversation import reask_share
 
-    cache = cache if cache is not None and cache.vectorizer is vectorizer else BlockCache(vectorizer)
+    cache = BlockCache.of(vectorizer, cache)
     bl = merge_turns(turns)
     if not bl:
         return [0.0] * len(COHERENCE)
@@ -144,7 +144,7 @@ def coherence_matrix(
     if unknown:
         raise ScorerArtifactError(f"coherence features {unknown} are unknown to this code; rebuild the scorer")
     cols = [COHERENCE.index(n) for n in names]
-    cache = cache if cache is not None and cache.vectorizer is vectorizer else BlockCache(vectorizer)
+    cache = BlockCache.of(vectorizer, cache)
     parts = _by_origin(sessions, cache.n_workers)
     rows = [None] * len(sessions)
     for part, got in zip(parts, fork_map(_coherence_rows, parts, len(parts), (sessions, cache), min_items=2)):
@@ -157,8 +157,6 @@ def _by_origin(sessions, n: int) -> list[list[int]]:
     """Session indices in ``n`` parts (one when the sessions are few), a session's copies with
     it: perturbed copies and prefixes keep the session's first client block, so each part's
     cache analyses each shared block once."""
-    from .blocks import PARALLEL_MIN
-
     n = n if len(sessions) >= PARALLEL_MIN else 1
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(sessions):

@@ -77,16 +77,16 @@ def negatives(sessions, seed: int) -> list:
     return out
 
 
-def reasking(turns, rng: random.Random, fraction: float, asked=None) -> list:
+def reasking(turns, rng: random.Random, fraction: float, analyse=None) -> list:
     """A counselor who circles back: after its first question, each counselor block is, with
     probability ``fraction``, replaced by a lead (the block's own first statement, or a
     back-channel) and a question about what an earlier question of the session already asked,
     in new words (「仕事について、もう少し教えていただけますか？」 after 「お仕事は何をされていますか？」).
-    ``asked``: ``kokoro.conversation._asked`` or a BlockCache's memo of it."""
+    ``analyse``: ``kokoro.conversation._asked`` or a BlockCache's memo of it."""
     from kokoro.conversation import _asked, questions, sentences
     from kokoro.perturb import blocks
 
-    analysed = asked or _asked
+    analyse = analyse or _asked
     asked, out = [], []
     for b in blocks(turns):
         if b[0].role == "counselor":
@@ -98,7 +98,7 @@ def reasking(turns, rng: random.Random, fraction: float, asked=None) -> list:
                 lead = said[0] if said and rng.random() < 0.5 else rng.choice(BACKCHANNELS + ("",))
                 b = [Turn("counselor", b[0].time, lead + rng.choice(REASK_FRAMES).format(n=nouns))]
             else:
-                asked += [tp for _, tp in analysed(text) if tp]
+                asked += [tp for _, tp in analyse(text) if tp]
         out.append(b)
     return [u for b in out for u in b]
 
@@ -154,12 +154,14 @@ def reasking_negatives(sessions, seed: int, cache=None) -> list:
     copies taught the model to flag more real sessions)."""
     from kokoro.perturb import blocks
 
-    if cache is None:
-        rng = random.Random(seed + 1)
-        return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0])) for t in sessions]
-    cache.prefetch_asked("\n".join(u.text for u in b) for t in sessions for b in blocks(t) if b[0].role == "counselor")
+    analyse = None
+    if cache is not None:  # the counselor blocks' questions analysed on every core first
+        cache.prefetch_asked(
+            "\n".join(u.text for u in b) for t in sessions for b in blocks(t) if b[0].role == "counselor"
+        )
+        analyse = cache.asked
     rng = random.Random(seed + 1)
-    return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0]), cache.asked) for t in sessions]
+    return [reasking(t, rng, rng.choice([0.6, 0.8, 1.0]), analyse) for t in sessions]
 
 
 def prefixes(sessions, seed: int) -> list:
