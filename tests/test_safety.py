@@ -227,23 +227,35 @@ def test_the_safety_page_reports_the_figures_this_code_measures(kokoro_dir):
 
 # ------------------------------------------------------------------ issue 30: the C-SSRS split and the learned layer
 CSSRS_HOLDOUT_SHA256 = "01fb1ca035677aa3b7780700421cd7618bef33436905a54743421f30fb91811f"
+# written 2026-12-06 before any tuning that session; the first split (above) had been looked at
+CSSRS_HOLDOUT2_SHA256 = "7d6ab7b9ca6809abb2fd5f25768bc7980cbd835a247b341360da898fbf5f9c53"
+HELD_OUT = {"cssrs_holdout2": CSSRS_HOLDOUT2_SHA256}
 
 
-def test_the_cssrs_held_out_split_is_frozen_and_never_trained_on():
+def test_the_first_cssrs_split_is_kept_as_it_was_measured():
+    """Its first-run figures in docs/safety.md were measured on these bytes."""
+    import hashlib
+
+    path = REPO / "bot" / "safety_sets" / "cssrs_holdout.tsv"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CSSRS_HOLDOUT_SHA256
+
+
+@pytest.mark.parametrize("name", sorted(HELD_OUT))
+def test_the_held_out_split_is_frozen_and_never_trained_on(name):
     import hashlib
 
     from bot.crisis_model import TRAIN_SETS
 
-    path = REPO / "bot" / "safety_sets" / "cssrs_holdout.tsv"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == CSSRS_HOLDOUT_SHA256, (
-        "cssrs_holdout.tsv changed: a split that was looked at is no longer held out; write a new one"
+    path = REPO / "bot" / "safety_sets" / f"{name}.tsv"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == HELD_OUT[name], (
+        f"{name}.tsv changed: a split that was looked at is no longer held out; write a new one"
     )
-    assert "cssrs_holdout" not in TRAIN_SETS
-    rows = labelled_lines("cssrs_holdout")
+    assert name not in TRAIN_SETS
+    rows = labelled_lines(name)
     assert {c for label, c, _ in rows if label == "crisis"} == RUNGS
     assert sum(r[0] == "crisis" for r in rows) >= 150 and sum(r[0] == "none" for r in rows) >= 150
-    train = {t for _, _, t in labelled_lines("cssrs_train")}
-    assert not train & {t for _, _, t in rows}, "a held-out line is in the training set"
+    trained = {t for s in TRAIN_SETS for _, _, t in labelled_lines(s)}
+    assert not trained & {t for _, _, t in rows}, "a held-out line is in a training set"
 
 
 def test_the_learned_threshold_is_the_documented_trade_off():
@@ -268,7 +280,7 @@ def test_the_learned_layer_reads_meaning_the_lexicon_misses():
 def test_safety_eval_reports_each_layer_on_the_held_out_split():
     from bot.safety_eval import layers
 
-    out = layers(labelled_lines("cssrs_holdout"))
+    out = layers(labelled_lines("cssrs_holdout2"))
     assert set(out) == {"lexicon", "learned", "both"}
     assert set(out["both"]["recall_by_category"]) == RUNGS
     assert out["both"]["recall"] >= out["lexicon"]["recall"]
