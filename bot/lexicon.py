@@ -140,12 +140,22 @@ def spans(pat: list, toks: list[Token]) -> list[tuple[int, int]]:
     return out
 
 
-def match_tokens(pat: list, toks: list[Token], unless: tuple = ()) -> bool:
-    """Any match of ``pat`` that no ``unless`` match overlaps (猫が死んだ cancels 死ぬ there only)."""
-    found = spans(pat, toks)
+def char_spans(pat: list, toks: list[Token]) -> list[tuple[int, int]]:
+    """``spans`` in character offsets of the text, which every variant of it shares (folding
+    katakana to hiragana keeps each character's place while it changes the words MeCab finds)."""
+    at = [0]
+    for t in toks:
+        at.append(at[-1] + len(t.surface))
+    return [(at[a], at[b]) for a, b in spans(pat, toks)]
+
+
+def match_tokens(pat: list, variants: list[list[Token]], unless: tuple = ()) -> bool:
+    """Any match of ``pat`` in any variant that no ``unless`` match overlaps (猫が死んだ cancels 死ぬ
+    there only); an exception found in one variant cancels the matches it overlaps in all of them."""
+    found = [sp for toks in variants for sp in char_spans(pat, toks)]
     if not found or not unless:
         return bool(found)
-    masks = [sp for u in unless for sp in spans(u, toks)]
+    masks = [sp for u in unless for toks in variants for sp in char_spans(u, toks)]
     return any(not any(a < e and s < b for s, e in masks) for a, b in found)
 
 
@@ -206,7 +216,7 @@ class Lexicon:
             elif e.kind == "kana":
                 ok = any(match_kana(e.compiled, v) for v in variants)
             else:
-                ok = any(match_tokens(e.compiled, v, e.unless) for v in variants)
+                ok = match_tokens(e.compiled, variants, e.unless)
             if ok:
                 out.append(e)
         return out
