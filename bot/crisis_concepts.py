@@ -32,9 +32,15 @@ def table() -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]:
     return tuple(out)
 
 
-def names() -> list[str]:
+@lru_cache(maxsize=1)
+def _features() -> tuple[tuple[str, ...], ...]:
+    """The concepts each feature needs present: every concept alone, then every pair of them."""
     singles = [c for c, _ in table()]
-    return singles + [f"{a}+{b}" for a, b in combinations(singles, 2)]
+    return tuple((c,) for c in singles) + tuple(combinations(singles, 2))
+
+
+def names() -> list[str]:
+    return ["+".join(f) for f in _features()]
 
 
 def _forms(tok) -> set[str]:
@@ -65,7 +71,5 @@ def present(toks) -> set[str]:
 
 
 def vector(found: set[str]) -> list[float]:
-    """1/0 per concept, then per pair of concepts, in ``names()`` order."""
-    singles = [c for c, _ in table()]
-    pairs = [float(a in found and b in found) for a, b in combinations(singles, 2)]
-    return [float(c in found) for c in singles] + pairs
+    """1/0 per feature, in ``names()`` order."""
+    return [float(all(c in found for c in f)) for f in _features()]

@@ -93,14 +93,13 @@ def joined(rows: list[tuple[str, str, str]], n: int = JOINED, seed: int = 0) -> 
 def _fit(texts: list[str], y, lex: list[list[str]]):
     """Fitted on ``texts`` and, beside them, on messages joined from them (``joined``)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from threadpoolctl import threadpool_limits
 
     from .safety import detect
 
     extra = joined([("crisis" if c else "none", "", t) for t, c in zip(texts, y)])
     texts, y = list(texts) + [r[2] for r in extra], list(y) + [r[0] == "crisis" for r in extra]
     lex = list(lex) + [detect(r[2]) for r in extra]
-    from threadpoolctl import threadpool_limits
-
     feats = Features(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
         TfidfVectorizer(analyzer=str.split, sublinear_tf=True),

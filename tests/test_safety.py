@@ -277,6 +277,7 @@ def test_concepts_read_meaning_on_any_words():
     assert {"means", "gather"} <= present(tokens("眠剤を溜めてある"))
     assert "farewell" in present(tokens("今までありがとう"))  # a sequence of words
     assert "farewell" not in present(tokens("今日はありがとう"))
+    assert "farewell" not in present(tokens("今は元気"))  # 元気 without で: the first word is not enough
     found = present(tokens("屋上に来た"))
     v = vector(found)
     assert len(v) == len(names()) and v[names().index("place+presence")] == 1.0
@@ -300,9 +301,11 @@ def test_the_learned_layer_reads_meaning_the_lexicon_misses():
 
 
 def test_safety_eval_reports_each_layer_on_the_held_out_split():
+    from bot.safety_eval import HELD_OUT as REPORTED
     from bot.safety_eval import layers
 
-    out = layers(labelled_lines("cssrs_holdout2"))
+    assert REPORTED in HELD_OUT, "the split safety-eval reports as held out is not frozen here"
+    out = layers(labelled_lines(REPORTED))
     assert set(out) == {"lexicon", "learned", "both"}
     assert set(out["both"]["recall_by_category"]) == RUNGS
     assert out["both"]["recall"] >= out["lexicon"]["recall"]
