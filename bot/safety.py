@@ -47,24 +47,29 @@ def detect(text: str) -> list[str]:
 LEARNED = "learned"  # the category of a message only the learned layer flagged (its rung is not named)
 
 
-def assess(text: str) -> tuple[list[str], float]:
-    """Both layers: the lexicon's categories and the learned layer's calibrated probability (which
-    reads the lexicon's decisions too)."""
+def _probability(text: str, cats: list[str]) -> float:
+    """The learned layer's calibrated probability (it reads the lexicon's decisions too)."""
     from .crisis_model import model
 
-    cats = detect(text)
     if not text or not text.strip():
-        return cats, 0.0
-    return cats, model().probability(text[-MAX_CHECKED_CHARS:], cats)
+        return 0.0
+    return model().probability(text[-MAX_CHECKED_CHARS:], cats)
+
+
+def assess(text: str) -> tuple[list[str], float]:
+    """Both layers: the lexicon's categories and the learned layer's calibrated probability."""
+    cats = detect(text)
+    return cats, _probability(text, cats)
 
 
 def crisis_categories(text: str) -> list[str]:
     """What the bot acts on: the lexicon's categories, or ``[LEARNED]`` when only the learned layer
-    is over its threshold (bot/crisis_model.THRESHOLD); empty when neither fires."""
+    is over its threshold (bot/crisis_model.THRESHOLD); empty when neither fires. A lexicon hit
+    decides alone, so it never waits for the model (which trains for seconds when a process starts)."""
     from .crisis_model import THRESHOLD
 
-    cats, p = assess(text)
-    return cats or ([LEARNED] if p >= THRESHOLD else [])
+    cats = detect(text)
+    return cats or ([LEARNED] if _probability(text, cats) >= THRESHOLD else [])
 
 
 def is_crisis(text: str) -> bool:

@@ -291,6 +291,21 @@ def test_an_exception_seen_in_one_reading_cancels_the_rule_in_all():
     assert detect("明日のプレゼン、決行します") == [] and detect("明日決行します") != []
 
 
+def test_a_lexicon_hit_never_waits_for_the_learned_layer(monkeypatch):
+    """The model trains for seconds when a process starts; an explicit crisis line is answered
+    without it (it once waited 7.2 s), and a line the lexicon misses still asks the model."""
+    import bot.crisis_model
+    from bot.safety import crisis_categories
+
+    def untrained():
+        raise AssertionError("the learned layer was consulted")
+
+    monkeypatch.setattr(bot.crisis_model, "model", untrained)
+    assert crisis_categories("もう死にたい") == ["ideation"]
+    with pytest.raises(AssertionError, match="consulted"):
+        crisis_categories("全部終わらせたい")
+
+
 def test_the_learned_layer_reads_meaning_the_lexicon_misses():
     from bot.crisis_model import THRESHOLD
     from bot.safety import LEARNED, assess, crisis_categories
