@@ -15,7 +15,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from .lexicon import Lexicon, normalize, variants
+from kokoro.lexicon import Lexicon, normalize, variants
 
 RESOURCES = Path(__file__).with_name("crisis_resources.json")
 LEXICON = Path(__file__).with_name("crisis_lexicon.yaml")

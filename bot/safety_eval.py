@@ -121,7 +121,7 @@ def latency(texts: list[str]) -> dict:
 
 
 def screening_figures(data_dir) -> dict:
-    from .screening import screen_draft
+    from kokoro.screening import screen_draft
 
     rows = [tuple(r) for r in read_tsv(SETS / "drafts.tsv", 2)]
     bad = [(item, t) for item, t in rows if item != "ok"]

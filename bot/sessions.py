@@ -20,7 +20,7 @@ from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
 from .safety import crisis_categories, crisis_message
-from .screening import SAFE_REPLY, screen_draft
+from kokoro.screening import SAFE_REPLY, screen_draft
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")

@@ -10,7 +10,7 @@ from conftest import REPO
 
 from bot.safety import crisis_message, detect, is_crisis, resources
 from bot.safety_eval import crisis_figures, kokorochat_lines, labelled_lines
-from bot.screening import screen_draft
+from kokoro.screening import screen_draft
 
 # the C-SSRS ladder (issue 30); the older sets use the first five (plan or method became method)
 RUNGS = {"wish_dead", "ideation", "method", "intent", "plan", "preparatory", "self_harm", "harm_others"}
@@ -117,7 +117,7 @@ def test_the_lexicon_is_data_with_a_category_per_entry():
 
 
 def test_a_broken_lexicon_names_the_file_and_the_entry(tmp_path):
-    from bot.lexicon import Lexicon, LexiconError
+    from kokoro.lexicon import Lexicon, LexiconError
 
     p = tmp_path / "lex.yaml"
     p.write_text("entries:\n  - {category: plan}\n", encoding="utf-8")
@@ -193,7 +193,7 @@ def test_safety_eval_command_prints_the_figures():
 def test_a_failing_draft_is_replaced_by_a_safe_reply(tmp_path):
     from test_crisis import FakeBackend, in_session, make_emulator
 
-    from bot.screening import SAFE_REPLY
+    from kokoro.screening import SAFE_REPLY
 
     emu = make_emulator(tmp_path, FakeBackend(reply="それはうつ病ですね"))
     try:

@@ -1,6 +1,6 @@
 """Screening of the bot's own draft replies for the platform's screening items (paper App. A.3):
 diagnosis or medication advice, harmful remarks from ignorance, occult claims, sexual remarks.
-Rules live in bot/screening_lexicon.yaml, matched on MeCab lemmas anywhere in the text, so
+Rules live in kokoro/screening_lexicon.yaml, matched on MeCab lemmas anywhere in the text, so
 「それはうつ病ですね。」 fails while 「そうですね」 and 「うつ病と診断されたのですね」 pass."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A small pattern language over MeCab tokens, so safety rules are data a reviewer can read
-(bot/crisis_lexicon.yaml, bot/screening_lexicon.yaml) rather than code.
+(bot/crisis_lexicon.yaml, kokoro/screening_lexicon.yaml) rather than code.
 
 ``match`` patterns are space-separated slots: ``a|b`` (lemma, surface or kana of one word),
 ``…`` (up to three other words; ``……`` six), ``^``/``$`` (sentence start/end), ``*病`` / ``病*`` (ends/starts
