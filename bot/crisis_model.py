@@ -40,6 +40,7 @@ def _analysed(text: str) -> tuple[str, list[float]]:
 
 def _prepared(text: str) -> str:
     from kokoro.lexicon import normalize
+
     from .safety import lexicon
 
     return lexicon().substitute(normalize(text)) or ""

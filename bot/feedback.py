@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from kokoro.dataset import Turn
+from kokoro.interval import interval
 from kokoro.items import ITEMS, table2_groups, total_score
 
 from .messages import text
@@ -83,11 +84,21 @@ def _bar(value: int) -> dict:
     }
 
 
-def card(items: tuple[int, ...], total: int) -> dict:
+def spread(span: tuple[int, int] | None) -> str:
+    """How sure the total is, in words a client reads (empty when the scorer has no interval)."""
+    if span is None:
+        return ""
+    lo, hi = span
+    return f"推定には幅があり、実際の評価はおよそ {lo}〜{hi} の範囲です（似た相談の10回に8回はこの範囲に入ります）。"
+
+
+def card(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None) -> dict:
     body: list[dict] = [
         {"type": "text", "text": f"合計 {total} / 100", "weight": "bold", "size": "xl"},
         {"type": "text", "text": "AIによる推定です（相談者の評価20項目・0〜5）", "size": "xs", "color": "#888888"},
     ]
+    if span is not None:
+        body.append({"type": "text", "text": spread(span), "size": "xs", "color": "#888888", "wrap": True})
     for _, aspect, its in table2_groups():
         body += [
             {"type": "separator", "margin": "md"},
@@ -117,18 +128,25 @@ def card(items: tuple[int, ...], total: int) -> dict:
     return {"type": "flex", "altText": f"今回の相談のふりかえり（合計 {total} / 100）", "contents": bubble}
 
 
-def summary(items: tuple[int, ...], total: int) -> str:
+def summary(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None) -> str:
     """Two strengths and up to two things to improve, never the same item in both: an item counts as
     a thing to improve only when it scored below both strengths."""
     v = lambda it: items[it.number - 1]
     high = sorted(ITEMS, key=lambda it: (-v(it), it.number))[:2]
     low = [it for it in sorted(ITEMS, key=lambda it: (v(it), it.number)) if v(it) < v(high[-1])][:2]
-    lead = f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。"
+    lead = f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。" + spread(span)
     good = "、".join(it.label_ja for it in high)
     if not low:
         return lead + f"よかったと推定される点は「{good}」です。項目による大きな差はありませんでした。"
     weak = "、".join(it.label_ja for it in low)
     return lead + f"よかったと推定される点は「{good}」、これから伸ばせそうな点は「{weak}」です。"
+
+
+def total_interval(scorer, total: int) -> tuple[int, int] | None:
+    """The scorer's calibrated interval around ``total`` (kokoro.interval), or None when the scorer
+    carries no calibration (a scorer GGUF, a CPU scorer built before the interval existed)."""
+    table = scorer.identity.get("interval")
+    return interval(table, total) if table else None
 
 
 def give_feedback(engine, session: dict, deliver: bool = True) -> bool:
@@ -147,13 +165,14 @@ def give_feedback(engine, session: dict, deliver: bool = True) -> bool:
     turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
     items = tuple(scorer.predict(turns))
     total = total_score(items)
+    span = total_interval(scorer, total)
     engine.store.add_scores(session, "predicted", scorer.identity, items, total)
     if not deliver:
         log.info("session %s scored (not sent: crisis)", session["id"])
         return True
-    c = card(items, total)
+    c = card(items, total, span)
     if len(json.dumps(c, ensure_ascii=False).encode()) > 30_000:
         raise ValueError("feedback card is over LINE's 30 KB Flex limit")
-    engine.send(session["user_id"], [c, text(summary(items, total))])
+    engine.send(session["user_id"], [c, text(summary(items, total, span))])
     log.info("session %s scored", session["id"])
     return True

@@ -15,12 +15,12 @@ import threading
 
 from kokoro.dataset import Turn, merge_turns
 from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
+from kokoro.screening import SAFE_REPLY, screen_draft
 
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
 from .safety import crisis_categories, crisis_message
-from kokoro.screening import SAFE_REPLY, screen_draft
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
+from kokoro.interval import coverage
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
 from kokoro.splits import scorer_split
@@ -96,6 +97,8 @@ def evaluate(
             path=str(path) if kind != "endpoint" else sc.identity["model"],
             seconds_per_dialogue=(time.time() - t) / max(len(test), 1),
         )
+        if sc.identity.get("interval"):  # issue 33: does the stated interval hold on the test split?
+            m["interval"] = coverage(sc.identity["interval"], [sum(p) for p in pred], [d.score for d in test])
         runs.append((m, pred))
     agg = {k: statistics.fmean(m[k] for m, _ in runs) for k in ("acc", "acc_soft", "mae", "spearman_totals")}
     agg.update({f"{k}_std_seeds": statistics.pstdev([m[k] for m, _ in runs]) for k in ("acc", "acc_soft", "mae")})
@@ -148,6 +151,20 @@ def summary(r: dict) -> dict:
     }
 
 
+def interval_lines(cov: dict | None) -> list[str]:
+    """How often the scorer's stated interval held on the test split (none: the scorer has none)."""
+    if not cov:
+        return [
+            "The first scorer states no interval for its totals (a scorer GGUF, an endpoint, an older CPU scorer).",
+            "",
+        ]
+    parts = [
+        f"{c['nominal']:.0f} % interval held {c['covered']} % of the time (mean width {c['mean_width']})"
+        for c in cov.values()
+    ]
+    return ["Stated intervals of the total on the test split (first scorer): " + "; ".join(parts) + ".", ""]
+
+
 def markdown(r: dict) -> str:
     a = r["aggregate"]
     many = len(r["runs"]) > 1
@@ -190,6 +207,7 @@ def markdown(r: dict) -> str:
         f"(n = {e['n_ge_90']}) and {e['total_mae_gold_le_40']} on those ≤ 40 (n = {e['n_le_40']}); "
         "reliability.png plots the mean rated total per band of predicted total.",
         "",
+        *interval_lines(r["runs"][0].get("interval")),
         "Table 8 layout (first scorer):",
         "",
         "| Dim. | item | ACC | ACC_soft | MAE |",

@@ -543,6 +543,7 @@ def test_retention_job_purges_old_sessions_only(emu):
 
 def test_post_session_feedback_card(tiny_gguf, small_cpu_scorer, tmp_path):
     from bot.emulator.client import Emulator
+    from kokoro.interval import interval
     from kokoro.items import ITEMS
 
     scorer_dir, _ = small_cpu_scorer
@@ -563,6 +564,8 @@ def test_post_session_feedback_card(tiny_gguf, small_cpu_scorer, tmp_path):
         items = json.loads(row["items"])
         assert len(items) == 20 and row["total"] == sum(items) and row["source"] == "predicted"
         assert json.loads(row["scorer"])["kind"] == "kokoro-cpu-scorer"
+        lo, hi = interval(json.loads(row["scorer"])["interval"], row["total"])  # issue 33: how sure it is
+        assert lo <= row["total"] <= hi and f"{lo}〜{hi}" in body
         assert any("合計" in m.get("text", "") for m in got[n:] if m["type"] == "text")
     finally:
         e.close()

@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kokoro import interval
 from kokoro.blocks import fork_map, workers
 from kokoro.cpu_scorer import (
     COHERENCE,
@@ -214,7 +215,8 @@ def _kernel_to_train(transform, fitted, Xtr, Wtr, Ftr, w_word, w_num):
 def _select_validation(cfg, sess, gold, fit_features, transform, step, cache):
     """The word-block weight, numeric weight and ridge alpha chosen on the validation split (train
     only fitted), the coherence gate there, offsets tuned there (``selection = "validation"``).
-    Returns (train-fitted features, chosen settings, offsets, validation metrics, gate)."""
+    Returns (train-fitted features, chosen settings, offsets, validation metrics, gate, the
+    validation sessions' predicted items)."""
     import numpy as np
 
     step(STAGES[1])
@@ -252,8 +254,9 @@ def _select_validation(cfg, sess, gold, fit_features, transform, step, cache):
         q_va = model.predict_proba(coherence_matrix(sess["validation"], vec, cache=cache(fitted)))[:, 1]
         raw_va = coh.apply_penalty(raw_va, q_va, gate)
     offsets = _tune_offsets(raw_va, gold["validation"], cfg.offset_grid)
-    val_metrics = score_metrics(_round(raw_va + offsets).tolist(), gold["validation"].astype(int).tolist())
-    return fitted, (w_word, w_num, alpha), offsets, val_metrics, gate
+    calib = _round(raw_va + offsets)
+    val_metrics = score_metrics(calib.tolist(), gold["validation"].astype(int).tolist())
+    return fitted, (w_word, w_num, alpha), offsets, val_metrics, gate, calib
 
 
 def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step, cache):
@@ -263,7 +266,8 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step,
     validation split gives, so fewer choices fitted to its noise). The coherence gate is still
     chosen on validation against a train-only ridge; its penalty is applied to the
     leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K), chosen
-    settings, offsets, leave-one-out metrics, gate — holding the train-only coherence model)."""
+    settings, offsets, leave-one-out metrics, gate — holding the train-only coherence model —, the
+    leave-one-out items: each session predicted by a ridge that never saw it)."""
     step(STAGES[1])
     fitted, (X, W, F) = fit_features(fit_sessions)
     Ktext = sum(_kernels(X, X))
@@ -284,9 +288,10 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step,
         raw = coh.apply_penalty(raw, model.predict_proba(Q)[:, 1], gate)
         gate["model"] = model  # the features are the final ones here: ship the model the gate was chosen for
     offsets = _tune_offsets(raw, Y, cfg.offset_grid)
-    loo_metrics = score_metrics(_round(raw + offsets).tolist(), Y.astype(int).tolist())
+    calib = _round(raw + offsets)
+    loo_metrics = score_metrics(calib.tolist(), Y.astype(int).tolist())
     step(STAGES[4])
-    return fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, loo_metrics, gate
+    return fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, loo_metrics, gate, calib
 
 
 def _fit_block(k: int):
@@ -338,6 +343,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         ids = {k: v[: max(5, cfg.limit * len(v) // len(dialogues))] for k, v in ids.items()}
     sess = {k: [by[i].turns for i in v] for k, v in ids.items()}
     gold = {k: np.array([by[i].items for i in v], dtype=float) for k, v in ids.items()}
+    rated = {k: [by[i].score for i in v] for k, v in ids.items()}  # the paper's totals, flags applied
 
     def tfidf(analyzer: str, ngrams: tuple[int, int]):
         return TfidfVectorizer(
@@ -393,12 +399,13 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         raise ValueError(f"selection must be 'loo' or 'validation', got {cfg.selection!r}")
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
+    calib_on = rated["train"] + rated["validation"] if cfg.selection == "loo" else rated["validation"]
     if cfg.selection == "loo":
-        fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate = _select_loo(
+        fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate, calib = _select_loo(
             cfg, sess, gold, fit_sessions, Y, fit_features, transform, step, cache
         )
     else:
-        fitted, (w_word, w_num, alpha), offsets, val_metrics, gate = _select_validation(
+        fitted, (w_word, w_num, alpha), offsets, val_metrics, gate, calib = _select_validation(
             cfg, sess, gold, fit_features, transform, step, cache
         )
         # refit on train + validation with the chosen settings
@@ -430,6 +437,11 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         },
         "versions": library_versions(),
     }
+    identity["interval"] = interval.calibrate(
+        calib.sum(1).tolist(),
+        calib_on,
+        "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split",
+    )
     coherence = None
     if gate:
         coherence = {
@@ -463,10 +475,12 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     raw_te = scorer.predict_raw(sess["test"], cache(fitted))
     test_metrics = score_metrics(scorer.rounded(raw_te), gold["test"].astype(int).tolist())
     test_metrics["mae_raw"] = float(np.abs(raw_te - gold["test"]).mean())
+    pred_te = [float(sum(x)) for x in scorer.rounded(raw_te)]
+    test_metrics["interval"] = interval.coverage(identity["interval"], pred_te, rated["test"])
     identity["validation"] = {k: val_metrics[k] for k in ("acc", "acc_soft", "mae")} | {
         "on": "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split"
     }
-    identity["test"] = {k: test_metrics[k] for k in ("acc", "acc_soft", "mae", "mae_raw")}
+    identity["test"] = {k: test_metrics[k] for k in ("acc", "acc_soft", "mae", "mae_raw", "interval")}
     identity["seconds"] = round(time.time() - t0, 1)
     step(None)
     identity["stage_seconds"] = stage_seconds
@@ -478,6 +492,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         "acc_soft": round(test_metrics["acc_soft"], 2),
         "mae": round(test_metrics["mae"], 4),
         "mae_raw": round(test_metrics["mae_raw"], 4),
+        "interval": {lv: c["covered"] for lv, c in test_metrics["interval"].items()},
         "n_test": test_metrics["n"],
         "split": split.name,
         "seconds": identity["seconds"],
