@@ -16,18 +16,11 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
-from kokoro.perturb import PERTURBATIONS, auc, suite
+from kokoro.perturb import PERTURBATIONS, auc, held_out_remarks, suite
 from kokoro.splits import scorer_split
 from kokoro.versions import library_versions
 
 from .scores import load_scorer
-
-
-def harmful_remarks() -> list[str]:
-    """The harmful-remark drafts written for the screening set (bot/safety_sets/drafts.tsv)."""
-    from bot.safety_eval import SETS, read_tsv
-
-    return [text for item, text in read_tsv(SETS / "drafts.tsv", 2) if item == "harmful"]
 
 
 def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> list[int]:
@@ -57,7 +50,7 @@ def evaluate(
     by = {d.id: d for d in dialogues}
     test = [by[i] for i in scorer_split(dialogues, 1).test][: limit or None]
     sessions = [list(d.turns) for d in test]
-    remarks = harmful_remarks()
+    remarks = held_out_remarks()  # never trained on: a flag model must not have seen them
     copies = {name: suite(sessions, name, remarks) for name in PERTURBATIONS}
     runs = []
     for kind, path in scorers:

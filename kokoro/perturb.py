@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 from typing import Sequence
 
 from .dataset import Turn
 
 BACKCHANNEL = "そうなんですね。"
+REMARKS_HOLDOUT = Path(__file__).with_name("rule_sets") / "remarks_holdout.tsv"
 
 PERTURBATIONS = {
     "other_sessions": "every counselor block replaced by a counselor block of another session",
@@ -24,6 +26,7 @@ PERTURBATIONS = {
     "shuffle_within": "the counselor's own blocks in a random order (client turns in place)",
     "cut_quarter": "the session cut after its first quarter of blocks",
     "harmful": "one counselor block in the middle replaced by a harmful remark",
+    "harmful_two": "two counselor blocks (a third and two thirds of the way) replaced by harmful remarks",
     "echo_client": "every counselor block replaced by a parrot of the client block before it "
     f"(「{BACKCHANNEL}」 + its last sentence + 「、ということですね。」)",
 }
@@ -128,13 +131,20 @@ def perturb(
         bl = [moved.get(i, b) for i, b in enumerate(bl)]
     elif name == "cut_quarter":
         bl = bl[: max(2, len(bl) // 4)]
-    elif name == "harmful":
+    elif name in ("harmful", "harmful_two"):
         if not remarks:
-            raise ValueError("harmful needs a list of harmful remarks")
-        if co:
-            i = co[len(co) // 2]
+            raise ValueError(f"{name} needs a list of harmful remarks")
+        at = [len(co) // 2] if name == "harmful" else sorted({len(co) // 3, 2 * len(co) // 3})
+        for i in [co[k] for k in at] if co else []:
             bl[i] = [Turn("counselor", bl[i][0].time, remarks[rng.randrange(len(remarks))])]
     return [t for b in bl for t in b]
+
+
+def held_out_remarks(label: str = "harmful") -> list[str]:
+    """The held-out counselor remarks of one label (harmful | unethical | ok): written before any
+    flag model and never trained on (kokoro/rule_sets/remarks_holdout.tsv, frozen)."""
+    rows = [x.split("\t") for x in REMARKS_HOLDOUT.read_text(encoding="utf-8").splitlines() if x and x[0] != "#"]
+    return [text for lab, text in rows if lab == label]
 
 
 def suite(

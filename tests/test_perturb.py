@@ -39,6 +39,8 @@ def test_every_copy_keeps_the_client_and_changes_the_counselor():
     assert len(copies["cut_quarter"][0]) < len(a) // 3
     harm = copies["harmful"][0]
     assert sum(t.text == "それはあなたが悪いですね。" for t in harm) == 1
+    two = copies["harmful_two"][0]
+    assert sum(t.text == "それはあなたが悪いですね。" for t in two) == 2
     # the parrot: the opening (before any client turn) stays, every later block echoes the client before it
     echo = [t.text for t in copies["echo_client"][0] if t.role == "counselor"]
     assert echo[:2] == ["甲の相談員0。", "甲の続き0。"]
@@ -213,3 +215,22 @@ def test_the_gate_is_the_most_sensitive_within_the_slack(monkeypatch):
     pick = lambda slack: coh.choose_gate(*args, gates, strengths, 0.95, real_q, slack)["chosen"]
     assert (pick(0.0)["lo"], pick(0.0)["strength"]) == (0.97, 1.0)
     assert (pick(10.0)["lo"], pick(10.0)["strength"]) == (0.9, 1.0)
+
+
+REMARKS_HOLDOUT_SHA256 = "05b680a0a866bee0daab8b93b1987447daf597adec68276d740788fa39582ae8"
+
+
+def test_the_held_out_remarks_are_frozen_and_feed_the_suite():
+    """Issue 33: the remarks `evaluation scores --perturb` inserts were written before any flag
+    model and are never trained on; editing them silently would void every figure made with them."""
+    import hashlib
+
+    from kokoro.perturb import REMARKS_HOLDOUT, held_out_remarks
+
+    assert hashlib.sha256(REMARKS_HOLDOUT.read_bytes()).hexdigest() == REMARKS_HOLDOUT_SHA256, (
+        "remarks_holdout.tsv changed: it is frozen; write a new held-out list instead and say so"
+    )
+    harmful, ok = held_out_remarks(), held_out_remarks("ok")
+    assert len(harmful) == 60 and len(held_out_remarks("unethical")) == 12 and len(ok) == 30
+    train = (REMARKS_HOLDOUT.parent / "remarks_train.tsv").read_text(encoding="utf-8")
+    assert not [t for t in harmful + ok if t in train], "a held-out line is in the training list"
