@@ -165,11 +165,11 @@ def give_feedback(engine, session: dict, deliver: bool = True) -> bool:
     turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
     items = tuple(scorer.predict(turns))
     total = total_score(items)
-    span = total_interval(scorer, total)
     engine.store.add_scores(session, "predicted", scorer.identity, items, total)
     if not deliver:
         log.info("session %s scored (not sent: crisis)", session["id"])
         return True
+    span = total_interval(scorer, total)
     c = card(items, total, span)
     if len(json.dumps(c, ensure_ascii=False).encode()) > 30_000:
         raise ValueError("feedback card is over LINE's 30 KB Flex limit")

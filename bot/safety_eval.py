@@ -8,24 +8,14 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
+from kokoro.labelled import LabelledSetError, read_tsv
+
 SETS = Path(__file__).with_name("safety_sets")
 HELD_OUT = "cssrs_holdout2"  # the split nobody tunes on (docs/safety.md: its first run and later runs)
 
 
-class SafetySetError(ValueError):
+class SafetySetError(LabelledSetError):
     """A labelled set that cannot be read or does not match the data it refers to."""
-
-
-def read_tsv(path: Path, columns: int) -> list[list[str]]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t")
-        if len(parts) != columns:
-            raise SafetySetError(f"{path}:{n}: expected {columns} tab-separated columns, got {len(parts)}")
-        rows.append(parts)
-    return rows
 
 
 def labelled_lines(name: str) -> list[tuple[str, str, str]]:

@@ -90,15 +90,16 @@ def evaluate(
                 list(sc.predict(d.turns)) for d in tqdm(test, desc=f"scoring {Path(path).name}", disable=not progress)
             ]
         m = score_metrics(pred, gold)
+        pred_totals = [sum(p) for p in pred]
         m.update(
             spearman_totals=spearman_totals(pred, gold),
-            extremes=extremes([sum(p) for p in pred], [sum(g) for g in gold]),
+            extremes=extremes(pred_totals, [sum(g) for g in gold]),
             scorer=sc.identity,
             path=str(path) if kind != "endpoint" else sc.identity["model"],
             seconds_per_dialogue=(time.time() - t) / max(len(test), 1),
         )
         if sc.identity.get("interval"):  # issue 33: does the stated interval hold on the test split?
-            m["interval"] = coverage(sc.identity["interval"], [sum(p) for p in pred], [d.score for d in test])
+            m["interval"] = coverage(sc.identity["interval"], pred_totals, [d.score for d in test])
         runs.append((m, pred))
     agg = {k: statistics.fmean(m[k] for m, _ in runs) for k in ("acc", "acc_soft", "mae", "spearman_totals")}
     agg.update({f"{k}_std_seeds": statistics.pstdev([m[k] for m, _ in runs]) for k in ("acc", "acc_soft", "mae")})

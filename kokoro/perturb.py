@@ -143,8 +143,9 @@ def perturb(
 def held_out_remarks(label: str = "harmful") -> list[str]:
     """The held-out counselor remarks of one label (harmful | unethical | ok): written before any
     flag model and never trained on (kokoro/rule_sets/remarks_holdout.tsv, frozen)."""
-    rows = [x.split("\t") for x in REMARKS_HOLDOUT.read_text(encoding="utf-8").splitlines() if x and x[0] != "#"]
-    return [text for lab, text in rows if lab == label]
+    from .labelled import read_tsv
+
+    return [text for lab, text in read_tsv(REMARKS_HOLDOUT, 2) if lab == label]
 
 
 def suite(

@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from kokoro.concepts import Concepts
 from kokoro.dataset import load
+from kokoro.labelled import read_tsv
 from kokoro.lexicon import normalize
 from kokoro.morph import tokens
 from kokoro.splits import scorer_split
@@ -31,10 +32,6 @@ from kokoro.splits import scorer_split
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "kokoro" / "rule_sets"
 OK_WEIGHT = 20.0
-
-
-def rows(path):
-    return [x.split("\t") for x in path.read_text(encoding="utf-8").splitlines() if x.strip() and x[0] != "#"]
 
 
 def main() -> None:
@@ -51,9 +48,8 @@ def main() -> None:
     utts = lambda ids: [(i, t.text) for i in ids if i not in flagged for t in by[i].turns if t.role == "counselor"]
     neg = [x for _, x in random.Random(0).sample(utts(split.train), a.negatives)]
     val = utts(split.validation[:300])
-    written = rows(RULES / "remarks_train.tsv") + [
-        r for r in rows(REPO / "bot/safety_sets/drafts.tsv") if r[0] == "harmful"
-    ]
+    drafts = [r for r in read_tsv(REPO / "bot" / "safety_sets" / "drafts.tsv", 2) if r[0] == "harmful"]
+    written = read_tsv(RULES / "remarks_train.tsv", 2) + drafts
     texts = neg + [t for _, t in written]
     label = np.array(["real"] * len(neg) + [lab for lab, _ in written])
     weight = np.where(label == "ok", OK_WEIGHT, 1.0)

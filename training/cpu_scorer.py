@@ -400,6 +400,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     fit_sessions = sess["train"] + sess["validation"]
     Y = np.vstack([gold["train"], gold["validation"]])
     calib_on = rated["train"] + rated["validation"] if cfg.selection == "loo" else rated["validation"]
+    unseen = "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split"
     if cfg.selection == "loo":
         fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate, calib = _select_loo(
             cfg, sess, gold, fit_sessions, Y, fit_features, transform, step, cache
@@ -437,11 +438,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         },
         "versions": library_versions(),
     }
-    identity["interval"] = interval.calibrate(
-        calib.sum(1).tolist(),
-        calib_on,
-        "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split",
-    )
+    identity["interval"] = interval.calibrate(calib.sum(1).tolist(), calib_on, unseen)
     coherence = None
     if gate:
         coherence = {
@@ -473,13 +470,11 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     )
     step(STAGES[5])
     raw_te = scorer.predict_raw(sess["test"], cache(fitted))
-    test_metrics = score_metrics(scorer.rounded(raw_te), gold["test"].astype(int).tolist())
+    rounded_te = scorer.rounded(raw_te)
+    test_metrics = score_metrics(rounded_te, gold["test"].astype(int).tolist())
     test_metrics["mae_raw"] = float(np.abs(raw_te - gold["test"]).mean())
-    pred_te = [float(sum(x)) for x in scorer.rounded(raw_te)]
-    test_metrics["interval"] = interval.coverage(identity["interval"], pred_te, rated["test"])
-    identity["validation"] = {k: val_metrics[k] for k in ("acc", "acc_soft", "mae")} | {
-        "on": "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split"
-    }
+    test_metrics["interval"] = interval.coverage(identity["interval"], [sum(x) for x in rounded_te], rated["test"])
+    identity["validation"] = {k: val_metrics[k] for k in ("acc", "acc_soft", "mae")} | {"on": unseen}
     identity["test"] = {k: test_metrics[k] for k in ("acc", "acc_soft", "mae", "mae_raw", "interval")}
     identity["seconds"] = round(time.time() - t0, 1)
     step(None)

@@ -1,0 +1,22 @@
+"""Labelled sets written for this repository (bot/safety_sets/, kokoro/rule_sets/): tab-separated
+rows, ``#`` comment lines and blank lines skipped, every row checked for its column count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LabelledSetError(ValueError):
+    """A labelled set that cannot be read as its columns (names the file and the line)."""
+
+
+def read_tsv(path: Path, columns: int) -> list[list[str]]:
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != columns:
+            raise LabelledSetError(f"{path}:{n}: expected {columns} tab-separated columns, got {len(parts)}")
+        rows.append(parts)
+    return rows
