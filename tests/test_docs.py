@@ -65,3 +65,42 @@ def commands_of(mod: str) -> set:
 
     parser = importlib.import_module(f"{mod}.__main__").make_parser()
     return next(set(a.choices) for a in parser._actions if not a.option_strings and a.choices)
+
+
+FIGURE = re.compile(r"\d+(?:\.\d+)?\s?%|\d+\.\d+\s?(?:ms|s|min|minutes|seconds|GiB|MiB|KB|×)(?!\w)|\b0\.\d{2,}")
+COMMAND = re.compile(r"python -m |scripts/\w+\.py|\.venv/bin/|pytest|\./setup\.sh|\.ci/run|(?:results|history)\.md#")
+
+
+def sections(text: str) -> list[str]:
+    """The page cut at its headings (not at a ``#`` comment inside a code block)."""
+    out, cur, fence = [], [], False
+    for line in text.splitlines():
+        fence ^= line.startswith("```")
+        if not fence and re.match(r"#{1,4} ", line) and cur:
+            out.append("\n".join(cur))
+            cur = []
+        cur.append(line)
+    return out + ["\n".join(cur)]
+
+
+def unsourced(text: str) -> list[str]:
+    """Headings of sections that state a measured figure (a percentage, a decimal with a unit)
+    without naming the command that produced it or the results / history entry that does."""
+    return [s.splitlines()[0] for s in sections(text) if FIGURE.search(s) and not COMMAND.search(s)]
+
+
+def test_a_figure_without_its_command_is_found():
+    page = "# T\n\n## Speed\n\nIt answers in 4.7 ms.\n\n```sh\n# a comment\n```\n\n## Recall\n\n"
+    assert unsourced(page + "92 % (`python -m bot safety-eval`).") == ["## Speed"]
+    assert unsourced("## Speed\n\n4.7 ms ([results](results.md#the-bot-benchmark))") == []
+
+
+def test_every_figure_in_the_readme_and_docs_names_its_command():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    bad = {p.name: unsourced(p.read_text(encoding="utf-8")) for p in pages}
+    assert not {k: v for k, v in bad.items() if v}, f"figures without their command: {bad}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = set(re.findall(r"\]\(docs/([\w.-]+\.md)", README))
+    assert {p.name for p in (REPO / "docs").glob("*.md")} <= linked
