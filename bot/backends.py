@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Protocol, Sequence
 
 from kokoro.chat_formats import ChatFormat, TemplateError, from_gguf, get_format
+from kokoro.generation import prompt_tokens
 
 from .config import BotConfigError, Settings
 
@@ -84,7 +85,7 @@ class LlamaBackend:
             raise BotConfigError(f"{self.s.counselor_gguf}: {e} (KOKORO_CHAT_FORMAT)") from None
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(prompt_tokens(self.llm, text))
 
     def context(self, key: str):
         """The context with ``key``'s KV cache in it: the live session's is saved (the least
@@ -129,7 +130,7 @@ class LlamaBackend:
         with self.lock:
             self._drain_forget()
             llm = self.context(key)
-            tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            tokens = prompt_tokens(llm, prompt)
             text, info = reply(llm, tokens, self.fmt.stops, decoding(self.s), avoid if self.s.repetition else ())
             self.last_usage = {**info["usage"], "tries": info["tries"]}
             return text

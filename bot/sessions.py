@@ -13,8 +13,9 @@ import logging
 import queue
 import threading
 
-from kokoro.dataset import Turn, merge_turns
-from kokoro.prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
+from kokoro.dataset import Turn
+from kokoro.generation import window
+from kokoro.prompts import COUNSELOR_SYSTEM
 from kokoro.screening import SAFE_REPLY, screen_draft
 
 from . import messages as M
@@ -24,7 +25,6 @@ from .safety import crisis_categories, crisis_message
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")
-WINDOW_SLACK = 0.6  # after a cut, keep this share of the budget so the next turns reuse the prefix
 
 
 class Engine:
@@ -340,19 +340,11 @@ class Engine:
                 log.error("generation fallback failed: %s", type(e2).__name__)
 
     def next_turn(self, sid: int, prompt: str, turns: list[dict]) -> str:
-        """The model's next counselor turn, kept to what the client told us (kokoro.memory): a
-        draft that re-asks an answered fact gets the repetition control's second try; what still
-        breaks a rule (a told fact asked again, an invented person, the session declared over) is
-        cut out, and the client's words about the conversation are answered."""
-        from kokoro.memory import facts, known_questions, shape
+        """The model's next counselor turn, kept to what the client told us (kokoro.generation)."""
+        from kokoro.generation import next_turn
 
-        said = [r["text"] for r in turns if r["role"] == "counselor"]  # the whole session, not only the window
-        client = [r["text"] for r in turns if r["role"] == "client"]
-        known = facts(client)
-        draft = self.backend.generate(str(sid), prompt, avoid=said + known_questions(known))
-        if not draft:
-            return draft
-        text, applied = shape(draft, known, client)
+        pairs = [(r["role"], r["text"]) for r in turns]  # the whole session, not only the window
+        text, applied = next_turn(lambda avoid: self.backend.generate(str(sid), prompt, avoid=avoid), pairs)
         if applied:
             log.info("reply in session %s shaped: %s", sid, ",".join(applied))  # rule names, never text
         return text
@@ -400,24 +392,12 @@ class Engine:
         self.outbox.flush_user(user_id)
 
     def prompt(self, sess: dict, rows: list[dict]) -> tuple[str, int]:
-        history = [Turn(r["role"], r["time"], r["text"]) for r in rows]
-        budget = self.s.n_ctx - self.s.max_tokens
-        kw = dict(
-            system=self.s.system_prompt or COUNSELOR_SYSTEM,
+        return window(
+            self.backend.fmt,
+            [Turn(r["role"], r["time"], r["text"]) for r in rows],
+            budget=self.s.n_ctx - self.s.max_tokens,
+            start=sess["window_start"] or 0,
             count_tokens=self.backend.count_tokens,
             max_turns=self.s.history_turns,
+            system=self.s.system_prompt or COUNSELOR_SYSTEM,
         )
-        try:
-            prompt, start = counselor_prompt(
-                self.backend.fmt, history, max_tokens=budget, min_start=sess["window_start"] or 0, **kw
-            )
-            if start != (sess["window_start"] or 0):  # the window moved: leave slack for the next turns
-                prompt, start = counselor_prompt(
-                    self.backend.fmt, history, max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw
-                )
-            return prompt, start
-        except ContextTooShort:  # one huge message: answer its end
-            merged = merge_turns(history)
-            last = merged[-1]
-            tail = [Turn(last.role, last.time, last.text[-max(16, budget // 4) :])]
-            return counselor_prompt(self.backend.fmt, tail, max_tokens=budget, **kw)[0], len(merged) - 1

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kokoro.chat_formats import ChatFormat
 from kokoro.dataset import Dialogue
+from kokoro.generation import prompt_tokens
 from kokoro.prompts import counselor_prompt
 
 DEFAULT_MIN_TOP1 = {
@@ -187,7 +188,7 @@ def check(
     mismatches, examples = 0, []
     for t in texts:
         a = tok(t, add_special_tokens=False).input_ids
-        b = llm.tokenize(t.encode("utf-8"), add_bos=False, special=True)
+        b = prompt_tokens(llm, t)
         if a != b:
             mismatches += 1
             if len(examples) < 3:

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 from kokoro.dataset import Turn
+from kokoro.generation import prompt_tokens
 from kokoro.prompts import JUDGE_DIMENSIONS, judge_grammar, judge_messages, parse_judgement
 
 PAPER_TABLE7 = {
@@ -62,7 +63,7 @@ class GgufJudge:
         out = []
         for turns in dialogues:
             prompt = self.fmt.render(judge_messages(turns), add_generation_prompt=True)
-            toks = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)[-(self.n_ctx - 96) :]
+            toks = prompt_tokens(self.llm, prompt)[-(self.n_ctx - 96) :]
             res = self.llm.create_completion(toks, max_tokens=96, temperature=0.0, grammar=self.grammar)
             out.append(parse_judgement(res["choices"][0]["text"]))
         return out

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from kokoro.chat_formats import ChatFormat, TemplateError, from_gguf, get_format
 from kokoro.dataset import load
-from kokoro.prompts import COUNSELOR_SYSTEM, counselor_prompt, counselor_targets
+from kokoro.generation import prompt_tokens, token_counter
+from kokoro.prompts import COUNSELOR_SYSTEM, counselor_targets
 from kokoro.splits import counselor_split, ids_hash
 
 from .metrics import reply_metrics, signature
@@ -27,7 +28,6 @@ PAPER_TABLE4 = {
     "Kokoro-Full": [25.69, 15.65, 9.23, 5.83, 34.02, 14.60, 28.10, 2.48, 13.24],
 }
 COLUMNS = ["bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2", "rougeL", "dist1", "dist2"]
-WINDOW_SLACK = 0.6
 
 
 def _fmt(llm, name: str | None) -> ChatFormat:
@@ -126,13 +126,14 @@ def generate(
         "greedy": True,
         "repeat_penalty": repeat_penalty,
         "repetition_control": repetition,
+        "session_rules": repetition,  # kokoro.memory, as the bot serves them
         "history_turns": history_turns,
         "chat_format": fmt.name,
     }
     system = system or COUNSELOR_SYSTEM
     identity = settings | {"system": system, "bytes": [Path(f).stat().st_size for f in (model, lora) if f]}
     done = _resume(progress_file, identity) if progress_file else {}
-    count = lambda s: len(llm.tokenize(s.encode(), add_bos=False, special=True))
+    count = token_counter(llm)
     opts = {"system": system, "max_tokens": max_tokens, "history_turns": history_turns, "n_ctx": n_ctx}
     opts |= {"repeat_penalty": repeat_penalty, "repetition": repetition}
     hyps: list[str] = []
@@ -210,27 +211,35 @@ def _by_dialogue(jobs):
 
 
 def _dialogue(llm, fmt, d, turns, count, opts: dict) -> dict:
-    """One dialogue's replies from a fresh context, with the figures behind them."""
+    """One dialogue's replies from a fresh context, with the figures behind them. The turn is the
+    bot's (kokoro.generation): its window rule and, with the served controls on, its repetition
+    control and session-memory rules; with them off, one plain greedy draft."""
+    from kokoro.generation import next_turn, window
     from kokoro.llm import reply
 
     merged = d.merged()
     llm.reset()
     rec = {"dialogue": d.id, "turns": turns, "replies": [], "evaluated": 0, "naive": 0, "tries": 0, "cut": 0}
-    window, budget = 0, opts["n_ctx"] - opts["max_tokens"]
+    start, budget = 0, opts["n_ctx"] - opts["max_tokens"]
     kw = dict(system=opts["system"], count_tokens=count, max_turns=opts["history_turns"])
     decoding = {"max_tokens": opts["max_tokens"], "temperature": 0.0, "repeat_penalty": opts["repeat_penalty"]}
     for i in turns:
-        prompt, start = counselor_prompt(fmt, merged[:i], max_tokens=budget, min_start=window, **kw)
-        if start != window:
-            prompt, start = counselor_prompt(
-                fmt, merged[:i], max_tokens=int(budget * WINDOW_SLACK), min_start=start, **kw
-            )
-            window = start
-        toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        prompt, start = window(fmt, merged[:i], budget=budget, start=start, **kw)
+        toks = prompt_tokens(llm, prompt)
         before = decoded_tokens(llm)
         rec["naive"] += len(toks)
-        said = [t.text for t in merged[:i] if t.role == "counselor"] if opts["repetition"] else []
-        text, info = reply(llm, toks, fmt.stops, decoding, said)
+        infos = []
+
+        def generate(avoid):
+            text, info = reply(llm, toks, fmt.stops, decoding, avoid)
+            infos.append(info)
+            return text
+
+        if opts["repetition"]:
+            text, _ = next_turn(generate, [(t.role, t.text) for t in merged[:i]])
+        else:
+            text = generate([])
+        info = infos[-1]
         rec["tries"] += info["tries"] - 1
         rec["cut"] += info["finish"] == "length"
         # what llama.cpp decoded, less the generated tokens (the last sampled one is never decoded)
@@ -381,6 +390,7 @@ def generate_endpoint(
         "max_tokens": max_tokens,
         "greedy": True,
         "repetition_control": repetition,
+        "session_rules": repetition,  # kokoro.memory, as the bot serves them
         "history_turns": history_turns,
         "chat_format": chat_format,
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 from kokoro.chat_formats import ChatFormat
 from kokoro.conversation import session_figures
 from kokoro.dataset import Turn, load, merge_turns
+from kokoro.generation import prompt_tokens
 from kokoro.items import ITEMS, total_score
 from kokoro.prompts import CLIENT_END, client_sim_messages
 from kokoro.splits import counselor_split, ids_hash
@@ -156,7 +157,7 @@ class LlmClient:
 
     def next(self, history: list[Turn], k: int) -> str | None:
         prompt = self.fmt.render(client_sim_messages(history), add_generation_prompt=True)
-        toks = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)[-(self.n_ctx - self.max_tokens) :]
+        toks = prompt_tokens(self.llm, prompt)[-(self.n_ctx - self.max_tokens) :]
         out = self.llm.create_completion(
             toks,
             max_tokens=self.max_tokens,

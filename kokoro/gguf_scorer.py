@@ -9,6 +9,7 @@ from typing import Sequence
 
 from .chat_formats import from_gguf
 from .dataset import Turn
+from .generation import prompt_tokens
 from .items import ITEMS
 from .prompts import SCORER_SYSTEM, parse_scores, scorer_prompt, scores_json
 
@@ -49,12 +50,12 @@ class GgufScorer:
         }
 
     def count(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+        return len(prompt_tokens(self.llm, text))
 
     def predict(self, turns: Sequence[Turn]) -> tuple[int, ...]:
         prompt, _ = scorer_prompt(
             self.fmt, turns, self.system, max_tokens=self.n_ctx, count_tokens=self.count, reserve=self.max_out
         )
-        tokens = self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        tokens = prompt_tokens(self.llm, prompt)
         out = self.llm.create_completion(tokens, max_tokens=self.max_out, temperature=0.0, grammar=self.grammar)
         return parse_scores(out["choices"][0]["text"])

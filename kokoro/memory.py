@@ -203,7 +203,10 @@ LISTEN = "そうだったんですね。お話ししてくださって、あり�
 def repair(draft: str, f: Facts, no_questions: bool = False) -> str:
     """The draft without the sentences that break a rule (and, with ``no_questions``, without its
     questions); ``LISTEN`` when nothing is left."""
-    keep = [s for s in sentences(draft) if not problems(s, f) and not (no_questions and questions(s))]
+    every = sentences(draft)
+    keep = [s for s in every if not problems(s, f) and not (no_questions and questions(s))]
+    if keep and len(keep) == len(every):
+        return draft.strip()  # nothing to cut: the draft as written, its line breaks kept
     return "".join(keep) if keep else LISTEN
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bot.emulator.client import Emulator  # noqa: E402
 from evaluation.simulate import conversation_figures  # noqa: E402
 from kokoro.dataset import load  # noqa: E402
+from kokoro.generation import prompt_tokens  # noqa: E402
 from kokoro.splits import counselor_split  # noqa: E402
 
 
@@ -131,7 +132,7 @@ def main():
         raw.reset()
         t = time.perf_counter()
         raw.create_completion(
-            raw.tokenize(prompt.encode(), add_bos=False, special=True),
+            prompt_tokens(raw, prompt),
             stop=list(engine.backend.fmt.stops),
             max_tokens=s.max_tokens,
             temperature=s.temperature,

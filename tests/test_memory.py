@@ -49,6 +49,8 @@ def test_a_draft_keeps_to_what_the_client_said():
     assert memory.problems(asks_topic, memory.facts(["35歳、女性です"])) == [], "not told yet: asking is right"
     assert memory.problems("それでは終了させていただきますね。", f) == ["announces-end"]
     assert memory.repair("それでは終了させていただきますね。", f) == memory.LISTEN
+    clean = "お辛いですね。\nお母様の介護、大変ですね。"
+    assert memory.repair(clean, f) == clean, "a draft that breaks nothing is sent as written, line breaks kept"
 
 
 def test_what_the_client_says_about_the_conversation_is_answered():

@@ -1,0 +1,74 @@
+"""The next counselor turn, one rule for every caller (the bot, its console drafts, `evaluation
+responses`): which history the prompt holds, how a rendered prompt becomes tokens, and how a draft
+is kept to what the client said. Backend-agnostic: a caller passes its token counter and a
+``generate(avoid)`` function, so a llama.cpp model, a server or a test double get the same turn.
+
+- ``window``: the latest turns that fit the budget, never starting before the session's current
+  window (so llama.cpp reuses the cached prefix); when the window has to move, it is cut to
+  ``WINDOW_SLACK`` of the budget so the next turns fit without moving it again; one message too
+  long for any window is answered from its end.
+- ``prompt_tokens``: a rendered prompt already holds BOS where the chat template writes it, so it
+  is tokenized without adding one (a second BOS shifts every logit of a model trained with one).
+- ``next_turn``: the draft is asked to avoid what the counselor already said and the questions the
+  client already answered, then shaped by kokoro.memory (a told fact asked again, an invented
+  person, the session declared over: cut; the client's words about the conversation: answered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .dataset import Turn, merge_turns
+from .prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
+
+WINDOW_SLACK = 0.6  # after a cut, keep this share of the budget so the next turns reuse the prefix
+
+
+def prompt_tokens(llm, prompt: str) -> list[int]:
+    """The tokens of a rendered prompt: no BOS added (the template wrote it), special tokens parsed."""
+    return llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+
+def token_counter(llm) -> Callable[[str], int]:
+    """How many tokens a piece of rendered prompt takes, counted as ``prompt_tokens`` counts it."""
+    return lambda text: len(prompt_tokens(llm, text))
+
+
+def window(
+    fmt,
+    history: Sequence[Turn],
+    *,
+    budget: int,
+    start: int,
+    count_tokens: Callable[[str], int],
+    max_turns: int = 0,
+    system: str | None = None,
+) -> tuple[str, int]:
+    """(the counselor prompt, the first merged turn it holds) for ``history`` within ``budget``
+    tokens, starting no earlier than ``start`` (the session's current window)."""
+    kw = dict(system=system or COUNSELOR_SYSTEM, count_tokens=count_tokens, max_turns=max_turns)
+    try:
+        prompt, first = counselor_prompt(fmt, history, max_tokens=budget, min_start=start, **kw)
+        if first != start:  # the window moved: leave slack for the next turns
+            prompt, first = counselor_prompt(fmt, history, max_tokens=int(budget * WINDOW_SLACK), min_start=first, **kw)
+        return prompt, first
+    except ContextTooShort:  # one huge message: answer its end
+        merged = merge_turns(list(history))
+        last = merged[-1]
+        tail = [Turn(last.role, last.time, last.text[-max(16, budget // 4) :])]
+        return counselor_prompt(fmt, tail, max_tokens=budget, **kw)[0], len(merged) - 1
+
+
+def next_turn(generate: Callable[[list[str]], str], turns: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+    """(the counselor's next turn, the names of the rules that shaped it). ``turns``: the whole
+    session so far as (role, text), not only the window; ``generate(avoid)`` drafts a reply that
+    avoids the given texts (the repetition control's second try)."""
+    from .memory import facts, known_questions, shape
+
+    said = [text for role, text in turns if role == "counselor"]
+    client = [text for role, text in turns if role == "client"]
+    known = facts(client)
+    draft = generate(said + known_questions(known))
+    if not draft:
+        return draft, []
+    return shape(draft, known, client)
