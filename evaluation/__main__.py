@@ -60,7 +60,8 @@ def make_parser():
     g2.add_argument(
         "--no-repetition-control",
         action="store_true",
-        help="without the served controls: the session-level repetition control (kokoro.llm.reply) and the session-memory rules (kokoro.memory)",
+        help="without the served controls: the session-level repetition control (kokoro.llm.reply)"
+        " and the session-memory rules (kokoro.memory)",
     )
     g2.add_argument("--json", action="store_true")
     sm = sub.add_parser("simulate", help="simulated-client sessions through the bot's session engine, then scored")
