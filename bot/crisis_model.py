@@ -20,6 +20,9 @@ TRAIN_SETS = ("cssrs_train", "cssrs_train2", "cssrs_holdout", "crisis", "crisis_
 RUNGS = ("wish_dead", "ideation", "method", "intent", "plan", "preparatory", "self_harm", "harm_others")
 THRESHOLD = 0.95  # docs/safety.md: cross-validation picks 0.8 for the 2 % target, but below 0.95 the model
 # flags more than 1 % of real KokoroChat client turns (300 dialogues; 0.8: 2.3 %, 0.95: 0.98 %)
+JOINED_THRESHOLD = 0.999  # a client's recent messages read together (bot/safety.read_together): at 0.95
+# the model fired on 2.7 % of real KokoroChat client turns read that way (58 of dialogues 300-450) and
+# caught 1 of 34 held-out crisis lines split in two; 0.999 fired on 0.05 % (1 dialogue), chosen there
 TARGET_FALSE_ALARMS = 0.02
 LEX_WEIGHT = 3.0  # the lexicon's decisions as inputs: strong, not absolute
 C = 4.0  # inverse regularization; 1 and 16 compared on the first C-SSRS split (docs/safety.md)

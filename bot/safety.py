@@ -62,14 +62,25 @@ def assess(text: str) -> tuple[list[str], float]:
     return cats, _probability(text, cats)
 
 
-def crisis_categories(text: str) -> list[str]:
+def crisis_categories(text: str, joined: bool = False) -> list[str]:
     """What the bot acts on: the lexicon's categories, or ``[LEARNED]`` when only the learned layer
-    is over its threshold (bot/crisis_model.THRESHOLD); empty when neither fires. A lexicon hit
-    decides alone, so it never waits for the model (which trains for seconds when a process starts)."""
-    from .crisis_model import THRESHOLD
+    is over its threshold (bot/crisis_model.THRESHOLD; JOINED_THRESHOLD for messages read together);
+    empty when neither fires. A lexicon hit decides alone, so it never waits for the model (which
+    trains for seconds when a process starts)."""
+    from .crisis_model import JOINED_THRESHOLD, THRESHOLD
 
     cats = detect(text)
-    return cats or ([LEARNED] if _probability(text, cats) >= THRESHOLD else [])
+    return cats or ([LEARNED] if _probability(text, cats) >= (JOINED_THRESHOLD if joined else THRESHOLD) else [])
+
+
+RECENT_MESSAGES = 3  # how many earlier messages of the client a new one is read with
+
+
+def read_together(earlier: list[str], text: str) -> list[str]:
+    """A plan or a farewell split over messages: the client's recent messages (at most
+    RECENT_MESSAGES, after the last crisis answer) and the new one, read as one utterance."""
+    earlier = earlier[-RECENT_MESSAGES:]
+    return crisis_categories("、".join(earlier + [text]), joined=True) if earlier else []
 
 
 def is_crisis(text: str) -> bool:

@@ -110,6 +110,41 @@ def latency(texts: list[str]) -> dict:
     return {"messages": len(ts), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(1000 * ts[-1], 2)}
 
 
+def session_reading(dialogues) -> dict:
+    """How often real clients would get the crisis protocol as the bot reads them: each client turn
+    of ``dialogues`` alone, and when it does not fire, with the client's recent earlier turns
+    (bot/safety.read_together, after the last fire; the 600 s window is not applied: KokoroChat's
+    turns come minutes apart)."""
+    from .safety import crisis_categories, read_together
+
+    turns, alone, together = 0, set(), set()
+    fires = {"alone": 0, "together": 0}
+    for d in dialogues:
+        recent: list[str] = []
+        for t in d.turns:
+            if t.role != "client":
+                continue
+            turns += 1
+            if crisis_categories(t.text):
+                fires["alone"] += 1
+                alone.add(d.id)
+            elif read_together(recent, t.text):
+                fires["together"] += 1
+                together.add(d.id)
+            else:
+                recent.append(t.text)
+                continue
+            recent = []  # answered: the next messages are read afresh
+    return {
+        "dialogues": len(dialogues),
+        "client_turns": turns,
+        "fire_alone": fires["alone"] / max(turns, 1),
+        "fire_together_only": fires["together"] / max(turns, 1),
+        "dialogues_with_a_fire": len(alone | together),
+        "dialogues_only_read_together": len(together - alone),
+    }
+
+
 def screening_figures(data_dir) -> dict:
     from kokoro.screening import screen_draft
 
@@ -158,6 +193,9 @@ def run(data_dir=None, gold: bool = True) -> dict:
     if data_dir is not None:
         kc = kokorochat_lines(data_dir)
         report["kokorochat"] = crisis_figures(kc)
+        from kokoro.dataset import load
+
+        report["kokorochat_sessions"] = session_reading(load(data_dir)[:300])  # the first 300 dialogues
         report["all"] = crisis_figures(written + holdout + kc)
     else:
         report["all"] = crisis_figures(written + holdout)

@@ -21,7 +21,7 @@ from kokoro.screening import SAFE_REPLY, screen_draft
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
-from .safety import crisis_categories, crisis_message
+from .safety import RECENT_MESSAGES, crisis_categories, crisis_message, read_together
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")
@@ -191,7 +191,7 @@ class Engine:
         cats = crisis_categories(text)
         if not cats:  # a plan or a farewell split over messages: read the recent ones together
             earlier = self.recent_client_texts(user_id)
-            cats = crisis_categories("、".join(earlier + [text])) if earlier else []  # one utterance, as merged
+            cats = read_together(earlier, text)
             if not cats:
                 return []
             log.warning("crisis across %d messages", len(earlier) + 1)
@@ -207,7 +207,7 @@ class Engine:
             notify_oncall(self, sess["id"] if sess else None)
         return cats
 
-    def recent_client_texts(self, user_id: str, n: int = 3) -> list[str]:
+    def recent_client_texts(self, user_id: str, n: int = RECENT_MESSAGES) -> list[str]:
         """The client's last ``n`` messages of the open session within ``crisis_window_s``, written
         after the last crisis answer (so an escalation is answered once, and an ordinary message
         after it does not fire the protocol again on the old words)."""
@@ -344,7 +344,8 @@ class Engine:
         from kokoro.generation import next_turn
 
         pairs = [(r["role"], r["text"]) for r in turns]  # the whole session, not only the window
-        text, applied = next_turn(lambda avoid: self.backend.generate(str(sid), prompt, avoid=avoid), pairs)
+        ask = lambda avoid, openers: self.backend.generate(str(sid), prompt, avoid=avoid, openers=openers)
+        text, applied = next_turn(ask, pairs)
         if applied:
             log.info("reply in session %s shaped: %s", sid, ",".join(applied))  # rule names, never text
         return text

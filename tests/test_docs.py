@@ -68,7 +68,7 @@ def commands_of(mod: str) -> set:
 
 
 FIGURE = re.compile(r"\d+(?:\.\d+)?\s?%|\d+\.\d+\s?(?:ms|s|min|minutes|seconds|GiB|MiB|KB|×)(?!\w)|\b0\.\d{2,}")
-COMMAND = re.compile(r"python -m |scripts/\w+\.py|\.venv/bin/|pytest|\./setup\.sh|\.ci/run|(?:results|history)\.md#")
+COMMAND = re.compile(r"python -m |scripts/\w+\.py|\.venv/bin/|pytest|\./setup\.sh|\.ci/run|(?:results|history)\.md#|\]\(#")
 
 
 def sections(text: str) -> list[str]:
@@ -85,7 +85,8 @@ def sections(text: str) -> list[str]:
 
 def unsourced(text: str) -> list[str]:
     """Headings of sections that state a measured figure (a percentage, a decimal with a unit)
-    without naming the command that produced it or the results / history entry that does."""
+    without naming the command that produced it or linking the entry (results, history, a section
+    of the same page) that does."""
     return [s.splitlines()[0] for s in sections(text) if FIGURE.search(s) and not COMMAND.search(s)]
 
 
