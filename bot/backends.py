@@ -28,7 +28,7 @@ class Backend(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str: ...
+    def generate(self, key: str, prompt: str, avoid: Sequence[str] = (), openers: Sequence[str] = ()) -> str: ...
 
 
 def decoding(s: Settings) -> dict:
@@ -122,16 +122,18 @@ class LlamaBackend:
                 load_seq(self.llm, None)
                 self.current = None
 
-    def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str:
+    def generate(self, key: str, prompt: str, avoid: Sequence[str] = (), openers: Sequence[str] = ()) -> str:
         """The reply to ``prompt`` in session ``key``; ``avoid``: the session's earlier counselor turns,
-        which the reply may not near-duplicate or re-ask (``kokoro.llm.reply``)."""
+        which the reply may not near-duplicate or re-ask; ``openers``: openers it should not start
+        with (``kokoro.llm.reply``)."""
         from kokoro.llm import reply
 
         with self.lock:
             self._drain_forget()
             llm = self.context(key)
             tokens = prompt_tokens(llm, prompt)
-            text, info = reply(llm, tokens, self.fmt.stops, decoding(self.s), avoid if self.s.repetition else ())
+            controls = (avoid, openers) if self.s.repetition else ((), ())
+            text, info = reply(llm, tokens, self.fmt.stops, decoding(self.s), *controls)
             self.last_usage = {**info["usage"], "tries": info["tries"]}
             return text
 
@@ -148,9 +150,10 @@ class OpenAIBackend:
     def count_tokens(self, text: str) -> int:
         return len(text)  # conservative for Japanese: a token covers at least one character
 
-    def generate(self, key: str, prompt: str, avoid: Sequence[str] = ()) -> str:
+    def generate(self, key: str, prompt: str, avoid: Sequence[str] = (), openers: Sequence[str] = ()) -> str:
         """As ``LlamaBackend.generate``; a server takes no logits processor, so a reply that repeats
-        the session is tried again once with sampling (temperature 0.8), and the better one kept."""
+        the session is tried again once with sampling (temperature 0.8), and the better one kept;
+        ``openers`` cannot be steered there and are not."""
         from kokoro.conversation import ask_again_if_repeats
 
         ask = lambda override: self._complete(key, prompt, override)

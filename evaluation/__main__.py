@@ -74,7 +74,10 @@ def make_parser():
     add_endpoint_args(sm, prefix="counselor-")
     sm.add_argument("--counselor-chat-format", help="llama3|gemma for a counselor endpoint in completions mode")
     sm.add_argument(
-        "--client", default="replay", help="'replay' (KokoroChat test clients) or a client GGUF (App. E prompt)"
+        "--client",
+        default="replay",
+        help="'replay' (KokoroChat test clients), a folder of client scripts (evaluation/clients:"
+        " one message per line, each file a session) or a client GGUF (App. E prompt)",
     )
     sm.add_argument("--client-lora")
     add_endpoint_args(sm, prefix="client-")

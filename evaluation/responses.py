@@ -230,8 +230,8 @@ def _dialogue(llm, fmt, d, turns, count, opts: dict) -> dict:
         rec["naive"] += len(toks)
         infos = []
 
-        def generate(avoid):
-            text, info = reply(llm, toks, fmt.stops, decoding, avoid)
+        def generate(avoid, openers=()):
+            text, info = reply(llm, toks, fmt.stops, decoding, avoid, openers)
             infos.append(info)
             return text
 

@@ -19,6 +19,7 @@ from kokoro.dataset import Turn, load, merge_turns
 from kokoro.generation import prompt_tokens
 from kokoro.items import ITEMS, total_score
 from kokoro.prompts import CLIENT_END, client_sim_messages
+from kokoro.session_audit import audit, summary
 from kokoro.splits import counselor_split, ids_hash
 from kokoro.stats import lexical_diversity
 from kokoro.versions import library_versions
@@ -50,6 +51,7 @@ def conversation_quality(records: list[dict]) -> dict:
     """``conversation_figures`` for the bot's sessions (the scripted opening is said, not a reply;
     the model's replies are the rest) beside the human counselors of the same replayed dialogues."""
     from bot import messages as M
+    from bot.safety import crisis_message
 
     bot, before = [], []
     for x in records:
@@ -60,9 +62,18 @@ def conversation_quality(records: list[dict]) -> dict:
         before.append(lead)
         bot.append(said[len(lead) :])
     out = {"counselor": conversation_figures(bot, before)}
+    fixed = {crisis_message(), crisis_message(["harm_others"])}  # the bot's, not the model's
+    audits = []
+    for x, lead in zip(records, before):
+        merged = merge_turns([Turn(t["role"], "", t["text"]) for t in x["turns"]])
+        x["audit"] = audit([(t.role, t.text) for t in merged], len(lead), fixed)
+        audits.append(x["audit"])
+    out["counselor"]["audit"] = summary(audits)
     humans = [x["human_counselor"] for x in records if "human_counselor" in x]
     if humans:
         out["human"] = conversation_figures(humans)
+        anchors = [x["human_turns"] for x in records if "human_turns" in x]
+        out["human"]["audit"] = summary([audit(h, int(bool(h) and h[0][0] == "counselor")) for h in anchors])
     return out
 
 
@@ -96,6 +107,25 @@ class ReplayClient:
 
     def next(self, history: list[Turn], k: int) -> str | None:
         return self.turns[k] if k < len(self.turns) else None
+
+
+class ScriptClient:
+    """A client who sends the lines of a file, one message per line (what `bot chat --script`
+    plays; evaluation/clients holds six)."""
+
+    def __init__(self, path: Path):
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        self.lines = [x.strip() for x in lines if x.strip()]
+        self.identity = {"client": "script", "file": Path(path).name}
+
+    def next(self, history: list[Turn], k: int) -> str | None:
+        return self.lines[k] if k < len(self.lines) else None
+
+
+def script_files(client: str) -> list[Path]:
+    """The client scripts when ``client`` is a folder of them (each file one session), else []."""
+    p = Path(client)
+    return sorted(p.glob("*.txt")) if client != "replay" and p.is_dir() else []
 
 
 def retime(bot: list[Turn], human: list[Turn]) -> list[Turn]:
@@ -215,7 +245,7 @@ class EndpointCounselor:
         prompt = prompt[len(bos) :] if bos and prompt.startswith(bos) else prompt
         return self.endpoint.complete(prompt, stop=list(self.fmt.stops), **params)
 
-    def generate(self, key: str, prompt: str, avoid=()) -> str:
+    def generate(self, key: str, prompt: str, avoid=(), openers=()) -> str:  # no logits to steer openers
         from kokoro.conversation import ask_again_if_repeats
 
         text, tries = ask_again_if_repeats(lambda o: self._ask(prompt, **o), avoid if self.repetition else ())
@@ -286,15 +316,22 @@ def run(
     )
     if client_endpoint is not None:
         llm_client = EndpointClient(client_endpoint)
-    elif client == "replay":
+    elif client == "replay" or script_files(client):
         llm_client = None
     else:
         llm_client = LlmClient(client, client_lora, client_chat_format, n_ctx, threads, gpu=n_gpu_layers)
     timings = time_generation(emu.runtime.engine.backend)
     sessions, t0 = [], time.time()
+    scripts = script_files(client)
+    n = len(scripts) if scripts else n  # a folder of scripts: each file once
     try:
         for s in range(n):
-            sim = ReplayClient(test[(skip + s) % len(test)]) if llm_client is None else llm_client
+            if llm_client is not None:
+                sim = llm_client
+            elif scripts:
+                sim = ScriptClient(scripts[s % len(scripts)])
+            else:
+                sim = ReplayClient(test[(skip + s) % len(test)])
             sim.session = s
             user = "U" + uuid.uuid4().hex
             emu.runtime.engine.store.update_user(user, consent_at=time.time())
@@ -330,12 +367,15 @@ def run(
             if human is not None:  # the same client turns with the human counselor, same scorer
                 record["human_total"] = total_score(scorer.predict(human))
                 record["human_counselor"] = [t.text for t in merge_turns(human) if t.role == "counselor"]
+                record["human_turns"] = [(t.role, t.text) for t in merge_turns(human)]
             sessions.append(record)
     finally:
         emu.close()
     quality = conversation_quality(sessions)
     humans = [x["human_total"] for x in sessions if "human_total" in x]
     human_texts = [x.pop("human_counselor") for x in sessions if "human_counselor" in x]
+    for x in sessions:
+        x.pop("human_turns", None)  # KokoroChat's counselor text stays out of the report
     result = {
         "n": len(sessions),
         "mean_total": statistics.fmean(x["total"] for x in sessions),
@@ -379,6 +419,27 @@ def run(
     return result
 
 
+def audit_table(rows) -> list[str]:
+    """What a client would notice (kokoro/session_audit.py), per counselor row."""
+    out = [
+        "| counselor | facts re-asked (replies) | invented people per session | sessions announcing the end | "
+        "circling questions per session (max) | near-duplicates | top opener share, mean (max) | "
+        "feedback ignored / given |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, f, _, _ in rows:
+        a = f.get("audit")
+        if a:
+            out.append(
+                f"| {name} | {100 * a['facts_reasked_share']:.1f} % | {a['invented_per_session']:.2f} | "
+                f"{a['sessions_announcing_end']} of {a['sessions']} | {a['circling_per_session']:.2f} "
+                f"({a['circling_max']}) | {100 * a['near_duplicate_share']:.1f} % | "
+                f"{100 * a['top_opener_share_mean']:.0f} % ({100 * a['top_opener_share_max']:.0f} %) | "
+                f"{a['feedback_ignored']} / {a['feedback']} |"
+            )
+    return out
+
+
 def markdown(r: dict) -> str:
     """The simulated sessions beside the human counselors of the same dialogues (replay)."""
     q = r["conversation"]
@@ -405,6 +466,7 @@ def markdown(r: dict) -> str:
             f"{f['dist1_per_session']:.1f} / {f['dist2_per_session']:.1f} | "
             f"{f['mean_reply_chars']:.1f} | {ldd['ldd'] if ldd else 0:.1f} |"
         )
+    lines += ["", *audit_table(rows)]
     g = r["generation"]
     if g["replies"]:
         lines += [

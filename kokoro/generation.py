@@ -10,18 +10,25 @@ is kept to what the client said. Backend-agnostic: a caller passes its token cou
 - ``prompt_tokens``: a rendered prompt already holds BOS where the chat template writes it, so it
   is tokenized without adding one (a second BOS shifts every logit of a model trained with one).
 - ``next_turn``: the draft is asked to avoid what the counselor already said and the questions the
-  client already answered, then shaped by kokoro.memory (a told fact asked again, an invented
-  person, the session declared over: cut; the client's words about the conversation: answered).
+  client already answered, and not to open as the session's worn openers do (``worn_openers``:
+  no opener above ``OPENER_SHARE`` of the counselor's turns; a one-token opener such as 「ええ」,
+  which the logits leave free, is cut from the reply when enough remains), then shaped by kokoro.memory (a
+  told fact asked again, an invented person, the session declared over: cut; the client's words
+  about the conversation: answered); a question the session already asked in other words is cut,
+  and a reply that was only that question becomes a line without pressure (``GENTLE``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from .dataset import Turn, merge_turns
 from .prompts import COUNSELOR_SYSTEM, ContextTooShort, counselor_prompt
 
 WINDOW_SLACK = 0.6  # after a cut, keep this share of the budget so the next turns reuse the prefix
+OPENER_SHARE = 0.3  # no opener above this share of a session's counselor turns (issue 32: ≤ 35 %)
+MIN_REST = 6  # characters a reply must keep after a worn opener is cut from it
 
 
 def prompt_tokens(llm, prompt: str) -> list[int]:
@@ -59,16 +66,39 @@ def window(
         return counselor_prompt(fmt, tail, max_tokens=budget, **kw)[0], len(merged) - 1
 
 
-def next_turn(generate: Callable[[list[str]], str], turns: Sequence[tuple[str, str]]) -> tuple[str, list[str]]:
+def worn_openers(said: Sequence[str], share: float = OPENER_SHARE) -> list[str]:
+    """The openers (kokoro.session_audit.opener) of the session's counselor turns that one more use
+    would lift above ``share`` of them: the next reply should open otherwise."""
+    from .session_audit import opener
+
+    counts = Counter(o for o in map(opener, said) if o)
+    return sorted(o for o, c in counts.items() if (c + 1) / (len(said) + 1) > share)
+
+
+def next_turn(
+    generate: Callable[[list[str], list[str]], str], turns: Sequence[tuple[str, str]]
+) -> tuple[str, list[str]]:
     """(the counselor's next turn, the names of the rules that shaped it). ``turns``: the whole
-    session so far as (role, text), not only the window; ``generate(avoid)`` drafts a reply that
-    avoids the given texts (the repetition control's second try)."""
-    from .memory import facts, known_questions, shape
+    session so far as (role, text), not only the window; ``generate(avoid, openers)`` drafts a
+    reply that avoids the given texts (the repetition control's second try) and does not open
+    with the given openers (where the backend can steer its logits)."""
+    from .conversation import near_duplicate, questions, re_asks, sentences
+    from .memory import GENTLE, facts, known_questions, shape
+    from .session_audit import after_opener, backchannel, opener
 
     said = [text for role, text in turns if role == "counselor"]
     client = [text for role, text in turns if role == "client"]
     known = facts(client)
-    draft = generate(said + known_questions(known))
+    worn = worn_openers(said)
+    draft = generate(said + known_questions(known), worn)
     if not draft:
         return draft, []
-    return shape(draft, known, client)
+    o = opener(draft)
+    cut = o in worn and backchannel(o) and len(after_opener(draft)) >= MIN_REST  # a worn one the logits kept
+    text, applied = shape(after_opener(draft) if cut else draft, known, client)
+    applied = [*applied, "opener"] if cut else applied
+    if re_asks(text, said):  # a question the session already asked, in other words: circling
+        kept = [s for s in sentences(text) if not (questions(s) and re_asks(s, said))]
+        text = "".join(kept) if kept else next((g for g in GENTLE if not near_duplicate(g, said)), GENTLE[-1])
+        applied = [*applied, "circling"]
+    return text, applied

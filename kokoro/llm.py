@@ -218,8 +218,37 @@ class NgramBan:
         return scores
 
 
-def reply(llm, tokens: list[int], stops, decoding: dict, avoid=()) -> tuple[str, dict]:
-    """The counselor's next turn: one greedy (or configured) completion; when it near-duplicates or
+OPENER_PENALTY = 8.0  # logits off a worn opener's next token: enough to take greedy decoding elsewhere
+
+
+class OpenerBan:
+    """A llama.cpp logits processor that steers a reply away from the openers this session has
+    worn out (``kokoro.generation.worn_openers``): while the generated tokens are a prefix of a
+    worn opener's tokens, the opener's next token loses ``penalty`` logits. The first token is never
+    touched (「そう」 opens many things besides 「そうなんですね」, and a 270M model pushed off its first
+    token writes fragments: 「えじめたいです」), so a one-token opener is not steered. Costs nothing
+    when no opener is worn, and no second draft."""
+
+    def __init__(self, llm, openers, n_prompt: int, penalty: float = OPENER_PENALTY):
+        self.n_prompt, self.penalty = n_prompt, penalty
+        paths = [llm.tokenize(o.encode("utf-8"), add_bos=False, special=False) for o in openers]
+        self.paths = [p for p in paths if p]
+        self.longest = max((len(p) for p in self.paths), default=0)
+
+    def __call__(self, input_ids, scores):
+        gen = [int(x) for x in input_ids[self.n_prompt :]]
+        k = len(gen)
+        if k < self.longest:
+            hit = {p[k] for p in self.paths if 0 < k < len(p) and p[:k] == gen}
+            if hit:
+                idx = list(hit)
+                scores[idx] = scores[idx] - self.penalty
+        return scores
+
+
+def reply(llm, tokens: list[int], stops, decoding: dict, avoid=(), openers=()) -> tuple[str, dict]:
+    """The counselor's next turn: one greedy (or configured) completion, steered off ``openers``
+    (``OpenerBan``); when it near-duplicates or
     re-asks one of ``avoid`` (``kokoro.conversation``), a second completion penalised for copying a
     token 3-gram of them (``NgramBan``), and the better of the two. The prompt's KV is reused by the second try,
     so it costs its generated tokens only. Returns the text and what was done: tries, the last usage,
@@ -229,7 +258,10 @@ def reply(llm, tokens: list[int], stops, decoding: dict, avoid=()) -> tuple[str,
 
     from .conversation import choose, repeats
 
-    out = llm.create_completion(tokens, stop=list(stops), **decoding)
+    steer = [OpenerBan(llm, openers, n_prompt=len(tokens))] if openers else []
+    out = llm.create_completion(
+        tokens, stop=list(stops), **decoding, **({"logits_processor": LogitsProcessorList(steer)} if steer else {})
+    )
     first = out["choices"][0]["text"].strip()
     gen = lambda o: max(0, o.get("usage", {}).get("completion_tokens", 0) - 1)  # the last one is never decoded
     finish = {first: out["choices"][0].get("finish_reason")}
@@ -237,7 +269,9 @@ def reply(llm, tokens: list[int], stops, decoding: dict, avoid=()) -> tuple[str,
     if not avoid or not repeats(first, avoid):
         return first, info
     ban = NgramBan(llm, avoid, n_prompt=len(tokens), n=BAN_N, penalty=BAN_PENALTY)
-    out = llm.create_completion(tokens, stop=list(stops), logits_processor=LogitsProcessorList([ban]), **decoding)
+    out = llm.create_completion(
+        tokens, stop=list(stops), logits_processor=LogitsProcessorList([ban, *steer]), **decoding
+    )
     second = out["choices"][0]["text"].strip()
     finish.setdefault(second, out["choices"][0].get("finish_reason"))
     text = choose([second, first], avoid) if second else first

@@ -73,9 +73,11 @@ RELATIONS = {
     "friend": "友達|友人|親友|友だち",
     "teacher": "先生|担任|教師",
 }
-_BOTH_PARENTS = re.compile(r"両親|(?<![父母])親(?![友戚切身])")
+_BOTH_PARENTS = re.compile(r"両親|(?<![父母])親(?![友戚切身しみ密近睦善交])")
 _REL = {k: re.compile(f"(?:{v})") for k, v in RELATIONS.items()}
-_NOT_PERSON = re.compile(r"(?:父|母)(?:の日|校|国|語)|祖国|主人公|姉妹校|兄弟子|先輩後輩")
+_NOT_PERSON = re.compile(  # words that hold a relation's character without naming anyone
+    r"(?:父|母)(?:の日|校|国|語)|祖国|主人公|姉妹校|兄弟子|弟子|先輩後輩|大丈夫|丈夫|工夫|転嫁|稲妻|分母|酵母"
+)
 _END_ANNOUNCE = re.compile(
     r"終了(?:させて|いたし|します|とさせ|しましょう|になります)|終わりに(?:しましょう|させて|します)|"
     r"(?:本日|今日)の(?:ご?相談|お話)は(?:ここまで|これで)|これで(?:終わり|おしまい)"
@@ -198,6 +200,11 @@ def problems(draft: str, f: Facts) -> list[str]:
 
 
 LISTEN = "そうだったんですね。お話ししてくださって、ありがとうございます。"  # when nothing of a draft can stay
+GENTLE = (  # instead of a question asked before in other words (kokoro.generation.next_turn): no pressure
+    "ゆっくりで大丈夫ですよ。思いついたことから、話してみてくださいね。",
+    "言葉にしにくいこともありますよね。ここでは、話したいことだけで大丈夫です。",
+    "お話ししてくださって、ありがとうございます。続きがあれば、いつでも聞かせてください。",
+)
 
 
 def repair(draft: str, f: Facts, no_questions: bool = False) -> str:

@@ -23,7 +23,7 @@ class FakeBackend:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def generate(self, key: str, prompt: str, avoid=()) -> str:
+    def generate(self, key: str, prompt: str, avoid=(), openers=()) -> str:
         self.prompts.append(prompt)
         self.started.set()
         if self.hang is not None:

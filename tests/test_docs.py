@@ -68,7 +68,9 @@ def commands_of(mod: str) -> set:
 
 
 FIGURE = re.compile(r"\d+(?:\.\d+)?\s?%|\d+\.\d+\s?(?:ms|s|min|minutes|seconds|GiB|MiB|KB|×)(?!\w)|\b0\.\d{2,}")
-COMMAND = re.compile(r"python -m |scripts/\w+\.py|\.venv/bin/|pytest|\./setup\.sh|\.ci/run|(?:results|history)\.md#|\]\(#")
+COMMAND = re.compile(
+    r"python -m |scripts/\w+\.py|\.venv/bin/|pytest|\./setup\.sh|\.ci/run|(?:results|history)\.md#|\]\(#"
+)
 
 
 def sections(text: str) -> list[str]:

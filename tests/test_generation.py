@@ -36,7 +36,7 @@ def test_one_message_longer_than_any_window_is_answered_from_its_end():
 def test_next_turn_avoids_what_was_said_and_asked_and_cuts_a_reask():
     seen = []
 
-    def generate(avoid):
+    def generate(avoid, openers):
         seen.append(list(avoid))
         return "そうなんですね。年齢を教えていただけますか？"
 
@@ -47,7 +47,7 @@ def test_next_turn_avoids_what_was_said_and_asked_and_cuts_a_reask():
 
 
 def test_an_empty_draft_stays_empty_for_the_caller_to_replace():
-    assert next_turn(lambda avoid: "", [("client", "はい")]) == ("", [])
+    assert next_turn(lambda avoid, openers: "", [("client", "はい")]) == ("", [])
 
 
 def test_a_rendered_prompt_is_tokenized_without_a_second_bos():
@@ -58,3 +58,80 @@ def test_a_rendered_prompt_is_tokenized_without_a_second_bos():
 
     llm = Llm()
     assert prompt_tokens(llm, "<bos>あ") == [1, 2] and llm.args == ("<bos>あ".encode(), False, True)
+
+
+# ------------------------------------------------------------------ openers
+
+
+def test_an_opener_is_worn_when_one_more_use_would_pass_the_share():
+    from kokoro.generation import OPENER_SHARE, worn_openers
+
+    said = ["こんにちは。相談員です。", "そうなんですね。大変でしたね。", "なるほど、それで？"]
+    assert worn_openers(said) == ["こんにちは", "そうなんですね", "なるほど"]  # 2 of 4 > 0.3
+    many = said + [f"{w}ですね。" for w in ("つらい", "悲しい", "苦しい", "寂しい", "悔しい", "心細い", "不安")]
+    assert (1 + 1) / (len(many) + 1) <= OPENER_SHARE and worn_openers(many) == []
+
+
+def test_the_opener_ban_takes_logits_off_a_worn_openers_next_token_only_on_its_path():
+    import numpy as np
+
+    from kokoro.llm import OpenerBan
+
+    class Llm:
+        def tokenize(self, data, add_bos=False, special=False):
+            return {"そうなんですね": [5, 6, 7], "はい": [9]}[data.decode()]
+
+    ban = OpenerBan(Llm(), ["そうなんですね", "はい"], n_prompt=2, penalty=8.0)
+    step = lambda gen: ban(np.array([1, 2, *gen]), np.zeros(12))
+    assert not step([]).any(), "the first token is never touched: 「そう」 and 「はい」 stay free"
+    assert list(np.nonzero(step([5]))[0]) == [6] and step([5])[6] == -8.0
+    assert list(np.nonzero(step([5, 6]))[0]) == [7]
+    assert not step([5, 8]).any() and not step([5, 6, 7]).any(), "off the path, or past it: untouched"
+
+
+def test_a_scripted_client_sees_varied_openers_and_none_of_the_broken_rules(tmp_path):
+    """The README's main command with the demo counselor and a written client (evaluation/clients):
+    counted by kokoro.session_audit, as `evaluation simulate` counts it."""
+    from conftest import REPO
+    from test_conversation import demo_chat
+
+    from kokoro.dataset import merge_turns
+    from kokoro.session_audit import audit
+
+    lines = (REPO / "evaluation" / "clients" / "student.txt").read_text(encoding="utf-8").splitlines()
+    messages: list[list[str]] = []  # [role, text]; a message's further lines continue it
+    for x in demo_chat([x for x in lines if x.strip()], tmp_path):
+        head = x.split(": ", 1)
+        if head[0] in ("client", "bot") and len(head) == 2:
+            messages.append(["client" if head[0] == "client" else "counselor", head[1]])
+        elif messages:
+            messages[-1][1] += "\n" + x
+    first = next(i for i, m in enumerate(messages) if m[0] == "client")  # the consent notice before it
+    last = max(i for i, m in enumerate(messages) if m[0] == "client")  # the script's end: the bot closes
+    merged = merge_turns([Turn(role, "", text) for role, text in messages[first:last]])
+    a = audit([(t.role, t.text) for t in merged], before=1)  # the opening block, as simulate counts it
+    assert a["replies"] >= 6
+    assert a["top_opener_share"] <= 0.35, a
+    assert a["facts_reasked"] == 0 and a["invented"] == 0 and a["announces_end"] == 0, a
+
+
+def test_a_worn_interjection_is_cut_and_a_circling_question_dropped():
+    from kokoro.memory import GENTLE
+
+    said = [
+        ("counselor", "ええ、そうですか。"),
+        ("client", "はい"),
+        ("counselor", "ええ、なるほど。"),
+        ("client", "部活です"),
+    ]
+    text, applied = next_turn(lambda avoid, openers: "ええ、部活では何をしていますか？", said)
+    assert text == "部活では何をしていますか？" and "opener" in applied
+    asked = [
+        ("client", "仕事がつらいです"),
+        ("counselor", "お仕事の内容は、どんなことでしょうか？"),
+        ("client", "営業です"),
+    ]
+    text, applied = next_turn(lambda avoid, openers: "大変ですね。お仕事の内容は、どんな感じですか？", asked)
+    assert text == "大変ですね。" and "circling" in applied
+    text, _ = next_turn(lambda avoid, openers: "お仕事の内容は、どんな感じですか？", asked)
+    assert text == GENTLE[0], "nothing but the question again: a line without pressure instead"

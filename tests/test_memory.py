@@ -36,6 +36,21 @@ def test_facts_come_from_the_clients_own_words():
     assert memory.facts(["35歳、女性です"]).topic is False
 
 
+def test_words_that_hold_a_relations_character_name_nobody():
+    for text in (
+        "大丈夫ですよ。",
+        "工夫してみましょう。",
+        "親しい人はいますか？",
+        "責任転嫁ではありません。",
+        "弟子入り",
+    ):
+        assert memory.people_of(text) == frozenset(), text
+    assert memory.people_of("夫が冷たいんです") == {"husband"} and memory.people_of("親に言えない") == {
+        "mother",
+        "father",
+    }
+
+
 def test_a_draft_keeps_to_what_the_client_said():
     f = memory.facts(["35歳、女性です。母の介護がつらいです"])
     draft = "そうなんですね。相談者様は、どのようなご年齢ですか？お父様は介護についてどうお考えですか？"
@@ -80,7 +95,7 @@ class Scripted(FakeBackend):
         self.drafts = list(drafts)
         self.avoided = []
 
-    def generate(self, key, prompt, avoid=()):
+    def generate(self, key, prompt, avoid=(), openers=()):
         self.avoided.append(list(avoid))
         return self.drafts.pop(0) if self.drafts else "そうなんですね。"
 
