@@ -219,27 +219,29 @@ class NgramBan:
 
 
 OPENER_PENALTY = 8.0  # logits off a worn opener's next token: enough to take greedy decoding elsewhere
+PHRASE_CHARS = 4  # a one-token opener this long is a phrase (steered at the first token), not an interjection
 
 
 class OpenerBan:
     """A llama.cpp logits processor that steers a reply away from the openers this session has
     worn out (``kokoro.generation.worn_openers``): while the generated tokens are a prefix of a
-    worn opener's tokens, the opener's next token loses ``penalty`` logits. The first token is never
-    touched (「そう」 opens many things besides 「そうなんですね」, and a 270M model pushed off its first
-    token writes fragments: 「えじめたいです」), so a one-token opener is not steered. Costs nothing
-    when no opener is worn, and no second draft."""
+    worn opener's tokens, the opener's next token loses ``penalty`` logits. The first token is left
+    free (「そう」 opens many things besides 「そうなんですね」, and a 270M model pushed off a short
+    first token writes fragments: 「えじめたいです」) unless it is a whole phrase of its own
+    (``PHRASE_CHARS``: 「ありがとうございます」 is one token). Costs nothing when no opener is worn, and
+    no second draft."""
 
     def __init__(self, llm, openers, n_prompt: int, penalty: float = OPENER_PENALTY):
         self.n_prompt, self.penalty = n_prompt, penalty
-        paths = [llm.tokenize(o.encode("utf-8"), add_bos=False, special=False) for o in openers]
-        self.paths = [p for p in paths if p]
+        paths = [(o, llm.tokenize(o.encode("utf-8"), add_bos=False, special=False)) for o in openers]
+        self.paths = [p for o, p in paths if len(p) > 1 or (p and len(o) >= PHRASE_CHARS)]
         self.longest = max((len(p) for p in self.paths), default=0)
 
     def __call__(self, input_ids, scores):
         gen = [int(x) for x in input_ids[self.n_prompt :]]
         k = len(gen)
         if k < self.longest:
-            hit = {p[k] for p in self.paths if 0 < k < len(p) and p[:k] == gen}
+            hit = {p[k] for p in self.paths if k < len(p) and p[:k] == gen and (k > 0 or len(p) == 1)}
             if hit:
                 idx = list(hit)
                 scores[idx] = scores[idx] - self.penalty

@@ -46,7 +46,7 @@ def opener(text: str) -> str:
 
 def backchannel(o: str) -> bool:
     """An opener that only acknowledges (「ええ」「そうなんですね」「なるほど」), not the start of content."""
-    return bool(_KANA.fullmatch(o)) and len(o) <= 8
+    return bool(_KANA.fullmatch(o)) and len(o) <= 10  # 「ありがとうございます」
 
 
 def after_opener(text: str) -> str:

@@ -79,11 +79,11 @@ def test_the_opener_ban_takes_logits_off_a_worn_openers_next_token_only_on_its_p
 
     class Llm:
         def tokenize(self, data, add_bos=False, special=False):
-            return {"そうなんですね": [5, 6, 7], "はい": [9]}[data.decode()]
+            return {"そうなんですね": [5, 6, 7], "はい": [9], "ありがとうございます": [10]}[data.decode()]
 
-    ban = OpenerBan(Llm(), ["そうなんですね", "はい"], n_prompt=2, penalty=8.0)
+    ban = OpenerBan(Llm(), ["そうなんですね", "はい", "ありがとうございます"], n_prompt=2, penalty=8.0)
     step = lambda gen: ban(np.array([1, 2, *gen]), np.zeros(12))
-    assert not step([]).any(), "the first token is never touched: 「そう」 and 「はい」 stay free"
+    assert list(np.nonzero(step([]))[0]) == [10], "「そう」 and 「はい」 stay free; a one-token phrase does not"
     assert list(np.nonzero(step([5]))[0]) == [6] and step([5])[6] == -8.0
     assert list(np.nonzero(step([5, 6]))[0]) == [7]
     assert not step([5, 8]).any() and not step([5, 6, 7]).any(), "off the path, or past it: untouched"
