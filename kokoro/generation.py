@@ -98,7 +98,10 @@ def next_turn(
     text, applied = shape(after_opener(draft) if cut else draft, known, client)
     applied = [*applied, "opener"] if cut else applied
     if re_asks(text, said):  # a question the session already asked, in other words: circling
-        kept = [s for s in sentences(text) if not (questions(s) and re_asks(s, said))]
-        text = "".join(kept) if kept else next((g for g in GENTLE if not near_duplicate(g, said)), GENTLE[-1])
+        cut = [s for s in sentences(text) if questions(s) and re_asks(s, said)]
+        for s in cut:  # out of the text as written, so its line breaks stay
+            text = text.replace(s, "", 1)
+        text = "\n".join(x.strip() for x in text.splitlines() if x.strip())
+        text = text or next((g for g in GENTLE if not near_duplicate(g, said)), GENTLE[-1])
         applied = [*applied, "circling"]
     return text, applied

@@ -133,5 +133,9 @@ def test_a_worn_interjection_is_cut_and_a_circling_question_dropped():
     ]
     text, applied = next_turn(lambda avoid, openers: "大変ですね。お仕事の内容は、どんな感じですか？", asked)
     assert text == "大変ですね。" and "circling" in applied
+    text, _ = next_turn(
+        lambda avoid, openers: "大変ですね。\nお仕事の内容は、どんな感じですか？\n無理しないでね。", asked
+    )
+    assert text == "大変ですね。\n無理しないでね。", "what stays keeps its line breaks"
     text, _ = next_turn(lambda avoid, openers: "お仕事の内容は、どんな感じですか？", asked)
     assert text == GENTLE[0], "nothing but the question again: a line without pressure instead"
