@@ -12,6 +12,7 @@ Resources come from crisis_resources.json, which carries its last-checked date.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def crisis_categories(text: str, joined: bool = False) -> list[str]:
 
 
 RECENT_MESSAGES = 3  # how many earlier messages of the client a new one is read with
+
+
+def read_message(text: str, earlier: Callable[[], list[str]]) -> tuple[list[str], int]:
+    """(what the bot acts on, how many messages it read): ``text`` alone first, then with the
+    client's recent messages, ``earlier()``, fetched only then (``read_together``)."""
+    cats = crisis_categories(text)
+    if cats:
+        return cats, 1
+    recent = earlier()[-RECENT_MESSAGES:]
+    return read_together(recent, text), len(recent) + 1
 
 
 def read_together(earlier: list[str], text: str) -> list[str]:

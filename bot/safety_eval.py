@@ -115,7 +115,7 @@ def session_reading(dialogues) -> dict:
     of ``dialogues`` alone, and when it does not fire, with the client's recent earlier turns
     (bot/safety.read_together, after the last fire; the 600 s window is not applied: KokoroChat's
     turns come minutes apart)."""
-    from .safety import crisis_categories, read_together
+    from .safety import read_message
 
     turns, alone, together = 0, set(), set()
     fires = {"alone": 0, "together": 0}
@@ -125,15 +125,12 @@ def session_reading(dialogues) -> dict:
             if t.role != "client":
                 continue
             turns += 1
-            if crisis_categories(t.text):
-                fires["alone"] += 1
-                alone.add(d.id)
-            elif read_together(recent, t.text):
-                fires["together"] += 1
-                together.add(d.id)
-            else:
+            cats, read = read_message(t.text, lambda: recent)
+            if not cats:
                 recent.append(t.text)
                 continue
+            fires["together" if read > 1 else "alone"] += 1
+            (together if read > 1 else alone).add(d.id)
             recent = []  # answered: the next messages are read afresh
     return {
         "dialogues": len(dialogues),

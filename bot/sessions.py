@@ -21,7 +21,7 @@ from kokoro.screening import SAFE_REPLY, screen_draft
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
-from .safety import RECENT_MESSAGES, crisis_categories, crisis_message, read_together
+from .safety import RECENT_MESSAGES, crisis_message, read_message
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")
@@ -188,13 +188,12 @@ class Engine:
         """Check a client's text before anything else (consent, sessions, rating, generation) and
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         No message text is stored here: the flag and the time only."""
-        cats = crisis_categories(text)
-        if not cats:  # a plan or a farewell split over messages: read the recent ones together
-            earlier = self.recent_client_texts(user_id)
-            cats = read_together(earlier, text)
-            if not cats:
-                return []
-            log.warning("crisis across %d messages", len(earlier) + 1)
+        # a plan or a farewell split over messages: read with the recent ones when alone says nothing
+        cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
+        if not cats:
+            return []
+        if read > 1:
+            log.warning("crisis across %d messages", read)
         log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
         self.store.update_user(user_id, crisis_at=now())
         sess = self.store.open_session(user_id)

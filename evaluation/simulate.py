@@ -53,28 +53,27 @@ def conversation_quality(records: list[dict]) -> dict:
     from bot import messages as M
     from bot.safety import crisis_message
 
+    fixed = {crisis_message(), crisis_message(["harm_others"])}  # the bot's, not the model's
     bot, before = [], []
     for x in records:
-        said = [
-            t.text for t in merge_turns([Turn(t["role"], "", t["text"]) for t in x["turns"]]) if t.role == "counselor"
-        ]
+        merged = [(t.role, t.text) for t in merge_turns([Turn(t["role"], "", t["text"]) for t in x["turns"]])]
+        said = [text for role, text in merged if role == "counselor"]
         lead = [t for t in said[:1] if t.startswith(M.GREETING)]  # the opening, in whichever form
         before.append(lead)
         bot.append(said[len(lead) :])
+        x["audit"] = audit(merged, len(lead), fixed)
     out = {"counselor": conversation_figures(bot, before)}
-    fixed = {crisis_message(), crisis_message(["harm_others"])}  # the bot's, not the model's
-    audits = []
-    for x, lead in zip(records, before):
-        merged = merge_turns([Turn(t["role"], "", t["text"]) for t in x["turns"]])
-        x["audit"] = audit([(t.role, t.text) for t in merged], len(lead), fixed)
-        audits.append(x["audit"])
-    out["counselor"]["audit"] = summary(audits)
-    humans = [x["human_counselor"] for x in records if "human_counselor" in x]
-    if humans:
-        out["human"] = conversation_figures(humans)
-        anchors = [x["human_turns"] for x in records if "human_turns" in x]
+    out["counselor"]["audit"] = summary([x["audit"] for x in records])
+    anchors = [x["human_turns"] for x in records if "human_turns" in x]
+    if anchors:
+        out["human"] = conversation_figures(human_replies(anchors))
         out["human"]["audit"] = summary([audit(h, int(bool(h) and h[0][0] == "counselor")) for h in anchors])
     return out
+
+
+def human_replies(anchors: list[list[tuple[str, str]]]) -> list[list[str]]:
+    """The human counselors' turns of each replayed dialogue's merged (role, text) blocks."""
+    return [[text for role, text in h if role == "counselor"] for h in anchors]
 
 
 def time_generation(backend) -> list[tuple[float, int]]:
@@ -314,15 +313,15 @@ def run(
         scorer=None,
         repetition=repetition,
     )
+    scripts = script_files(client)
     if client_endpoint is not None:
         llm_client = EndpointClient(client_endpoint)
-    elif client == "replay" or script_files(client):
+    elif client == "replay" or scripts:
         llm_client = None
     else:
         llm_client = LlmClient(client, client_lora, client_chat_format, n_ctx, threads, gpu=n_gpu_layers)
     timings = time_generation(emu.runtime.engine.backend)
     sessions, t0 = [], time.time()
-    scripts = script_files(client)
     n = len(scripts) if scripts else n  # a folder of scripts: each file once
     try:
         for s in range(n):
@@ -366,16 +365,14 @@ def run(
             }
             if human is not None:  # the same client turns with the human counselor, same scorer
                 record["human_total"] = total_score(scorer.predict(human))
-                record["human_counselor"] = [t.text for t in merge_turns(human) if t.role == "counselor"]
                 record["human_turns"] = [(t.role, t.text) for t in merge_turns(human)]
             sessions.append(record)
     finally:
         emu.close()
     quality = conversation_quality(sessions)
     humans = [x["human_total"] for x in sessions if "human_total" in x]
-    human_texts = [x.pop("human_counselor") for x in sessions if "human_counselor" in x]
-    for x in sessions:
-        x.pop("human_turns", None)  # KokoroChat's counselor text stays out of the report
+    human_texts = human_replies([x.pop("human_turns") for x in sessions if "human_turns" in x])
+    # (popped: KokoroChat's counselor text stays out of the report)
     result = {
         "n": len(sessions),
         "mean_total": statistics.fmean(x["total"] for x in sessions),

@@ -1,7 +1,7 @@
 """The next counselor turn, one rule for every caller (the bot, its console drafts, `evaluation
 responses`): which history the prompt holds, how a rendered prompt becomes tokens, and how a draft
 is kept to what the client said. Backend-agnostic: a caller passes its token counter and a
-``generate(avoid)`` function, so a llama.cpp model, a server or a test double get the same turn.
+``generate(avoid, openers)`` function, so a llama.cpp model, a server or a test double get the same turn.
 
 - ``window``: the latest turns that fit the budget, never starting before the session's current
   window (so llama.cpp reuses the cached prefix); when the window has to move, it is cut to
@@ -93,13 +93,13 @@ def next_turn(
     draft = generate(said + known_questions(known), worn)
     if not draft:
         return draft, []
-    o = opener(draft)
-    cut = o in worn and backchannel(o) and len(after_opener(draft)) >= MIN_REST  # a worn one the logits kept
-    text, applied = shape(after_opener(draft) if cut else draft, known, client)
-    applied = [*applied, "opener"] if cut else applied
+    o, rest = opener(draft), after_opener(draft)
+    worn_kept = o in worn and backchannel(o) and len(rest) >= MIN_REST  # a worn one the logits kept
+    text, applied = shape(rest if worn_kept else draft, known, client)
+    applied = [*applied, "opener"] if worn_kept else applied
     if re_asks(text, said):  # a question the session already asked, in other words: circling
-        cut = [s for s in sentences(text) if questions(s) and re_asks(s, said)]
-        for s in cut:  # out of the text as written, so its line breaks stay
+        circling = [s for s in sentences(text) if questions(s) and re_asks(s, said)]
+        for s in circling:  # out of the text as written, so its line breaks stay
             text = text.replace(s, "", 1)
         text = "\n".join(x.strip() for x in text.splitlines() if x.strip())
         text = text or next((g for g in GENTLE if not near_duplicate(g, said)), GENTLE[-1])
