@@ -152,12 +152,12 @@ class OpenAIBackend:
 
     def generate(self, key: str, prompt: str, avoid: Sequence[str] = (), openers: Sequence[str] = ()) -> str:
         """As ``LlamaBackend.generate``; a server takes no logits processor, so a reply that repeats
-        the session is tried again once with sampling (temperature 0.8), and the better one kept;
+        the session is tried again once with sampling (``kokoro.conversation.second_try``), and the better one kept;
         ``openers`` cannot be steered there and are not."""
         from kokoro.conversation import ask_again_if_repeats
 
         ask = lambda override: self._complete(key, prompt, override)
-        text, _ = ask_again_if_repeats(ask, avoid if self.s.repetition else (), max(0.8, self.s.temperature))
+        text, _ = ask_again_if_repeats(ask, avoid if self.s.repetition else (), self.s.temperature)
         return text
 
     def _complete(self, key: str, prompt: str, override: dict) -> str:

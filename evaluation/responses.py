@@ -356,8 +356,9 @@ def generate_endpoint(
     """``generate`` by a model behind an endpoint: chat mode sends
     ``kokoro.prompts.counselor_messages``; completions mode the prompt rendered in
     ``chat_format``. Greedy; a reply that repeats the dialogue's earlier counselor turns is asked
-    again once at temperature 0.8 (the bot's OpenAI backend does the same), the better one kept."""
-    from kokoro.conversation import choose, repeats
+    again once with ``kokoro.conversation.second_try``'s sampling (the bot's OpenAI backend does the same), the
+    better one kept."""
+    from kokoro.conversation import choose, repeats, second_try
     from kokoro.prompts import counselor_messages
 
     t0 = time.time()
@@ -382,7 +383,7 @@ def generate_endpoint(
     said = [[t.text for t in d.merged()[:i] if t.role == "counselor"] if repetition else [] for d, i in jobs]
     hyps = [a["text"] for a in endpoint.map([body(d, i) for d, i in jobs])]
     again = [k for k, h in enumerate(hyps) if said[k] and repeats(h, said[k])]
-    seconds = endpoint.map([body(*jobs[k], {"temperature": 0.8, "seed": k}) for k in again])
+    seconds = endpoint.map([body(*jobs[k], second_try(said[k])) for k in again])
     for k, a in zip(again, seconds):
         hyps[k] = choose([a["text"], hyps[k]], said[k])
     settings = {

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 NEAR_DUP = 0.6
 REASK = 0.7
+SECOND_TEMPERATURE = 0.8  # a second try that repeats less is sampled: greedy decoding would write the first again
 _SPLIT = re.compile(r"(?<=[。！？!?\n])")
 _END_ASK = re.compile(r"(?:[？?]|か|かね|かな)$")
 _REQUEST = re.compile(r"(?:教えて|聞かせて|お聞かせ)(?:いただけ|ください|くださ|もらえ|ほし|願)")
@@ -120,15 +121,21 @@ def choose(candidates: Sequence[str], earlier: Sequence[str]) -> str:
     return min(cands, key=lambda c: (re_asks(c, earlier), similarity(c, earlier)))
 
 
-def ask_again_if_repeats(ask: Callable[[dict], str], earlier: Sequence[str], temperature: float = 0.8):
+def second_try(earlier: Sequence[str], temperature: float = 0.0) -> dict:
+    """The decoding override of the second try at a reply that repeated ``earlier``: sampled at
+    ``SECOND_TEMPERATURE`` (or the configured temperature, if higher), seeded by the session's
+    length so a replayed session gets the same reply."""
+    return {"temperature": max(SECOND_TEMPERATURE, temperature), "seed": len(earlier)}
+
+
+def ask_again_if_repeats(ask: Callable[[dict], str], earlier: Sequence[str], temperature: float = 0.0):
     """Repetition control for a model behind a server (no logits processor there): ``ask(override)``
     generates with the decoding overridden; a first, greedy reply that repeats ``earlier`` is asked
-    again once with sampling (``temperature``, a seed from the session's length) and the better
-    kept. (reply, tries)."""
+    again once with ``second_try``'s sampling and the better kept. (reply, tries)."""
     first = ask({})
     if not earlier or not repeats(first, earlier):
         return first, 1
-    return choose([ask({"temperature": temperature, "seed": len(earlier)}), first], earlier), 2
+    return choose([ask(second_try(earlier, temperature)), first], earlier), 2
 
 
 def session_figures(replies: Sequence[str], before: Sequence[str] = ()) -> dict:

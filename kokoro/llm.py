@@ -197,7 +197,8 @@ BAN_N, BAN_PENALTY = 3, 4.0
 class NgramBan:
     """A llama.cpp logits processor that penalises (``penalty`` logits; inf forbids) the next token
     when it would complete a token ``n``-gram of the given texts (this session's earlier counselor
-    turns): the second try at a reply that repeated the session, so it does not copy them again.
+    turns): every draft (``reply``), so it does not copy them; before issue 32's cost work only the
+    second try had it, and 56 % of replies needed one.
     Applies to generated tokens only."""
 
     def __init__(self, llm, texts, n_prompt: int, n: int = 3, penalty: float = float("inf")):
@@ -249,31 +250,31 @@ class OpenerBan:
 
 
 def reply(llm, tokens: list[int], stops, decoding: dict, avoid=(), openers=()) -> tuple[str, dict]:
-    """The counselor's next turn: one greedy (or configured) completion, steered off ``openers``
-    (``OpenerBan``); when it near-duplicates or
-    re-asks one of ``avoid`` (``kokoro.conversation``), a second completion penalised for copying a
-    token 3-gram of them (``NgramBan``), and the better of the two. The prompt's KV is reused by the second try,
-    so it costs its generated tokens only. Returns the text and what was done: tries, the last usage,
-    ``generated``, the tokens llama.cpp decoded for the replies (not for the prompt), and ``finish``,
-    llama.cpp's finish reason of the text returned ("length": cut at ``max_tokens``)."""
+    """The counselor's next turn: a completion penalised for copying a token 3-gram of ``avoid``
+    (this session's earlier counselor turns and the questions the client answered: ``NgramBan``)
+    and steered off ``openers`` (``OpenerBan``); when it still near-duplicates or re-asks one of
+    ``avoid`` (``kokoro.conversation``), a second completion with the same steering, sampled
+    (``kokoro.conversation.second_try``: greedy decoding would write the first again), and the
+    better of the two. The prompt's KV is reused by the second try, so it costs its generated
+    tokens only. Returns the text and what was done: tries, the last usage, ``generated``, the
+    tokens llama.cpp decoded for the replies (not for the prompt), and ``finish``, llama.cpp's
+    finish reason of the text returned ("length": cut at ``max_tokens``)."""
     from llama_cpp import LogitsProcessorList
 
-    from .conversation import choose, repeats
+    from .conversation import choose, repeats, second_try
 
-    steer = [OpenerBan(llm, openers, n_prompt=len(tokens))] if openers else []
-    out = llm.create_completion(
-        tokens, stop=list(stops), **decoding, **({"logits_processor": LogitsProcessorList(steer)} if steer else {})
-    )
+    steer = [NgramBan(llm, avoid, n_prompt=len(tokens), n=BAN_N, penalty=BAN_PENALTY)] if avoid else []
+    steer += [OpenerBan(llm, openers, n_prompt=len(tokens))] if openers else []
+    processors = {"logits_processor": LogitsProcessorList(steer)} if steer else {}
+    out = llm.create_completion(tokens, stop=list(stops), **decoding, **processors)
     first = out["choices"][0]["text"].strip()
     gen = lambda o: max(0, o.get("usage", {}).get("completion_tokens", 0) - 1)  # the last one is never decoded
     finish = {first: out["choices"][0].get("finish_reason")}
     info = {"tries": 1, "usage": out.get("usage", {}), "generated": gen(out), "finish": finish[first]}
     if not avoid or not repeats(first, avoid):
         return first, info
-    ban = NgramBan(llm, avoid, n_prompt=len(tokens), n=BAN_N, penalty=BAN_PENALTY)
-    out = llm.create_completion(
-        tokens, stop=list(stops), logits_processor=LogitsProcessorList([ban, *steer]), **decoding
-    )
+    again = {**decoding, **second_try(avoid, decoding.get("temperature", 0.0))}
+    out = llm.create_completion(tokens, stop=list(stops), **again, **processors)
     second = out["choices"][0]["text"].strip()
     finish.setdefault(second, out["choices"][0].get("finish_reason"))
     text = choose([second, first], avoid) if second else first

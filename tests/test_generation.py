@@ -139,3 +139,42 @@ def test_a_worn_interjection_is_cut_and_a_circling_question_dropped():
     assert text == "大変ですね。\n無理しないでね。", "what stays keeps its line breaks"
     text, _ = next_turn(lambda avoid, openers: "お仕事の内容は、どんな感じですか？", asked)
     assert text == GENTLE[0], "nothing but the question again: a line without pressure instead"
+
+
+def test_every_draft_is_penalised_for_copying_and_a_second_try_is_sampled():
+    """Issue 32's cost: the n-gram penalty on the first draft (most replies then need no second),
+    and a second try that can differ from the first (greedy with the same penalty would not)."""
+    import numpy as np
+
+    from kokoro.conversation import SECOND_TEMPERATURE
+    from kokoro.llm import NgramBan, OpenerBan, reply
+
+    said = ["そうなんですね。つらかったですね。", "お仕事のことですね。"]
+
+    class Llm:
+        def __init__(self, drafts):
+            self.drafts, self.calls = list(drafts), []
+
+        def tokenize(self, data, add_bos=False, special=False):
+            return [ord(c) for c in data.decode()]
+
+        def create_completion(self, tokens, stop, logits_processor=None, **decoding):
+            self.calls.append((decoding, list(logits_processor or [])))
+            return {"choices": [{"text": self.drafts.pop(0), "finish_reason": "stop"}], "usage": {}}
+
+    greedy = {"max_tokens": 32, "temperature": 0.0}
+    llm = Llm(["少しずつ教えてください。"])
+    text, info = reply(llm, [1, 2], ["<end>"], greedy, avoid=said, openers=["そうなんですね"])
+    ((decoding, steer),) = llm.calls
+    assert text == "少しずつ教えてください。" and info["tries"] == 1 and decoding == greedy
+    assert {type(p) for p in steer} == {NgramBan, OpenerBan}
+    copy = next(p for p in steer if isinstance(p, NgramBan))
+    ids = np.array([1, 2, *map(ord, "つら")])
+    assert copy(ids, np.zeros(0x10000))[ord("か")] < 0, "the draft is steered off the session's words"
+
+    llm = Llm([said[0], "それは大変でしたね。"])
+    text, info = reply(llm, [1, 2], ["<end>"], greedy, avoid=said)
+    assert text == "それは大変でしたね。" and info["tries"] == 2
+    again, steer2 = llm.calls[1]
+    assert again["temperature"] == SECOND_TEMPERATURE and again["seed"] == len(said) and again["max_tokens"] == 32
+    assert [type(p) for p in steer2] == [NgramBan]
