@@ -52,6 +52,14 @@ def sentences(text: str) -> list[str]:
     return [x.strip() for x in _SPLIT.split(text) if x.strip()]
 
 
+def without(text: str, cut: Sequence[str]) -> str:
+    """``text`` with the given sentences (``sentences(text)`` items) taken out as written: what
+    is left keeps its line breaks; emptied lines go."""
+    for s in cut:
+        text = text.replace(s, "", 1)
+    return "\n".join(x.strip() for x in text.splitlines() if x.strip())
+
+
 def questions(text: str) -> list[str]:
     """The question sentences of a text: ending in ？ / ? or か, or asking to be told (教えてください …)."""
     return [

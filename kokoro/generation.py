@@ -15,11 +15,14 @@ is kept to what the client said. Backend-agnostic: a caller passes its token cou
   which the logits leave free, is cut from the reply when enough remains), then shaped by kokoro.memory (a
   told fact asked again, an invented person, the session declared over: cut; the client's words
   about the conversation: answered); a question the session already asked in other words is cut,
-  and a reply that was only that question becomes a line without pressure (``GENTLE``).
+  and a reply that was only that question becomes a line without pressure (``GENTLE``). A draft
+  written wholly in brackets (a stage direction) is read as plain words (``unbracket``); a reply
+  left with nothing (``LISTEN``) or with a fragment (「）」) becomes a line the session has not said.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -82,8 +85,8 @@ def next_turn(
     session so far as (role, text), not only the window; ``generate(avoid, openers)`` drafts a
     reply that avoids the given texts (the repetition control's second try) and does not open
     with the given openers (where the backend can steer its logits)."""
-    from .conversation import near_duplicate, questions, re_asks, sentences
-    from .memory import GENTLE, facts, known_questions, shape
+    from .conversation import near_duplicate, questions, re_asks, sentences, without
+    from .memory import GENTLE, LISTEN, facts, known_questions, shape
     from .session_audit import after_opener, backchannel, opener
 
     said = [text for role, text in turns if role == "counselor"]
@@ -93,15 +96,30 @@ def next_turn(
     draft = generate(said + known_questions(known), worn)
     if not draft:
         return draft, []
-    o, rest = opener(draft), after_opener(draft)
+    canned = lambda lines: next((g for g in lines if not near_duplicate(g, said)), lines[-1])  # not said yet
+    plain = unbracket(draft)
+    o, rest = opener(plain), after_opener(plain)
     worn_kept = o in worn and backchannel(o) and len(rest) >= MIN_REST  # a worn one the logits kept
-    text, applied = shape(rest if worn_kept else draft, known, client)
+    text, applied = shape(rest if worn_kept else plain, known, client)
     applied = [*applied, "opener"] if worn_kept else applied
+    applied = [*applied, "brackets"] if plain != draft else applied
     if re_asks(text, said):  # a question the session already asked, in other words: circling
         circling = [s for s in sentences(text) if questions(s) and re_asks(s, said)]
-        for s in circling:  # out of the text as written, so its line breaks stay
-            text = text.replace(s, "", 1)
-        text = "\n".join(x.strip() for x in text.splitlines() if x.strip())
-        text = text or next((g for g in GENTLE if not near_duplicate(g, said)), GENTLE[-1])
+        text = without(text, circling) or canned(GENTLE)
         applied = [*applied, "circling"]
+    if text == LISTEN or len(_WORD.findall(text)) < MIN_WORDS:  # nothing of the draft could stay, or a fragment
+        applied = applied if text == LISTEN else [*applied, "fragment"]
+        text = canned((LISTEN, *GENTLE))  # one the session has not said yet
     return text, applied
+
+
+_WRAPPED = re.compile(r"[（(]([^（()）]*)[）)]?")
+_WORD = re.compile(r"\w")
+MIN_WORDS = 2  # word characters a reply needs: 「）」 or 「（。）」 left by the model or a cut is no reply
+
+
+def unbracket(draft: str) -> str:
+    """A draft written wholly in brackets, as a stage direction (「（お話ししてくださって、ありがとう
+    ございます。）」, which the 270M demo writes in about 5 % of replayed replies), as plain words."""
+    m = _WRAPPED.fullmatch(draft.strip())
+    return m.group(1).strip() if m else draft

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .conversation import questions, sentences
+from .conversation import questions, sentences, without
 
 _KANJI = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
@@ -145,10 +145,12 @@ _GREETING = re.compile(
     r"こんにちは|こんばんは|はじめまして|初めまして|よろしくお願いします|よろしくおねがいします|お願いします"
 )
 
+_ACK_LINE = re.compile(r"(?m)^\s*(?:こちらこそ|はい|ええ|うん|どうも)[、。！!\s]*$")  # a burst's 「はい」 says nothing
+
 
 def has_topic(text: str) -> bool:
     """Does a message say more than a greeting, an age and a gender (something to talk about)?"""
-    rest = _GREETING.sub("", text)
+    rest = _ACK_LINE.sub("", _GREETING.sub("", text))
     for pattern, _ in _AGE:
         rest = pattern.sub("", rest)
     for pattern, _ in _GENDER:
@@ -211,10 +213,10 @@ def repair(draft: str, f: Facts, no_questions: bool = False) -> str:
     """The draft without the sentences that break a rule (and, with ``no_questions``, without its
     questions); ``LISTEN`` when nothing is left."""
     every = sentences(draft)
-    keep = [s for s in every if not problems(s, f) and not (no_questions and questions(s))]
-    if keep and len(keep) == len(every):
-        return draft.strip()  # nothing to cut: the draft as written, its line breaks kept
-    return "".join(keep) if keep else LISTEN
+    cut = [s for s in every if problems(s, f) or (no_questions and questions(s))]
+    if not cut:
+        return draft.strip()  # nothing to cut: the draft as written
+    return without(draft, cut) if len(cut) < len(every) else LISTEN  # the rest as written, line breaks kept
 
 
 def client_feedback(text: str) -> set[str]:

@@ -178,3 +178,19 @@ def test_every_draft_is_penalised_for_copying_and_a_second_try_is_sampled():
     again, steer2 = llm.calls[1]
     assert again["temperature"] == SECOND_TEMPERATURE and again["seed"] == len(said) and again["max_tokens"] == 32
     assert [type(p) for p in steer2] == [NgramBan]
+
+
+def test_a_bracketed_draft_is_unwrapped_and_a_fragment_never_sent():
+    """The demo writes stage directions (「（…）」, 5 % of replayed replies); a cut inside one left 「）」."""
+    from kokoro.memory import GENTLE, LISTEN
+
+    said = [("counselor", "こんにちは。相談員です。"), ("client", "ありがとうございました")]
+    text, applied = next_turn(lambda avoid, openers: "（お話ししてくださって、ありがとうございます。）", said)
+    assert text == "お話ししてくださって、ありがとうございます。" and "brackets" in applied
+    text, applied = next_turn(lambda avoid, openers: "（。）", said)
+    assert text == LISTEN and "fragment" in applied
+    again = [*said, ("counselor", LISTEN), ("client", "ありがとうございました")]
+    text, _ = next_turn(lambda avoid, openers: "（それでは終了させていただきます。）", again)
+    assert text == GENTLE[0], "nothing could stay, and the line for that was said already: another one"
+    kept = "そうなんですね。（笑）"
+    assert next_turn(lambda avoid, openers: kept, said)[0] == kept, "brackets inside a reply stay"

@@ -34,6 +34,8 @@ def test_facts_come_from_the_clients_own_words():
     assert (f.age, f.gender, f.people, f.topic) == ("高校生", "女性", frozenset({"mother"}), True)
     assert memory.facts(["こんにちは"]).known() == [] and not memory.facts(["よろしくお願いします"]).topic
     assert memory.facts(["35歳、女性です"]).topic is False
+    burst = ["こちらこそよろしくお願いします！\nはい", "30代 女性です"]  # a replayed client's first block, merged
+    assert memory.facts(burst).topic is False and memory.facts(["はい、上司のことで悩んでいます"]).topic
 
 
 def test_words_that_hold_a_relations_character_name_nobody():
@@ -66,6 +68,8 @@ def test_a_draft_keeps_to_what_the_client_said():
     assert memory.repair("それでは終了させていただきますね。", f) == memory.LISTEN
     clean = "お辛いですね。\nお母様の介護、大変ですね。"
     assert memory.repair(clean, f) == clean, "a draft that breaks nothing is sent as written, line breaks kept"
+    cut = "お辛いですね。\nお父様はどうお考えですか？\nお母様の介護、大変ですね。"
+    assert memory.repair(cut, f) == clean, "a cut sentence goes; the rest keeps its line breaks"
 
 
 def test_what_the_client_says_about_the_conversation_is_answered():
