@@ -72,13 +72,18 @@ def test_the_bot_serves_a_session_through_a_real_llama_cpp_server(server, tiny_g
             quiesce(emu, 120)
         got = [m["text"] for m in emu.fake.delivered(user)]
         sess = emu.runtime.engine.store.open_session(user)
-        replies = [r["text"] for r in emu.runtime.engine.store.turns(sess["id"]) if r["role"] == "counselor"]
+        rows = emu.runtime.engine.store.turns(sess["id"])
+        replies = [r["text"] for r in rows if r["role"] == "counselor"]
+        last = max(i for i, r in enumerate(rows) if r["role"] == "counselor")
+        before = [(r["role"], r["text"]) for r in rows[:last]]  # the session the last reply answered
     finally:
         emu.close()
     assert len(prompts) == 2 and len(replies) == 3 and all(r in got for r in replies)
     # the server's reply is the one the in-process backend gives for the same prompt (greedy)
     local = LlamaBackend(emu.settings.__class__.load(environ={}, counselor_gguf=str(tiny_gguf), max_tokens=12))
-    assert local.generate("x", prompts[-1]) == replies[-1]
+    from kokoro.generation import next_turn
+
+    assert next_turn(lambda avoid, openers: local.generate("x", prompts[-1]), before)[0] == replies[-1]
     # the server evaluated exactly our rendered prompt: no second BOS, nothing cut
     assert [u["prompt_tokens"] for u in usage] == [local.count_tokens(p) for p in prompts]
 
