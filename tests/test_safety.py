@@ -45,6 +45,13 @@ CATEGORIES = {"ideation", "method", "self_harm", "harm_others", "wish_dead"}
         "ｼﾆﾀｲ",
         "上司を殺したい",
         "もう死ぬと決めた",
+        # the third-person exceptions (issue 30, round 3) leave the client's own words alone
+        "彼が浮気して、もう死にたい",
+        "母は私が死にたいと言っても聞いてくれない",
+        "彼氏がリストカットしてて、私もリストカットしてる",
+        "スマホ見てたら死にたくなった",
+        "ロープを買った",
+        "もう迷いはない",
     ],
 )
 def test_crisis_expressions_are_detected(text):
@@ -71,6 +78,16 @@ def test_crisis_expressions_are_detected(text):
         "地震が怖いです",
         "事務職です",
         "時間を殺す",
+        # another person's crisis, an ordinary context (issue 30, round 3: cssrs_train3's false alarms)
+        "弟が「死にたい」と言っていたことがあって",
+        "同僚がリストカットしているのを知って",
+        "娘の友達が自殺未遂をしたと聞いて心配",
+        "スマホの画面が割れて、完全に死にました",
+        "親にバレたら殺されるから隠してます",
+        "恥ずかしすぎて消えたいって思いました",
+        "庭の木を支えるためにロープを買いました",
+        "卒業して地元を離れるので、後輩たちにお別れを言いました",
+        "もう迷いはないです。春から専門学校に通います",
     ],
 )
 def test_ordinary_lines_and_idioms_do_not_fire(text):
@@ -259,14 +276,14 @@ def test_the_held_out_split_is_frozen_and_never_trained_on(name):
 
 
 def test_the_learned_threshold_is_the_documented_trade_off():
-    """0.8 is what 5-fold cross-validation on the training sets picks for ≤ 2 % false alarms; the
-    bot uses 0.95 because lower thresholds flag over 1 % of real KokoroChat client turns
+    """The bot's threshold is what 5-fold cross-validation on the training sets picks for ≤ 2 %
+    false alarms (0.85 since cssrs_train3); it flags under 1 % of real KokoroChat client turns
     (docs/safety.md; test_kokorochat_client_turns_rarely_trigger keeps that true)."""
     from bot.crisis_model import THRESHOLD, choose_threshold
 
     cv = choose_threshold()
-    assert cv["threshold"] == 0.8 and THRESHOLD == 0.95
-    assert cv["by_threshold"][0.95]["false_alarms"] <= 0.02
+    assert cv["threshold"] == THRESHOLD == 0.85
+    assert cv["by_threshold"][THRESHOLD]["false_alarms"] <= 0.02
 
 
 def test_concepts_read_meaning_on_any_words():
