@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 TRAIN_SETS = ("cssrs_train", "cssrs_train2", "cssrs_train3", "cssrs_holdout", "crisis", "crisis_holdout")
 RUNGS = ("wish_dead", "ideation", "method", "intent", "plan", "preparatory", "self_harm", "harm_others")
-THRESHOLD = 0.85  # docs/safety.md: the lowest threshold at which cross-validation on the training sets keeps
-# false alarms under 2 % (choose_threshold); it flags under 1 % of real KokoroChat client turns (dialogues 300-400: 0.8 %)
+THRESHOLD = 0.85  # docs/safety.md: the lowest threshold at which cross-validation on the training sets
+# keeps false alarms under 2 % (choose_threshold); it flags 0.80 % of real KokoroChat client turns (first 300)
 JOINED_THRESHOLD = 0.999  # a client's recent messages read together (bot/safety.read_together): at 0.95
 # the model fired on 2.7 % of real KokoroChat client turns read that way (58 of dialogues 300-450) and
 # caught 1 of 34 held-out crisis lines split in two; 0.999 fired on 0.05 % (1 dialogue), chosen there
