@@ -7,7 +7,7 @@ stated trade-off.
 It is trained at first use, in a few seconds, from the labelled sets committed in
 bot/safety_sets/ (``TRAIN_SETS``: lines written for this repository, no KokoroChat text) and
 longer messages joined from them, so nothing derived from KokoroChat is stored. The held-out
-split (bot/safety_eval.HELD_OUT) is never trained on. ``choose_threshold`` cross-validates on the
+splits (bot/safety_eval.HELD_OUT and EARLIER_HELD_OUT) are never trained on. ``choose_threshold`` cross-validates on the
 training sets only; the threshold also keeps real KokoroChat client turns under 1 % (THRESHOLD).
 """
 

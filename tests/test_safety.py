@@ -246,7 +246,9 @@ def test_the_safety_page_reports_the_figures_this_code_measures(kokoro_dir):
 CSSRS_HOLDOUT_SHA256 = "01fb1ca035677aa3b7780700421cd7618bef33436905a54743421f30fb91811f"
 # written 2026-12-06 before any tuning that session; the first split (above) had been looked at
 CSSRS_HOLDOUT2_SHA256 = "7d6ab7b9ca6809abb2fd5f25768bc7980cbd835a247b341360da898fbf5f9c53"
-HELD_OUT = {"cssrs_holdout2": CSSRS_HOLDOUT2_SHA256}
+# written 2026-12-06 after issue 30's third round (commit 4b1216d), before any further tuning
+CSSRS_HOLDOUT3_SHA256 = "8b838ab65d559645537fe1072434042e401945d150117d83e8e03d9ee5296935"
+HELD_OUT = {"cssrs_holdout2": CSSRS_HOLDOUT2_SHA256, "cssrs_holdout3": CSSRS_HOLDOUT3_SHA256}
 
 
 def test_the_first_cssrs_split_is_kept_as_it_was_measured():
@@ -333,10 +335,10 @@ def test_the_learned_layer_reads_meaning_the_lexicon_misses():
 
 
 def test_safety_eval_reports_each_layer_on_the_held_out_split():
+    from bot.safety_eval import EARLIER_HELD_OUT, layers
     from bot.safety_eval import HELD_OUT as REPORTED
-    from bot.safety_eval import layers
 
-    assert REPORTED in HELD_OUT, "the split safety-eval reports as held out is not frozen here"
+    assert {REPORTED, *EARLIER_HELD_OUT} <= set(HELD_OUT), "a split safety-eval reports as held out is not frozen here"
     out = layers(labelled_lines(REPORTED))
     assert set(out) == {"lexicon", "learned", "both"}
     assert set(out["both"]["recall_by_category"]) == RUNGS
