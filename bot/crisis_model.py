@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 TRAIN_SETS = ("cssrs_train", "cssrs_train2", "cssrs_train3", "cssrs_holdout", "crisis", "crisis_holdout")
 RUNGS = ("wish_dead", "ideation", "method", "intent", "plan", "preparatory", "self_harm", "harm_others")
-THRESHOLD = 0.85  # docs/safety.md: the lowest threshold at which cross-validation on the training sets
-# keeps false alarms under 2 % (choose_threshold); it flags 0.80 % of real KokoroChat client turns (first 300)
+THRESHOLD = 0.85  # docs/safety.md: the lowest threshold with <= 2 % false alarms in cross-validation on the
+# training sets (choose_threshold allows 0.8) and < 1 % of real KokoroChat client turns firing (first 300:
+# 0.8 fires on 1.007 %, 0.85 on 0.90 %); tests/test_safety.py checks both limits
 JOINED_THRESHOLD = 0.999  # a client's recent messages read together (bot/safety.read_together): at 0.95
 # the model fired on 2.7 % of real KokoroChat client turns read that way (58 of dialogues 300-450) and
 # caught 1 of 34 held-out crisis lines split in two; 0.999 fired on 0.05 % (1 dialogue), chosen there
@@ -109,7 +110,7 @@ def _fit(texts: list[str], y, lex: list[list[str]]):
     # a joined message's lexicon input is the union of its lines' (already read): reading the joined
     # text again took 6 of the 11 s of training at startup, and differs on 7 of 1,200 joined messages
     known = dict(zip(texts, lex))
-    lex = list(lex) + [_union([known.get(p) or detect(p) for p in r[2].split("。")]) for r in extra]
+    lex = list(lex) + [_union([known[p] if p in known else detect(p) for p in r[2].split("。")]) for r in extra]
     texts, y = list(texts) + [r[2] for r in extra], list(y) + [r[0] == "crisis" for r in extra]
     feats = Features(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
