@@ -275,7 +275,13 @@ CSSRS_HOLDOUT_SHA256 = "01fb1ca035677aa3b7780700421cd7618bef33436905a54743421f30
 CSSRS_HOLDOUT2_SHA256 = "7d6ab7b9ca6809abb2fd5f25768bc7980cbd835a247b341360da898fbf5f9c53"
 # written 2026-12-06 after issue 30's third round (commit 4b1216d), before any further tuning
 CSSRS_HOLDOUT3_SHA256 = "8b838ab65d559645537fe1072434042e401945d150117d83e8e03d9ee5296935"
-HELD_OUT = {"cssrs_holdout2": CSSRS_HOLDOUT2_SHA256, "cssrs_holdout3": CSSRS_HOLDOUT3_SHA256}
+# written 2026-12-06 at the start of the fifth round (main at c23dfb1), before any tuning that session
+CSSRS_HOLDOUT4_SHA256 = "008898d2cf525f607125d394a5fd70e52cc93e74c9d017f656245f1314e50f26"
+HELD_OUT = {
+    "cssrs_holdout2": CSSRS_HOLDOUT2_SHA256,
+    "cssrs_holdout3": CSSRS_HOLDOUT3_SHA256,
+    "cssrs_holdout4": CSSRS_HOLDOUT4_SHA256,
+}
 
 
 def test_the_first_cssrs_split_is_kept_as_it_was_measured():
