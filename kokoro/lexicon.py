@@ -4,7 +4,8 @@
 ``match`` patterns are space-separated slots: ``a|b`` (lemma, surface or kana of one word),
 ``…`` (up to three other words; ``……`` six), ``^``/``$`` (sentence start/end), ``*病`` / ``病*`` (ends/starts
 with), ``@名詞`` (part of speech), ``x:意志`` (x in that conjugation form), a leading ``!`` (any
-word but these), a trailing ``?`` (optional). An entry's ``unless`` patterns cancel the matches they
+word but these), a trailing ``?`` (optional), ``{name}`` (the words of the file's list ``name``, written once under
+``lists`` and used in any slot: ``{others}|人 が``). An entry's ``unless`` patterns cancel the matches they
 overlap, so one idiom does not hide a real phrase elsewhere in the same message. ``kana`` entries match a
 hiragana string on word boundaries; ``regex`` entries a regular expression on the text.
 """
@@ -40,14 +41,26 @@ class Entry:
         return f"{self.category}: {self.kind} {self.source}"
 
 
-def _slot(text: str):
+class UnknownList(KeyError):
+    """A ``{name}`` in a pattern that the file's ``lists`` does not define."""
+
+
+def _slot(text: str, lists: dict[str, list[str]]):
     optional = text.endswith("?") and len(text) > 1
     negated = text.startswith("!") and len(text) > 1
     body = text[1 if negated else 0 : len(text) - 1 if optional else len(text)]
-    return ("slot", tuple(body.split("|")), optional, negated)
+    alts: list[str] = []
+    for a in body.split("|"):
+        if len(a) > 2 and a[0] == "{" and a[-1] == "}":
+            if a[1:-1] not in lists:
+                raise UnknownList(a[1:-1])
+            alts.extend(lists[a[1:-1]])
+        else:
+            alts.append(a)
+    return ("slot", tuple(alts), optional, negated)
 
 
-def compile_match(pattern: str) -> list:
+def compile_match(pattern: str, lists: dict[str, list[str]] | None = None) -> list:
     out = []
     for part in pattern.split():
         if part in ("…", "..."):
@@ -57,7 +70,7 @@ def compile_match(pattern: str) -> list:
         elif part in ("^", "$"):
             out.append((part,))
         else:
-            out.append(_slot(part))
+            out.append(_slot(part, lists or {}))
     return out
 
 
@@ -181,7 +194,11 @@ class Lexicon:
             data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as e:
             raise LexiconError(f"{self.path}: cannot read the lexicon ({e})") from None
-        self.meta = {k: v for k, v in data.items() if k not in ("entries", "substitutions")}
+        self.meta = {k: v for k, v in data.items() if k not in ("entries", "substitutions", "lists")}
+        lists = data.get("lists") or {}
+        if not isinstance(lists, dict) or not all(isinstance(v, list) and v for v in lists.values()):
+            raise LexiconError(f"{self.path}: 'lists' must map each name to a non-empty list of words")
+        lists = {str(k): [str(w) for w in v] for k, v in lists.items()}
         self.substitutions = [(re.compile(k), v) for k, v in (data.get("substitutions") or {}).items()]
         self.entries: list[Entry] = []
         for n, e in enumerate(data.get("entries") or [], 1):
@@ -191,10 +208,15 @@ class Lexicon:
             kind = kinds[0]
             src = str(e[kind])
             try:
-                comp = compile_match(src) if kind == "match" else re.compile(src) if kind == "regex" else src
+                comp = compile_match(src, lists) if kind == "match" else re.compile(src) if kind == "regex" else src
+                unless = tuple(compile_match(str(u), lists) for u in e.get("unless") or ())
             except re.error as err:
                 raise LexiconError(f"{self.path}: entry {n}: bad regex ({err})") from None
-            unless = tuple(compile_match(str(u)) for u in e.get("unless") or ())
+            except UnknownList as err:
+                known = ", ".join(lists) or "none"
+                raise LexiconError(
+                    f"{self.path}: entry {n}: no list {{{err.args[0]}}} under 'lists' (defined: {known})"
+                ) from None
             needs = required_words(comp) if kind == "match" else frozenset()
             self.entries.append(Entry(e["category"], kind, src, comp, unless, needs))
         self.categories = sorted({e.category for e in self.entries})

@@ -211,6 +211,25 @@ def test_a_broken_lexicon_names_the_file_and_the_entry(tmp_path):
         Lexicon(p)
 
 
+def test_a_named_list_is_written_once_and_read_in_any_slot(tmp_path):
+    """``{name}`` in a slot stands for the words of ``lists: name`` (the third persons of the crisis
+    lexicon's exceptions were written out eight times before)."""
+    from kokoro.lexicon import Lexicon, LexiconError, variants
+
+    p = tmp_path / "lex.yaml"
+    p.write_text(
+        'lists:\n  kin: [兄, 姉]\nentries:\n  - {category: x, match: "切る", unless: ["{kin}|弟 が … 切る"]}\n',
+        encoding="utf-8",
+    )
+    lex = Lexicon(p)
+    hit = lambda t: [e.category for e in lex.hits(t, variants(t))]
+    assert hit("手首を切る") == ["x"]
+    assert hit("姉が手首を切る") == hit("弟が手首を切る") == []
+    p.write_text('entries:\n  - {category: x, match: "{kin} が 切る"}\n', encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"lex.yaml: entry 1: no list \{kin\} under 'lists'"):
+        Lexicon(p)
+
+
 def test_resources_file_has_a_last_checked_date():
     r = resources()
     assert r["last_checked"] and any(x["contact"] == "0120-279-338" for x in r["resources"])
