@@ -19,8 +19,8 @@ from dataclasses import dataclass
 TRAIN_SETS = ("cssrs_train", "cssrs_train2", "cssrs_train3", "cssrs_holdout", "crisis", "crisis_holdout")
 RUNGS = ("wish_dead", "ideation", "method", "intent", "plan", "preparatory", "self_harm", "harm_others")
 THRESHOLD = 0.8  # docs/safety.md: the lowest threshold with <= 2 % false alarms in cross-validation on the
-# training sets (choose_threshold: 0.8, 1.8 %) and < 1 % of real KokoroChat client turns firing (first 300:
-# 0.8 fires on 0.97 %, 0.75 on 1.12 %); tests/test_safety.py checks both limits
+# training sets (choose_threshold allows 0.75: 1.7 %) and < 1 % of real KokoroChat client turns firing (first
+# 300: 0.8 fires on 0.96 %, 0.75 on 1.08 %); tests/test_safety.py checks both limits
 JOINED_THRESHOLD = 0.999  # a client's recent messages read together (bot/safety.read_together): at 0.95
 # the model fired on 2.7 % of real KokoroChat client turns read that way (58 of dialogues 300-450) and
 # caught 1 of 34 held-out crisis lines split in two; 0.999 fired on 0.05 % (1 dialogue), chosen there
