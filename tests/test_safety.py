@@ -196,9 +196,25 @@ def test_all_sets_together_meet_the_goals_with_kokorochat_turns(kokoro_dir):
     assert f["recall"] >= 0.97 and f["false_alarm_rate"] <= 0.03, f
 
 
-def test_kokorochat_client_turns_rarely_trigger(dialogues):
-    turns = [t.text for d in dialogues[:300] for t in d.turns if t.role == "client"]
-    assert sum(map(is_crisis, turns)) / len(turns) < 0.01
+@pytest.fixture(scope="module")
+def client_reads(dialogues):
+    """Both layers' reading (``assess``) of every client turn of the first 300 KokoroChat dialogues,
+    done once for the tests below (about 95 s on 2 cores)."""
+    from bot.safety import assess
+
+    return [assess(t.text) for d in dialogues[:300] for t in d.turns if t.role == "client"]
+
+
+def fire_share(reads, threshold: float) -> float:
+    """The share of read turns the bot acts on at ``threshold``: a lexicon hit or the learned layer
+    over it (``bot.safety.crisis_categories``)."""
+    return sum(bool(lex) or p >= threshold for lex, p in reads) / len(reads)
+
+
+def test_kokorochat_client_turns_rarely_trigger(client_reads):
+    from bot.crisis_model import THRESHOLD
+
+    assert fire_share(client_reads, THRESHOLD) < 0.01
 
 
 def test_the_lexicon_is_data_with_a_category_per_entry():
@@ -378,21 +394,18 @@ def test_the_held_out_split_is_frozen_and_never_trained_on(name):
     assert not trained & {t for _, _, t in rows}, "a held-out line is in a training set"
 
 
-def test_the_learned_threshold_is_the_documented_trade_off(dialogues):
+def test_the_learned_threshold_is_the_documented_trade_off(client_reads):
     """The bot's threshold is the lowest one at which 5-fold cross-validation on the training sets
     keeps false alarms ≤ 2 % (choose_threshold) *and* fewer than 1 % of real KokoroChat client turns
     (first 300 dialogues) fire: since issue 30's fifth round CV allows 0.75 (1.7 %), but 0.75 fires on
     1.08 % of real turns and 0.8 on 0.96 %, so 0.8 (docs/safety.md)."""
     from bot.crisis_model import THRESHOLD, choose_threshold
-    from bot.safety import assess
 
     cv = choose_threshold()
     assert cv["threshold"] <= THRESHOLD and cv["by_threshold"][THRESHOLD]["false_alarms"] <= 0.02
-    read = [assess(t.text) for d in dialogues[:300] for t in d.turns if t.role == "client"]
-    fires = lambda th: sum(bool(lex) or p >= th for lex, p in read) / len(read)
-    assert fires(THRESHOLD) < 0.01
+    assert fire_share(client_reads, THRESHOLD) < 0.01
     lower = round(THRESHOLD - 0.05, 2)
-    assert lower < cv["threshold"] or fires(lower) >= 0.01, "a lower threshold meets both limits"
+    assert lower < cv["threshold"] or fire_share(client_reads, lower) >= 0.01, "a lower threshold meets both limits"
 
 
 def test_concepts_read_meaning_on_any_words():
