@@ -310,8 +310,8 @@ def test_gold_counselor_turns_rarely_fail_screening(dialogues):
 
 def test_safety_eval_command_prints_the_figures():
     r = subprocess.run(
-        [sys.executable, "-m", "bot", "safety-eval", "--no-gold"], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, "-m", "bot", "safety-eval", "--no-gold"], cwd=REPO, capture_output=True, text=True, timeout=900
+    )  # a bound, not a wait: it reads 300 KokoroChat dialogues with both layers (283 s alone on 2 cores)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["all"]["recall"] >= 0.97 and out["all"]["false_alarm_rate"] <= 0.03
