@@ -171,6 +171,7 @@ class Store:
             ("sessions", "held_at", float),
             ("sessions", "human_asked_at", float),  # the client asked for a person
             ("sessions", "human_answer", str),  # what they were told: on-duty | off-duty
+            ("scores", "flags", str),  # screening flags the counselor's words predict: flag → turn indices
         ):
             if col not in t(table).columns_dict:
                 t(table).add_column(col, kind)
@@ -451,7 +452,9 @@ class Store:
         rows = list(self.db["ratings"].rows_where("session_id = ?", [session_id]))
         return rows[0] if rows else None
 
-    def add_scores(self, session: dict, source: str, scorer: dict, items, total: int) -> None:
+    def add_scores(self, session: dict, source: str, scorer: dict, items, total: int, flags=None) -> None:
+        """``flags``: the screening flags predicted from the counselor's words (kokoro.flags), flag →
+        indices of the turns that raised them; stored for research beside the total they zeroed."""
         with self.lock:
             self.db["scores"].insert(
                 {
@@ -461,6 +464,7 @@ class Store:
                     "scorer": json.dumps(scorer, ensure_ascii=False, default=str),
                     "items": json.dumps(list(items)),
                     "total": total,
+                    "flags": json.dumps(flags or {}),
                     "created_at": now(),
                 }
             )

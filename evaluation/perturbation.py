@@ -4,8 +4,9 @@ A sensitivity test, not agreement with raters. On the fixed test split, every di
 as it is and as perturbed copies (kokoro.perturb.PERTURBATIONS); per perturbation the report
 gives the mean predicted total before and after, the change, the AUC of "the original scores
 higher than the perturbed copy" (Mann–Whitney over all original/perturbed pairs, ties half) and
-the paired share (per dialogue, original above its own copy). Totals are the sum of the integer
-items the scorer outputs — what a client would see.
+the paired share (per dialogue, original above its own copy). Totals are what a client would see:
+the paper's rule on the integer items the scorer outputs and the screening flags the counselor's
+words predict (kokoro.flags: a harmful or unethical remark sets the total to 0).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
+from kokoro.flags import predicted_total
 from kokoro.perturb import PERTURBATIONS, auc, held_out_remarks, suite
 from kokoro.splits import scorer_split
 from kokoro.versions import library_versions
@@ -24,11 +26,15 @@ from .scores import load_scorer
 
 
 def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> list[int]:
+    """Each session's total as a client would be given it: the paper's rule on the predicted items and
+    the flags the counselor's words predict (kokoro.flags)."""
     if kind in ("cpu", "endpoint"):
-        return [sum(p) for p in scorer.predict_many(sessions)]
-    from tqdm import tqdm
+        items = scorer.predict_many(sessions)
+    else:
+        from tqdm import tqdm
 
-    return [sum(scorer.predict(t)) for t in tqdm(sessions, desc=desc, disable=not progress)]
+        items = [scorer.predict(t) for t in tqdm(sessions, desc=desc, disable=not progress)]
+    return [predicted_total(p, t)[0] for p, t in zip(items, sessions)]
 
 
 def figures(orig: list[int], pert: list[int]) -> dict:
@@ -50,7 +56,7 @@ def evaluate(
     by = {d.id: d for d in dialogues}
     test = [by[i] for i in scorer_split(dialogues, 1).test][: limit or None]
     sessions = [list(d.turns) for d in test]
-    remarks = held_out_remarks()  # never trained on: a flag model must not have seen them
+    remarks = held_out_remarks()  # never trained or tuned on: the flag rules must not have seen them
     copies = {name: suite(sessions, name, remarks) for name in PERTURBATIONS}
     runs = []
     for kind, path in scorers:

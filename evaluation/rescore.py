@@ -19,7 +19,7 @@ def rescore(db_path: str, scorer, since: str | None = None, limit: int = 0, prog
     from tqdm import tqdm
 
     from bot.store import Store
-    from kokoro.items import total_score
+    from kokoro.flags import predicted_total
 
     store = Store(db_path)
     ident = dict(scorer.identity, key=scorer_key(scorer.identity))
@@ -40,8 +40,10 @@ def rescore(db_path: str, scorer, since: str | None = None, limit: int = 0, prog
         if not any(r["role"] == "client" for r in rows):
             empty += 1
             continue
-        items = tuple(scorer.predict([Turn(r["role"], r["time"], r["text"]) for r in rows]))
-        store.add_scores(sess, "rescore", ident, items, total_score(items))
+        turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
+        items = tuple(scorer.predict(turns))
+        total, flags = predicted_total(items, turns)
+        store.add_scores(sess, "rescore", ident, items, total, flags)
         n += 1
     secs = time.time() - t0
     return {

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
+from kokoro.flags import FLAG_OF, predicted_total
 from kokoro.interval import coverage
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
@@ -29,6 +30,30 @@ def spearman_totals(pred, gold) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr([sum(p) for p in pred], [sum(g) for g in gold]).statistic)
+
+
+def flag_figures(predicted: list[dict], test) -> dict:
+    """How often the counselor's words zero a test session's total (kokoro.flags), against the
+    sessions whose clients set a zeroing flag."""
+    real = [any(d.flags.get(k) for k in FLAG_OF.values()) for d in test]
+    hit = [bool(f) for f in predicted]
+    n = max(len(test), 1)
+    return {
+        "sessions_zeroed": sum(hit),
+        "zeroed_share": round(100 * sum(hit) / n, 2),
+        "by_flag": {k: sum(k in f for f in predicted) for k in FLAG_OF.values()},
+        "client_flagged": sum(real),
+        "client_flagged_caught": sum(h and r for h, r in zip(hit, real)),
+    }
+
+
+def flag_lines(f: dict) -> list[str]:
+    return [
+        f"Screening flags predicted from the counselor's words (kokoro/flags.py, the paper's zero rule): "
+        f"{f['sessions_zeroed']} test sessions zeroed ({f['zeroed_share']} %); clients flagged "
+        f"{f['client_flagged']}, of which {f['client_flagged_caught']} zeroed.",
+        "",
+    ]
 
 
 def extremes(pred_totals, gold_totals) -> dict:
@@ -90,7 +115,10 @@ def evaluate(
                 list(sc.predict(d.turns)) for d in tqdm(test, desc=f"scoring {Path(path).name}", disable=not progress)
             ]
         m = score_metrics(pred, gold)
-        pred_totals = [sum(p) for p in pred]
+        # totals as a client is given them: the paper's rule with the flags the counselor's words predict
+        flagged = [predicted_total(p, d.turns) for p, d in zip(pred, test)]
+        pred_totals = [t for t, _ in flagged]
+        m["flags"] = flag_figures([f for _, f in flagged], test)
         m.update(
             spearman_totals=spearman_totals(pred, gold),
             extremes=extremes(pred_totals, [sum(g) for g in gold]),
@@ -208,6 +236,7 @@ def markdown(r: dict) -> str:
         f"(n = {e['n_ge_90']}) and {e['total_mae_gold_le_40']} on those ≤ 40 (n = {e['n_le_40']}); "
         "reliability.png plots the mean rated total per band of predicted total.",
         "",
+        *flag_lines(r["runs"][0]["flags"]),
         *interval_lines(r["runs"][0].get("interval")),
         "Table 8 layout (first scorer):",
         "",

@@ -16,8 +16,9 @@ from pathlib import Path
 from kokoro.chat_formats import ChatFormat
 from kokoro.conversation import session_figures
 from kokoro.dataset import Turn, load, merge_turns
+from kokoro.flags import predicted_total
 from kokoro.generation import prompt_tokens
-from kokoro.items import ITEMS, total_score
+from kokoro.items import ITEMS
 from kokoro.prompts import CLIENT_END, client_sim_messages
 from kokoro.session_audit import audit, summary
 from kokoro.splits import counselor_split, ids_hash
@@ -361,10 +362,10 @@ def run(
                 "client": sim.identity,
                 "turns": [{"role": t.role, "time": t.time, "text": t.text} for t in turns],
                 "items": list(items),
-                "total": total_score(items),
+                "total": predicted_total(items, turns)[0],
             }
-            if human is not None:  # the same client turns with the human counselor, same scorer
-                record["human_total"] = total_score(scorer.predict(human))
+            if human is not None:  # the same client turns with the human counselor, same scorer and rule
+                record["human_total"] = predicted_total(scorer.predict(human), human)[0]
                 record["human_turns"] = [(t.role, t.text) for t in merge_turns(human)]
             sessions.append(record)
     finally:

@@ -6,7 +6,9 @@
 with), ``@名詞`` (part of speech), ``x:意志`` (x in that conjugation form), a leading ``!`` (any
 word but these), a trailing ``?`` (optional), ``{name}`` (the words of the file's list ``name``, written once under
 ``lists`` and used in any slot: ``{others}|人 が``). An entry's ``unless`` patterns cancel the matches they
-overlap, so one idiom does not hide a real phrase elsewhere in the same message. ``kana`` entries match a
+overlap, so one idiom does not hide a real phrase elsewhere in the same message. A file's ``sentence_unless``
+patterns cancel every ``match`` entry's matches in the sentence they occur in (frames written once: a
+counselor reflecting what the client was told, 「甘えだと言われたのですね」). ``kana`` entries match a
 hiragana string on word boundaries; ``regex`` entries a regular expression on the text.
 """
 
@@ -162,14 +164,34 @@ def char_spans(pat: list, toks: list[Token]) -> list[tuple[int, int]]:
     return [(at[a], at[b]) for a, b in spans(pat, toks)]
 
 
-def match_tokens(pat: list, variants: list[list[Token]], unless: tuple = ()) -> bool:
+def sentences(toks: list[Token]) -> list[tuple[int, int]]:
+    """(start, end) character offsets of each sentence: runs between sentence marks (。)."""
+    out, start, at = [], 0, 0
+    for t in toks:
+        at += len(t.surface)
+        if t.surface == "。":
+            out.append((start, at))
+            start = at
+    return out + [(start, at)] if at > start else out
+
+
+def match_tokens(pat: list, variants: list[list[Token]], unless: tuple = (), frames: tuple = ()) -> bool:
     """Any match of ``pat`` in any variant that no ``unless`` match overlaps (猫が死んだ cancels 死ぬ
-    there only); an exception found in one variant cancels the matches it overlaps in all of them."""
+    there only) and whose sentence holds no ``frames`` match; an exception found in one variant
+    cancels the matches it overlaps in all of them."""
     found = [sp for toks in variants for sp in char_spans(pat, toks)]
-    if not found or not unless:
+    if not found or not (unless or frames):
         return bool(found)
     masks = [sp for u in unless for toks in variants for sp in char_spans(u, toks)]
-    return any(not any(a < e and s < b for s, e in masks) for a, b in found)
+    framed = [
+        (s, e)
+        for toks in variants
+        for s, e in sentences(toks)
+        if any(s <= a and b <= e for f in frames for a, b in char_spans(f, toks))
+    ]
+    return any(
+        not any(a < e and s < b for s, e in masks) and not any(s <= a and b <= e for s, e in framed) for a, b in found
+    )
 
 
 def match_kana(kana: str, toks: list[Token]) -> bool:
@@ -194,7 +216,7 @@ class Lexicon:
             data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as e:
             raise LexiconError(f"{self.path}: cannot read the lexicon ({e})") from None
-        self.meta = {k: v for k, v in data.items() if k not in ("entries", "substitutions", "lists")}
+        self.meta = {k: v for k, v in data.items() if k not in ("entries", "substitutions", "lists", "sentence_unless")}
         lists = data.get("lists") or {}
         if not isinstance(lists, dict) or not all(isinstance(v, list) and v for v in lists.values()):
             raise LexiconError(f"{self.path}: 'lists' must map each name to a non-empty list of words")
@@ -219,6 +241,10 @@ class Lexicon:
                 ) from None
             needs = required_words(comp) if kind == "match" else frozenset()
             self.entries.append(Entry(e["category"], kind, src, comp, unless, needs))
+        try:
+            self.frames = tuple(compile_match(str(u), lists) for u in data.get("sentence_unless") or ())
+        except UnknownList as err:
+            raise LexiconError(f"{self.path}: sentence_unless: no list {{{err.args[0]}}} under 'lists'") from None
         self.categories = sorted({e.category for e in self.entries})
 
     def substitute(self, text: str) -> str:
@@ -238,7 +264,7 @@ class Lexicon:
             elif e.kind == "kana":
                 ok = any(match_kana(e.compiled, v) for v in variants)
             else:
-                ok = match_tokens(e.compiled, variants, e.unless)
+                ok = match_tokens(e.compiled, variants, e.unless, self.frames)
             if ok:
                 out.append(e)
         return out

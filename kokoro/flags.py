@@ -1,0 +1,45 @@
+"""The paper's screening flags, predicted from the counselor's words (issue 33; paper App. A.3).
+
+KokoroChat's rule sets a session's total to 0 when the client flagged a harmful remark made from
+ignorance or another potentially unethical remark. Our scorers predict the 20 items, never the
+flags; this module predicts the two zeroing flags from the counselor turns with the rules the bot
+screens its own drafts with (kokoro/screening_lexicon.yaml: one rule, one place, so the bot never
+sends what its own score would zero). A turn matching a ``harmful`` entry predicts
+``harmful_due_to_ignorance``; an ``unethical`` entry ``other_potentially_unethical``. The bot-only
+categories (medical, occult, sexual) do not set a flag: on real counselors' turns they mostly match
+reflections of the client's own words. ``unwilling_to_continue`` (the client's side) is not predicted.
+
+Every scorer's total goes through ``predicted_total`` — the CPU scorer, a scorer GGUF, the endpoint —
+in the bot's card, ``evaluation scores`` and ``--perturb``, and ``evaluation rescore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .items import total_score
+
+FLAG_OF = {"harmful": "harmful_due_to_ignorance", "unethical": "other_potentially_unethical"}
+
+
+def remark_flags(turns: Sequence) -> dict[str, list[int]]:
+    """Flag → indices (into ``turns``) of the counselor turns that raise it; flags not raised are absent.
+    ``turns``: objects with ``role`` and ``text`` (kokoro.dataset.Turn) or dicts with those keys."""
+    from .screening import screen_draft
+
+    out: dict[str, list[int]] = {}
+    for i, t in enumerate(turns):
+        role, text = (t["role"], t["text"]) if isinstance(t, dict) else (t.role, t.text)
+        if role != "counselor":
+            continue
+        for category in screen_draft(text):
+            if category in FLAG_OF:
+                out.setdefault(FLAG_OF[category], []).append(i)
+    return out
+
+
+def predicted_total(items: Sequence[int], turns: Sequence) -> tuple[int, dict[str, list[int]]]:
+    """The paper's total of predicted ``items`` with the flags the counselor's words predict, and
+    those flags (flag → counselor turn indices)."""
+    flags = remark_flags(turns)
+    return total_score(items, {k: True for k in flags}), flags
