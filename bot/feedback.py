@@ -93,27 +93,11 @@ def spread(span: tuple[int, int] | None) -> str:
     return f"推定には幅があり、実際の評価はおよそ {lo}〜{hi} の範囲です（似た相談の10回に8回はこの範囲に入ります）。"
 
 
-def remark_note(turns, flags: dict[str, list[int]]) -> str:
-    """What the client reads when a counselor's remark zeroed the total (kokoro.flags): which reply
-    it was, and that the rule set the total, in words that apologise for the service rather than
-    accuse the person who just listened to them. Empty when no flag was raised."""
-    if not flags:
-        return ""
-    first = min(i for idx in flags.values() for i in idx)
-    n = sum(1 for t in turns[: first + 1] if t.role == "counselor")
-    return (
-        f"相談員の{n}番目の返信に、配慮に欠けたかもしれない言葉がありました。評価の決まりにより、"
-        "こうした言葉があった相談の合計は0としています。つらい思いをさせていたら、申し訳ありません。"
-    )
-
-
-def card(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None, note: str = "") -> dict:
+def card(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None) -> dict:
     body: list[dict] = [
         {"type": "text", "text": f"合計 {total} / 100", "weight": "bold", "size": "xl"},
         {"type": "text", "text": "AIによる推定です（相談者の評価20項目・0〜5）", "size": "xs", "color": "#888888"},
     ]
-    if note:
-        body.append({"type": "text", "text": note, "size": "xs", "color": "#B94A48", "wrap": True})
     if span is not None:
         body.append({"type": "text", "text": spread(span), "size": "xs", "color": "#888888", "wrap": True})
     for _, aspect, its in table2_groups():
@@ -145,13 +129,13 @@ def card(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None
     return {"type": "flex", "altText": f"今回の相談のふりかえり（合計 {total} / 100）", "contents": bubble}
 
 
-def summary(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None, note: str = "") -> str:
+def summary(items: tuple[int, ...], total: int, span: tuple[int, int] | None = None) -> str:
     """Two strengths and up to two things to improve, never the same item in both: an item counts as
     a thing to improve only when it scored below both strengths."""
     v = lambda it: items[it.number - 1]
     high = sorted(ITEMS, key=lambda it: (-v(it), it.number))[:2]
     low = [it for it in sorted(ITEMS, key=lambda it: (v(it), it.number)) if v(it) < v(high[-1])][:2]
-    lead = f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。" + note + spread(span)
+    lead = f"今回の相談のふりかえり（AIの推定）：合計 {total} / 100。" + spread(span)
     good = "、".join(it.label_ja for it in high)
     if not low:
         return lead + f"よかったと推定される点は「{good}」です。項目による大きな差はありませんでした。"
@@ -181,16 +165,15 @@ def give_feedback(engine, session: dict, deliver: bool = True) -> bool:
         return False
     turns = [Turn(r["role"], r["time"], r["text"]) for r in rows]
     items = tuple(scorer.predict(turns))
-    total, flags = predicted_total(items, turns)
+    total, flags = predicted_total(items, turns)  # flags stored for research; see kokoro.flags.ZERO_RULE
     engine.store.add_scores(session, "predicted", scorer.identity, items, total, flags)
     if not deliver:
         log.info("session %s scored (not sent: crisis)", session["id"])
         return True
-    note = remark_note(turns, flags)
-    span = None if note else total_interval(scorer, total)  # a zeroed total has no spread to state
-    c = card(items, total, span, note)
+    span = total_interval(scorer, total)
+    c = card(items, total, span)
     if len(json.dumps(c, ensure_ascii=False).encode()) > 30_000:
         raise ValueError("feedback card is over LINE's 30 KB Flex limit")
-    engine.send(session["user_id"], [c, text(summary(items, total, span, note))])
+    engine.send(session["user_id"], [c, text(summary(items, total, span))])
     log.info("session %s scored", session["id"])
     return True

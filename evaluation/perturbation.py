@@ -5,8 +5,8 @@ as it is and as perturbed copies (kokoro.perturb.PERTURBATIONS); per perturbatio
 gives the mean predicted total before and after, the change, the AUC of "the original scores
 higher than the perturbed copy" (Mann–Whitney over all original/perturbed pairs, ties half) and
 the paired share (per dialogue, original above its own copy). Totals are what a client would see:
-the paper's rule on the integer items the scorer outputs and the screening flags the counselor's
-words predict (kokoro.flags: a harmful or unethical remark sets the total to 0).
+the sum of the integer items the scorer outputs (kokoro.flags.predicted_total, whose zero rule is
+off); beside them, the share of originals and copies whose counselor words raise a screening flag.
 """
 
 from __future__ import annotations
@@ -25,26 +25,31 @@ from kokoro.versions import library_versions
 from .scores import load_scorer
 
 
-def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> list[int]:
-    """Each session's total as a client would be given it: the paper's rule on the predicted items and
-    the flags the counselor's words predict (kokoro.flags)."""
+def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> tuple[list[int], list[bool]]:
+    """Each session's total as a client would be given it (kokoro.flags.predicted_total) and whether
+    the counselor's words raised a screening flag in it."""
     if kind in ("cpu", "endpoint"):
         items = scorer.predict_many(sessions)
     else:
         from tqdm import tqdm
 
         items = [scorer.predict(t) for t in tqdm(sessions, desc=desc, disable=not progress)]
-    return [predicted_total(p, t)[0] for p, t in zip(items, sessions)]
+    got = [predicted_total(p, t) for p, t in zip(items, sessions)]
+    return [t for t, _ in got], [bool(f) for _, f in got]
 
 
-def figures(orig: list[int], pert: list[int]) -> dict:
-    paired = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(orig, pert)]
+def figures(orig: tuple[list[int], list[bool]], pert: tuple[list[int], list[bool]]) -> dict:
+    (o, of), (p, pf) = orig, pert
+    paired = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(o, p)]
     return {
-        "mean_original": round(statistics.fmean(orig), 2),
-        "mean_perturbed": round(statistics.fmean(pert), 2),
-        "mean_change": round(statistics.fmean(pert) - statistics.fmean(orig), 2),
-        "auc": round(auc(orig, pert), 4),
+        "mean_original": round(statistics.fmean(o), 2),
+        "mean_perturbed": round(statistics.fmean(p), 2),
+        "mean_change": round(statistics.fmean(p) - statistics.fmean(o), 2),
+        "auc": round(auc(o, p), 4),
         "paired": round(statistics.fmean(paired), 4),
+        # the screening flags (kokoro/flags.py): share of copies whose counselor words raise one
+        "flagged_original": round(statistics.fmean(of), 4),
+        "flagged_perturbed": round(statistics.fmean(pf), 4),
     }
 
 
@@ -101,14 +106,15 @@ def markdown(r: dict) -> str:
         "A sensitivity test: how the predicted total moves when the counselor is made worse.",
         "It says nothing about agreement with raters (see the scores report for that).",
         "",
-        "| scorer | perturbation | mean total before → after | change | AUC | paired |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| scorer | perturbation | mean total before → after | change | AUC | paired | flagged before → after |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in r["runs"]:
         for name, f in run["perturbations"].items():
             lines.append(
                 f"| {Path(run['path']).name} | {name} | {f['mean_original']:.1f} → {f['mean_perturbed']:.1f} | "
-                f"{f['mean_change']:+.1f} | {f['auc']:.3f} | {f['paired']:.3f} |"
+                f"{f['mean_change']:+.1f} | {f['auc']:.3f} | {f['paired']:.3f} | "
+                f"{f['flagged_original']:.1%} → {f['flagged_perturbed']:.1%} |"
             )
     lines += ["", "Perturbations:", ""] + [f"- `{k}`: {v}" for k, v in r["described"].items()]
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
-from kokoro.flags import FLAG_OF, predicted_total
+from kokoro.flags import FLAG_OF, ZERO_RULE, predicted_total
 from kokoro.interval import coverage
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
@@ -33,25 +33,26 @@ def spearman_totals(pred, gold) -> float:
 
 
 def flag_figures(predicted: list[dict], test) -> dict:
-    """How often the counselor's words zero a test session's total (kokoro.flags), against the
-    sessions whose clients set a zeroing flag."""
+    """How often the counselor's words raise a screening flag in a test session (kokoro/flags.py),
+    against the sessions whose clients set a zeroing flag."""
     real = [any(d.flags.get(k) for k in FLAG_OF.values()) for d in test]
     hit = [bool(f) for f in predicted]
-    n = max(len(test), 1)
     return {
-        "sessions_zeroed": sum(hit),
-        "zeroed_share": round(100 * sum(hit) / n, 2),
+        "sessions_flagged": sum(hit),
+        "flagged_share": round(100 * sum(hit) / max(len(test), 1), 2),
         "by_flag": {k: sum(k in f for f in predicted) for k in FLAG_OF.values()},
         "client_flagged": sum(real),
         "client_flagged_caught": sum(h and r for h, r in zip(hit, real)),
+        "zero_rule": ZERO_RULE,
     }
 
 
 def flag_lines(f: dict) -> list[str]:
+    rule = "zeroes the total" if f["zero_rule"] else "is reported, the total is not zeroed (kokoro.flags.ZERO_RULE)"
     return [
-        f"Screening flags predicted from the counselor's words (kokoro/flags.py, the paper's zero rule): "
-        f"{f['sessions_zeroed']} test sessions zeroed ({f['zeroed_share']} %); clients flagged "
-        f"{f['client_flagged']}, of which {f['client_flagged_caught']} zeroed.",
+        f"Screening flags predicted from the counselor's words (kokoro/flags.py): {f['sessions_flagged']} test "
+        f"sessions ({f['flagged_share']} %); clients flagged {f['client_flagged']}, of which "
+        f"{f['client_flagged_caught']} are among them. A flag {rule}.",
         "",
     ]
 
@@ -115,7 +116,7 @@ def evaluate(
                 list(sc.predict(d.turns)) for d in tqdm(test, desc=f"scoring {Path(path).name}", disable=not progress)
             ]
         m = score_metrics(pred, gold)
-        # totals as a client is given them: the paper's rule with the flags the counselor's words predict
+        # totals as a client is given them (kokoro.flags: the zero rule only where ZERO_RULE)
         flagged = [predicted_total(p, d.turns) for p, d in zip(pred, test)]
         pred_totals = [t for t, _ in flagged]
         m["flags"] = flag_figures([f for _, f in flagged], test)

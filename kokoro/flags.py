@@ -10,7 +10,8 @@ categories (medical, occult, sexual) do not set a flag: on real counselors' turn
 reflections of the client's own words. ``unwilling_to_continue`` (the client's side) is not predicted.
 
 Every scorer's total goes through ``predicted_total`` — the CPU scorer, a scorer GGUF, the endpoint —
-in the bot's card, ``evaluation scores`` and ``--perturb``, and ``evaluation rescore``.
+in the bot's card, ``evaluation scores`` and ``--perturb``, ``evaluation rescore`` and ``simulate``;
+the flags are stored and reported beside the total. Whether they zero it is ``ZERO_RULE``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from collections.abc import Sequence
 from .items import total_score
 
 FLAG_OF = {"harmful": "harmful_due_to_ignorance", "unethical": "other_potentially_unethical"}
+
+# Off, by measurement (docs/training.md, "Harmful remarks"): the rules find 181 of the 198 harmful
+# training lines but 5 of 70 on a held-out list written before them, none of KokoroChat's 12
+# client-flagged sessions, and match 0.6 % of real validation sessions, where nobody was hurt. Zeroing
+# on them would take a real client's score away more often than it would catch a remark. Turn it on
+# when a held-out list and the client-flagged sessions say the flags are right far more than wrong.
+ZERO_RULE = False
 
 
 def remark_flags(turns: Sequence) -> dict[str, list[int]]:
@@ -38,8 +46,10 @@ def remark_flags(turns: Sequence) -> dict[str, list[int]]:
     return out
 
 
-def predicted_total(items: Sequence[int], turns: Sequence) -> tuple[int, dict[str, list[int]]]:
-    """The paper's total of predicted ``items`` with the flags the counselor's words predict, and
-    those flags (flag → counselor turn indices)."""
+def predicted_total(
+    items: Sequence[int], turns: Sequence, zero_rule: bool = ZERO_RULE
+) -> tuple[int, dict[str, list[int]]]:
+    """The total of predicted ``items`` — with the paper's zero rule on the flags the counselor's words
+    predict when ``zero_rule`` — and those flags (flag → counselor turn indices)."""
     flags = remark_flags(turns)
-    return total_score(items, {k: True for k in flags}), flags
+    return total_score(items, {k: True for k in flags} if zero_rule else {}), flags

@@ -18,7 +18,10 @@ from typing import Sequence
 from .dataset import Turn
 
 BACKCHANNEL = "そうなんですね。"
-REMARKS_HOLDOUT = Path(__file__).with_name("rule_sets") / "remarks_holdout.tsv"
+# the suite's remarks: the second held-out list, written before the flag rules (the first,
+# remarks_holdout.tsv, was read again by the session that wrote them: no longer held out for them)
+REMARKS_HOLDOUT = Path(__file__).with_name("rule_sets") / "remarks_holdout2.tsv"
+EARLIER_REMARKS = (Path(__file__).with_name("rule_sets") / "remarks_holdout.tsv",)
 
 PERTURBATIONS = {
     "other_sessions": "every counselor block replaced by a counselor block of another session",
@@ -141,8 +144,8 @@ def perturb(
 
 
 def held_out_remarks(label: str = "harmful") -> list[str]:
-    """The held-out counselor remarks of one label (harmful | unethical | ok): written before any
-    flag model and never trained on (kokoro/rule_sets/remarks_holdout.tsv, frozen)."""
+    """The held-out counselor remarks of one label (harmful | unethical | ok): written before the flag
+    rules and never trained or tuned on (kokoro/rule_sets/remarks_holdout2.tsv, frozen)."""
     from .labelled import read_tsv
 
     return [text for lab, text in read_tsv(REMARKS_HOLDOUT, 2) if lab == label]

@@ -217,20 +217,26 @@ def test_the_gate_is_the_most_sensitive_within_the_slack(monkeypatch):
     assert (pick(10.0)["lo"], pick(10.0)["strength"]) == (0.9, 1.0)
 
 
-REMARKS_HOLDOUT_SHA256 = "05b680a0a866bee0daab8b93b1987447daf597adec68276d740788fa39582ae8"
+REMARKS_SHA256 = {
+    "remarks_holdout.tsv": "05b680a0a866bee0daab8b93b1987447daf597adec68276d740788fa39582ae8",
+    "remarks_holdout2.tsv": "c1415e8b3d1a79a23d8d85bedb30538a1812b00e7d6fb70c98bb0e8d3bf86b8b",
+}
 
 
 def test_the_held_out_remarks_are_frozen_and_feed_the_suite():
-    """Issue 33: the remarks `evaluation scores --perturb` inserts were written before any flag
-    model and are never trained on; editing them silently would void every figure made with them."""
+    """Issue 33: the remarks `evaluation scores --perturb` inserts were written before the flag rules
+    and are never trained or tuned on; editing them silently would void every figure made with them."""
     import hashlib
 
-    from kokoro.perturb import REMARKS_HOLDOUT, held_out_remarks
+    from kokoro.perturb import EARLIER_REMARKS, REMARKS_HOLDOUT, held_out_remarks
 
-    assert hashlib.sha256(REMARKS_HOLDOUT.read_bytes()).hexdigest() == REMARKS_HOLDOUT_SHA256, (
-        "remarks_holdout.tsv changed: it is frozen; write a new held-out list instead and say so"
-    )
+    for path in (REMARKS_HOLDOUT, *EARLIER_REMARKS):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == REMARKS_SHA256[path.name], (
+            f"{path.name} changed: it is frozen; write a new held-out list instead and say so"
+        )
     harmful, ok = held_out_remarks(), held_out_remarks("ok")
-    assert len(harmful) == 60 and len(held_out_remarks("unethical")) == 12 and len(ok) == 30
+    assert len(harmful) == 70 and len(held_out_remarks("unethical")) == 15 and len(ok) == 35
     train = (REMARKS_HOLDOUT.parent / "remarks_train.tsv").read_text(encoding="utf-8")
     assert not [t for t in harmful + ok if t in train], "a held-out line is in the training list"
+    copy = suite([session("a")], "harmful", harmful)[0]
+    assert sum(t.text in harmful for t in copy) == 1, "the suite inserts one of the held-out remarks"
