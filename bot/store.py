@@ -454,7 +454,8 @@ class Store:
 
     def add_scores(self, session: dict, source: str, scorer: dict, items, total: int, flags=None) -> None:
         """``flags``: the screening flags predicted from the counselor's words (kokoro.flags), flag →
-        indices of the turns that raised them; stored for research beside the total they zeroed."""
+        indices of the turns that raised them; stored for research beside the total (which they zero
+        only under kokoro.flags.ZERO_RULE)."""
         with self.lock:
             self.db["scores"].insert(
                 {

@@ -24,23 +24,23 @@ FLAG_OF = {"harmful": "harmful_due_to_ignorance", "unethical": "other_potentiall
 
 # Off, by measurement (docs/training.md, "Harmful remarks"): the rules find 181 of the 198 harmful
 # training lines but 5 of 70 on a held-out list written before them, none of KokoroChat's 12
-# client-flagged sessions, and match 0.6 % of real validation sessions, where nobody was hurt. Zeroing
+# client-flagged sessions, and match 3.03 % of real test sessions (never read while tuning; 0.62 % of the
+# validation sessions they were tuned on), where nobody was hurt. Zeroing
 # on them would take a real client's score away more often than it would catch a remark. Turn it on
 # when a held-out list and the client-flagged sessions say the flags are right far more than wrong.
 ZERO_RULE = False
 
 
 def remark_flags(turns: Sequence) -> dict[str, list[int]]:
-    """Flag → indices (into ``turns``) of the counselor turns that raise it; flags not raised are absent.
-    ``turns``: objects with ``role`` and ``text`` (kokoro.dataset.Turn) or dicts with those keys."""
+    """Flag → indices (into ``turns``, kokoro.dataset.Turn) of the counselor turns that raise it; flags
+    not raised are absent."""
     from .screening import screen_draft
 
     out: dict[str, list[int]] = {}
     for i, t in enumerate(turns):
-        role, text = (t["role"], t["text"]) if isinstance(t, dict) else (t.role, t.text)
-        if role != "counselor":
+        if t.role != "counselor":
             continue
-        for category in screen_draft(text):
+        for category in screen_draft(t.text):
             if category in FLAG_OF:
                 out.setdefault(FLAG_OF[category], []).append(i)
     return out

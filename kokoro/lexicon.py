@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -98,7 +99,7 @@ def _alt_ok(alt: str, t: Token) -> bool:
         return t.cform.startswith(form) and _alt_ok(word, t)
     if alt.startswith("@"):
         return t.pos1 == alt[1:] or t.pos2 == alt[1:]
-    fields = (t.lemma, t.surface, to_hiragana(t.surface), t.kana if _is_kana(alt) else None)
+    fields = (t.lemma, t.surface, _hiragana(t.surface), t.kana if _is_kana(alt) else None)
     if alt.startswith("*") and len(alt) > 1:
         return any(f and f.endswith(alt[1:]) for f in fields)
     if alt.endswith("*") and len(alt) > 1:
@@ -106,8 +107,12 @@ def _alt_ok(alt: str, t: Token) -> bool:
     return alt in fields
 
 
+@lru_cache(maxsize=4096)  # a pattern's alternatives: asked for every token a pattern is tried on
 def _is_kana(s: str) -> bool:
     return all("ぁ" <= c <= "ゖ" or c == "ー" for c in s)
+
+
+_hiragana = lru_cache(maxsize=65536)(to_hiragana)  # one word's reading, asked for once per alternative tried
 
 
 def _at_start(toks: list[Token], i: int) -> bool:
@@ -183,12 +188,10 @@ def match_tokens(pat: list, variants: list[list[Token]], unless: tuple = (), fra
     if not found or not (unless or frames):
         return bool(found)
     masks = [sp for u in unless for toks in variants for sp in char_spans(u, toks)]
-    framed = [
-        (s, e)
-        for toks in variants
-        for s, e in sentences(toks)
-        if any(s <= a and b <= e for f in frames for a, b in char_spans(f, toks))
-    ]
+    framed = []
+    for toks in variants:  # each frame is matched once per variant, not once per sentence
+        at = [sp for f in frames for sp in char_spans(f, toks)]
+        framed += [(s, e) for s, e in sentences(toks) if any(s <= a and b <= e for a, b in at)] if at else []
     return any(
         not any(a < e and s < b for s, e in masks) and not any(s <= a and b <= e for s, e in framed) for a, b in found
     )
