@@ -361,10 +361,13 @@ CSSRS_HOLDOUT2_SHA256 = "7d6ab7b9ca6809abb2fd5f25768bc7980cbd835a247b341360da898
 CSSRS_HOLDOUT3_SHA256 = "8b838ab65d559645537fe1072434042e401945d150117d83e8e03d9ee5296935"
 # written 2026-12-06 at the start of the fifth round (main at c23dfb1), before any tuning that session
 CSSRS_HOLDOUT4_SHA256 = "008898d2cf525f607125d394a5fd70e52cc93e74c9d017f656245f1314e50f26"
+# written 2026-12-07 at the start of the sixth round (main at a0f45d1), before any tuning that session
+CSSRS_HOLDOUT5_SHA256 = "b55ed27a3aacae953f84f220111a9b1f681b9d968eefffb95975d88c8c49b0f9"
 HELD_OUT = {
     "cssrs_holdout2": CSSRS_HOLDOUT2_SHA256,
     "cssrs_holdout3": CSSRS_HOLDOUT3_SHA256,
     "cssrs_holdout4": CSSRS_HOLDOUT4_SHA256,
+    "cssrs_holdout5": CSSRS_HOLDOUT5_SHA256,
 }
 
 
