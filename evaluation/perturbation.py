@@ -5,7 +5,7 @@ as it is and as perturbed copies (kokoro.perturb.PERTURBATIONS); per perturbatio
 gives the mean predicted total before and after, the change, the AUC of "the original scores
 higher than the perturbed copy" (Mann–Whitney over all original/perturbed pairs, ties half) and
 the paired share (per dialogue, original above its own copy). Totals are what a client would see:
-the sum of the integer items the scorer outputs (kokoro.flags.predicted_total, whose zero rule is
+the sum of the integer items the scorer outputs (kokoro.flags.flagged_total, whose zero rule is
 off); beside them, the share of originals and copies whose counselor words raise a screening flag.
 """
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
-from kokoro.flags import predicted_total
+from kokoro.flags import flagged_total, remark_flags
 from kokoro.perturb import PERTURBATIONS, auc, held_out_remarks, suite
 from kokoro.splits import scorer_split
 from kokoro.versions import library_versions
@@ -25,17 +25,17 @@ from kokoro.versions import library_versions
 from .scores import load_scorer
 
 
-def totals(scorer, kind: str, sessions, progress: bool, desc: str) -> tuple[list[int], list[bool]]:
-    """Each session's total as a client would be given it (kokoro.flags.predicted_total) and whether
-    the counselor's words raised a screening flag in it."""
+def totals(scorer, kind: str, sessions, flags: list[dict], progress: bool, desc: str) -> tuple[list[int], list[bool]]:
+    """Each session's total as a client would be given it (kokoro.flags.flagged_total) and whether
+    the counselor's words raised a screening flag in it (``flags``: kokoro.flags.remark_flags of each
+    session, computed once for every scorer)."""
     if kind in ("cpu", "endpoint"):
         items = scorer.predict_many(sessions)
     else:
         from tqdm import tqdm
 
         items = [scorer.predict(t) for t in tqdm(sessions, desc=desc, disable=not progress)]
-    got = [predicted_total(p, t) for p, t in zip(items, sessions)]
-    return [t for t, _ in got], [bool(f) for _, f in got]
+    return [flagged_total(p, f) for p, f in zip(items, flags)], [bool(f) for f in flags]
 
 
 def figures(orig: tuple[list[int], list[bool]], pert: tuple[list[int], list[bool]]) -> dict:
@@ -63,11 +63,13 @@ def evaluate(
     sessions = [list(d.turns) for d in test]
     remarks = held_out_remarks()  # never trained or tuned on: the flag rules must not have seen them
     copies = {name: suite(sessions, name, remarks) for name in PERTURBATIONS}
+    flags = [remark_flags(s) for s in sessions]  # the turns' flags: the same for every scorer
+    copy_flags = {name: [remark_flags(s) for s in c] for name, c in copies.items()}
     runs = []
     for kind, path in scorers:
         sc = load_scorer(kind, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
-        orig = totals(sc, kind, sessions, progress, "original")
-        per = {name: figures(orig, totals(sc, kind, c, progress, name)) for name, c in copies.items()}
+        orig = totals(sc, kind, sessions, flags, progress, "original")
+        per = {name: figures(orig, totals(sc, kind, c, copy_flags[name], progress, name)) for name, c in copies.items()}
         runs.append({"scorer": sc.identity, "path": str(sc.identity.get("model", path)), "perturbations": per})
     result = {
         "perturbations": runs[0]["perturbations"],

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from kokoro.dataset import load
-from kokoro.flags import FLAG_OF, ZERO_RULE, predicted_total
+from kokoro.flags import FLAG_OF, ZERO_RULE, flagged_total, remark_flags
 from kokoro.interval import coverage
 from kokoro.items import ITEMS
 from kokoro.scoring import score_metrics
@@ -105,6 +105,7 @@ def evaluate(
     test = [by[i] for i in split.test][: limit or None]
     train = [by[i] for i in split.train]
     gold = [list(d.items) for d in test]
+    flags = [remark_flags(d.turns) for d in test]  # the counselor's words: the same for every scorer
     runs = []
     for kind, path in scorers:
         sc = load_scorer(kind, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
@@ -117,9 +118,8 @@ def evaluate(
             ]
         m = score_metrics(pred, gold)
         # totals as a client is given them (kokoro.flags: the zero rule only where ZERO_RULE)
-        flagged = [predicted_total(p, d.turns) for p, d in zip(pred, test)]
-        pred_totals = [t for t, _ in flagged]
-        m["flags"] = flag_figures([f for _, f in flagged], test)
+        pred_totals = [flagged_total(p, f) for p, f in zip(pred, flags)]
+        m["flags"] = flag_figures(flags, test)
         m.update(
             spearman_totals=spearman_totals(pred, gold),
             extremes=extremes(pred_totals, [sum(g) for g in gold]),

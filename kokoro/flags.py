@@ -46,10 +46,17 @@ def remark_flags(turns: Sequence) -> dict[str, list[int]]:
     return out
 
 
+def flagged_total(items: Sequence[int], flags: dict, zero_rule: bool = ZERO_RULE) -> int:
+    """The total of predicted ``items`` given the session's ``flags`` (``remark_flags``), with the
+    paper's zero rule on them when ``zero_rule``. Flags depend on the turns only: an evaluation over
+    several scorers computes them once per session."""
+    return total_score(items, {k: True for k in flags} if zero_rule else {})
+
+
 def predicted_total(
     items: Sequence[int], turns: Sequence, zero_rule: bool = ZERO_RULE
 ) -> tuple[int, dict[str, list[int]]]:
     """The total of predicted ``items`` — with the paper's zero rule on the flags the counselor's words
     predict when ``zero_rule`` — and those flags (flag → counselor turn indices)."""
     flags = remark_flags(turns)
-    return total_score(items, {k: True for k in flags} if zero_rule else {}), flags
+    return flagged_total(items, flags, zero_rule), flags
