@@ -30,6 +30,16 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 LOOKED_AT = ("cssrs_holdout2", "cssrs_holdout3", "cssrs_holdout4")
 
 
+_models: dict[tuple[str, ...], cm.CrisisModel] = {}
+
+
+def trained(base: list, splits: tuple[str, ...]) -> cm.CrisisModel:
+    """The model trained on ``base`` and the labelled ``splits``, once per set of splits."""
+    if splits not in _models:
+        _models[splits] = cm.CrisisModel(base + [r for s in splits for r in labelled_lines(s)])
+    return _models[splits]
+
+
 def fires(model: cm.CrisisModel, texts: list[str]) -> tuple[list[bool], list[float]]:
     lex = [detect(t) for t in texts]
     return [bool(x) for x in lex], [model.probability(t, x) for t, x in zip(texts, lex)]
@@ -42,9 +52,9 @@ def share(flags: list[bool]) -> float:
 def leave_one_out(base: list, with_looked_at: bool) -> None:
     totals = {t: [0, 0, 0, 0] for t in THRESHOLDS}
     for held in LOOKED_AT:
-        extra = [r for s in LOOKED_AT if s != held for r in labelled_lines(s)] if with_looked_at else []
+        extra = tuple(s for s in LOOKED_AT if s != held) if with_looked_at else ()
         rows = labelled_lines(held)
-        lex, p = fires(cm.CrisisModel(base + extra), [r[2] for r in rows])
+        lex, p = fires(trained(base, extra), [r[2] for r in rows])
         crisis = [r[0] == "crisis" for r in rows]
         cells = []
         for t in THRESHOLDS:
@@ -99,10 +109,9 @@ def main() -> None:
     from kokoro.dataset import load, resolve_data_dir
 
     dialogues = load(resolve_data_dir(args.data))
-    extra = [r for s in LOOKED_AT for r in labelled_lines(s)] if args.with_looked_at else []
-    real_share(cm.CrisisModel(base + extra), dialogues[300:400])
+    real_share(trained(base, LOOKED_AT if args.with_looked_at else ()), dialogues[300:400])
     if args.ask_band:
-        shipped = cm.CrisisModel(base)
+        shipped = trained(base, ())
         ask_band(shipped, dialogues[:300], "dialogues 0-300")
         ask_band(shipped, dialogues[600:700], "dialogues 600-700")
 
