@@ -1,6 +1,6 @@
 """The CPU scorer: char n-gram TF-IDF blocks + session-shape features → one linear model for the
-20 items, with per-item rounding offsets. Trained by ``python -m training scorer --preset cpu``;
-loaded here by the bot and evaluation (numpy + scikit-learn, no torch).
+20 items, with a stretch about the mean and per-item rounding offsets. Trained by ``python -m
+training scorer --preset cpu``; loaded here by the bot and evaluation (numpy + scikit-learn, no torch).
 
 Features come only from the session itself (text, lengths, times) — never from rater ids — so
 the same model scores a new LINE user's session.
@@ -331,9 +331,12 @@ class CpuScorer:
         return apply_penalty(raw, self.incoherence(sessions, cache), self.coherence)
 
     def rounded(self, raw) -> list[tuple[int, ...]]:
-        """The integer items (0–5) of continuous ones: shifted by the tuned offsets, rounded."""
+        """The integer items (0–5) of continuous ones: stretched about the mean (``stretch``; scorers
+        built before it have none), shifted by the tuned offsets, rounded."""
         import numpy as np
 
+        s = self.identity.get("stretch")
+        raw = stretch(raw, s["factor"], s["center"]) if s else np.asarray(raw)
         return [tuple(int(x) for x in row) for row in np.clip(np.rint(raw + self.offsets), MIN_ITEM, MAX_ITEM)]
 
     def predict_many(self, sessions: Sequence[Sequence[Turn]]) -> list[tuple[int, ...]]:
@@ -393,6 +396,17 @@ class CpuScorer:
             d.get("coherence"),
             d.get("word_vectorizers", ()),
         )
+
+
+def stretch(raw, factor: float, center: float):
+    """Every item of a session moved ``factor - 1`` times its session's distance from ``center``
+    (the mean item of the sessions the scorer was calibrated on): a ridge pulls whole sessions
+    towards the mean, so a session rated 95 is predicted near 85 and almost no total reaches 90.
+    The factor is chosen at build time (training/cpu_scorer.py: ``_choose_stretch``)."""
+    import numpy as np
+
+    raw = np.asarray(raw, dtype=float)
+    return raw + (factor - 1.0) * (raw.mean(1, keepdims=True) - center)
 
 
 def gate(q, lo: float, hi: float):

@@ -4,10 +4,10 @@ Kernel (dual) ridge on the centred linear kernel of four char-n-gram TF-IDF bloc
 MeCab word-n-gram blocks (client, counselor) and session-shape features: one eigendecomposition
 per feature weighting makes the ridge search, and its exact leave-one-out predictions, nearly
 free. Block weights and alpha are chosen by leave-one-out MAE over the seed's train +
-validation sessions, per-item rounding offsets are tuned on those leave-one-out items, and the
-final model is fitted on train + validation (``selection = "validation"``: the older way, all
-chosen on the validation split with a train-only fit); the fixed test split is touched once,
-at the end.
+validation sessions, a stretch about the mean and per-item rounding offsets are tuned on those
+leave-one-out items, and the final model is fitted on train + validation (``selection =
+"validation"``: the older way, all chosen on the validation split with a train-only fit); the
+fixed test split is touched once, at the end.
 
 A coherence model (training/coherence.py) then gates a calibrated penalty for sessions whose
 counselor does not answer this client; its setting is chosen on validation too.
@@ -28,6 +28,7 @@ from kokoro.cpu_scorer import (
     CpuScorer,
     coherence_matrix,
     numeric_features,
+    stretch,
     text_blocks,
     word_blocks,
 )
@@ -53,6 +54,7 @@ class CpuScorerConfig:
     word_weights: tuple = (0.0, 1.0, 1.5)  # MeCab word blocks (client, counselor); kernel weight = square
     word_ngram_max: int = 2
     offset_grid: float = 0.3
+    stretches: tuple = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5)  # factors tried (kokoro.cpu_scorer.stretch)
     limit: int = 0  # use only this many dialogues (smoke tests); 0 = all
     coherence: int = 1  # 0 = no coherence model (the scorer before issue 16)
     coherence_prefixes: int = 1  # 0 = the coherence model sees whole sessions only (not their first 4-20 client blocks)
@@ -112,6 +114,52 @@ def _tune_offsets(raw, gold, span: float):
         accs = [((_round(raw[:, j] + b) == gold[:, j]).mean(), -abs(b), b) for b in grid]
         offsets[j] = max(accs)[2]
     return offsets
+
+
+HIGH_TOTAL = 90  # "the ends": the share of totals at or above this, predicted against rated
+
+
+def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
+    """The stretch about the mean (kokoro.cpu_scorer.stretch) and the rounding offsets for it, from
+    items predicted unseen (``raw``) and their clients' ratings (``gold`` items, ``rated`` totals
+    with the paper's flags). Rule: from 1.0 (no stretch) up through ``factors``, offsets tuned for
+    each, go on while accuracy, soft accuracy and MAE are each no worse than at the factor before
+    and the share of totals at or above ``HIGH_TOTAL`` stays within the rated share; stop at the
+    first that fails. Returns the choice, its offsets and rounded items, and every factor tried."""
+    import numpy as np
+
+    center = float(np.mean(raw))
+    rated_share = 100.0 * float(np.mean(np.asarray(rated) >= HIGH_TOTAL))
+    rows, prev, best = [], None, None
+    for f in sorted(set(factors) | {1.0}):
+        r = stretch(raw, f, center)
+        offsets = _tune_offsets(r, gold, span)
+        calib = _round(r + offsets)
+        m = {
+            "acc": 100.0 * float((calib == gold).mean()),
+            "acc_soft": 100.0 * float((np.abs(calib - gold) <= 1).mean()),
+            "mae": float(np.abs(calib - gold).mean()),
+            "share_high": 100.0 * float((calib.sum(1) >= HIGH_TOTAL).mean()),
+        }
+        rows.append({"factor": f} | {k: round(v, 4 if k == "mae" else 2) for k, v in m.items()})
+        if prev is not None and not (
+            m["acc"] >= prev["acc"]
+            and m["acc_soft"] >= prev["acc_soft"]
+            and m["mae"] <= prev["mae"]
+            and m["share_high"] <= rated_share
+        ):
+            break
+        prev, best = m, (f, offsets, calib)
+    f, offsets, calib = best
+    choice = {
+        "factor": f,
+        "center": round(center, 6),
+        "rule": f"from 1.0 up while acc, acc_soft and mae are no worse than at the factor before and the share "
+        f"of totals >= {HIGH_TOTAL} is within the rated share",
+        "rated_share_high": round(rated_share, 2),
+        "tried": rows,
+    }
+    return {"stretch": choice, "offsets": offsets, "calib": calib}
 
 
 def _loo_search(kernels, Y, alphas, F=None, weights=(0.0,)):
@@ -212,11 +260,11 @@ def _kernel_to_train(transform, fitted, Xtr, Wtr, Ftr, w_word, w_num):
     return kernel_of
 
 
-def _select_validation(cfg, sess, gold, fit_features, transform, step, cache):
+def _select_validation(cfg, sess, gold, rated, fit_features, transform, step, cache):
     """The word-block weight, numeric weight and ridge alpha chosen on the validation split (train
-    only fitted), the coherence gate there, offsets tuned there (``selection = "validation"``).
-    Returns (train-fitted features, chosen settings, offsets, validation metrics, gate, the
-    validation sessions' predicted items)."""
+    only fitted), the coherence gate there, stretch and offsets tuned there (``selection =
+    "validation"``; ``rated``: the validation sessions' totals). Returns (train-fitted features,
+    chosen settings, ``_choose_stretch``'s choice, validation metrics, gate)."""
     import numpy as np
 
     step(STAGES[1])
@@ -253,20 +301,19 @@ def _select_validation(cfg, sess, gold, fit_features, transform, step, cache):
         gate, model = _choose_coherence(cfg, sess, gold, raw_va, vec, K_train, kernel_of, alpha, None, cache(fitted))
         q_va = model.predict_proba(coherence_matrix(sess["validation"], vec, cache=cache(fitted)))[:, 1]
         raw_va = coh.apply_penalty(raw_va, q_va, gate)
-    offsets = _tune_offsets(raw_va, gold["validation"], cfg.offset_grid)
-    calib = _round(raw_va + offsets)
-    val_metrics = score_metrics(calib.tolist(), gold["validation"].astype(int).tolist())
-    return fitted, (w_word, w_num, alpha), offsets, val_metrics, gate, calib
+    chosen = _choose_stretch(raw_va, gold["validation"], rated, cfg.offset_grid, cfg.stretches)
+    val_metrics = score_metrics(chosen["calib"].tolist(), gold["validation"].astype(int).tolist())
+    return fitted, (w_word, w_num, alpha), chosen, val_metrics, gate
 
 
-def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step, cache):
+def _select_loo(cfg, sess, gold, fit_sessions, Y, rated, fit_features, transform, step, cache):
     """``selection = "loo"``: features fitted once on train + validation; the word-block weight,
     numeric weight and alpha chosen by the exact leave-one-out MAE over all 5,930 sessions, and
     the rounding offsets tuned on those leave-one-out items (nine times the sessions one
     validation split gives, so fewer choices fitted to its noise). The coherence gate is still
     chosen on validation against a train-only ridge; its penalty is applied to the
     leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K), chosen
-    settings, offsets, leave-one-out metrics, gate — holding the train-only coherence model —, the
+    settings, ``_choose_stretch``'s choice, leave-one-out metrics, gate — holding the train-only coherence model —, the
     leave-one-out items: each session predicted by a ridge that never saw it)."""
     step(STAGES[1])
     fitted, (X, W, F) = fit_features(fit_sessions)
@@ -287,11 +334,10 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, fit_features, transform, step,
         )
         raw = coh.apply_penalty(raw, model.predict_proba(Q)[:, 1], gate)
         gate["model"] = model  # the features are the final ones here: ship the model the gate was chosen for
-    offsets = _tune_offsets(raw, Y, cfg.offset_grid)
-    calib = _round(raw + offsets)
-    loo_metrics = score_metrics(calib.tolist(), Y.astype(int).tolist())
+    chosen = _choose_stretch(raw, Y, rated, cfg.offset_grid, cfg.stretches)
+    loo_metrics = score_metrics(chosen["calib"].tolist(), Y.astype(int).tolist())
     step(STAGES[4])
-    return fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, loo_metrics, gate, calib
+    return fitted, (X, W, F, K), (w_word, w_num, alpha), chosen, loo_metrics, gate
 
 
 def _fit_block(k: int):
@@ -402,12 +448,12 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
     calib_on = rated["train"] + rated["validation"] if cfg.selection == "loo" else rated["validation"]
     unseen = "leave-one-out over train + validation" if cfg.selection == "loo" else "validation split"
     if cfg.selection == "loo":
-        fitted, (X, W, F, K), (w_word, w_num, alpha), offsets, val_metrics, gate, calib = _select_loo(
-            cfg, sess, gold, fit_sessions, Y, fit_features, transform, step, cache
+        fitted, (X, W, F, K), (w_word, w_num, alpha), chosen, val_metrics, gate = _select_loo(
+            cfg, sess, gold, fit_sessions, Y, calib_on, fit_features, transform, step, cache
         )
     else:
-        fitted, (w_word, w_num, alpha), offsets, val_metrics, gate, calib = _select_validation(
-            cfg, sess, gold, fit_features, transform, step, cache
+        fitted, (w_word, w_num, alpha), chosen, val_metrics, gate = _select_validation(
+            cfg, sess, gold, calib_on, fit_features, transform, step, cache
         )
         # refit on train + validation with the chosen settings
         step(STAGES[4])
@@ -429,7 +475,8 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         "items": [it.key for it in ITEMS],
         "numeric_features": list(NUMERIC),
         "settings": asdict(cfg) | {"chosen_alpha": alpha, "chosen_numeric_weight": w_num, "chosen_word_weight": w_word},
-        "offsets": [round(float(x), 3) for x in offsets],
+        "stretch": chosen["stretch"],
+        "offsets": [round(float(x), 3) for x in chosen["offsets"]],
         "split": {
             "name": split.name,
             "hash": split.as_dict()["hash"],
@@ -438,7 +485,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         },
         "versions": library_versions(),
     }
-    identity["interval"] = interval.calibrate(calib.sum(1).tolist(), calib_on, unseen)
+    identity["interval"] = interval.calibrate(chosen["calib"].sum(1).tolist(), calib_on, unseen)
     coherence = None
     if gate:
         coherence = {
@@ -463,7 +510,7 @@ def train_cpu_scorer(cfg: CpuScorerConfig, progress=None) -> dict:
         scale / w_num if w_num else scale,
         coef,
         intercept,
-        offsets,
+        chosen["offsets"],
         identity,
         coherence,
         [(v, w_word) for v in wvecs] if w_word else [],
