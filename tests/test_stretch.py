@@ -28,6 +28,7 @@ def test_a_shrunk_prediction_is_stretched_and_no_worse():
     assert chosen["share_high"] > base["share_high"] and chosen["share_high"] <= s["rated_share_high"]
     assert chosen["acc"] >= base["acc"] and chosen["acc_soft"] >= base["acc_soft"] and chosen["mae"] <= base["mae"]
     assert got["calib"].shape == gold.shape and got["offsets"].shape == (20,)
+    assert [r["factor"] for r in s["tried"]] == [1.0, 1.2, 1.4, 1.6, 1.8, 2.0]  # beyond the stop too
 
 
 def test_a_prediction_that_is_not_shrunk_stays():

@@ -124,13 +124,14 @@ def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
     items predicted unseen (``raw``) and their clients' ratings (``gold`` items, ``rated`` totals
     with the paper's flags). Rule: from 1.0 (no stretch) up through ``factors``, offsets tuned for
     each, go on while accuracy, soft accuracy and MAE are each no worse than at the factor before
-    and the share of totals at or above ``HIGH_TOTAL`` stays within the rated share; stop at the
-    first that fails. Returns the choice, its offsets and rounded items, and every factor tried."""
+    and the share of totals at or above ``HIGH_TOTAL`` stays within the rated share; the choice is the
+    last before the first that fails. Returns the choice, its offsets and rounded items, and the
+    table of every factor in ``factors``."""
     import numpy as np
 
     center = float(np.mean(raw))
     rated_share = 100.0 * float(np.mean(np.asarray(rated) >= HIGH_TOTAL))
-    rows, prev, best = [], None, None
+    rows, prev, best, stopped = [], None, None, False
     for f in sorted(set(factors) | {1.0}):
         r = stretch(raw, f, center)
         offsets = _tune_offsets(r, gold, span)
@@ -142,14 +143,17 @@ def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
             "share_high": 100.0 * float((calib.sum(1) >= HIGH_TOTAL).mean()),
         }
         rows.append({"factor": f} | {k: round(v, 4 if k == "mae" else 2) for k, v in m.items()})
-        if prev is not None and not (
-            m["acc"] >= prev["acc"]
-            and m["acc_soft"] >= prev["acc_soft"]
-            and m["mae"] <= prev["mae"]
-            and m["share_high"] <= rated_share
-        ):
-            break
-        prev, best = m, (f, offsets, calib)
+        stopped = stopped or (
+            prev is not None
+            and not (
+                m["acc"] >= prev["acc"]
+                and m["acc_soft"] >= prev["acc_soft"]
+                and m["mae"] <= prev["mae"]
+                and m["share_high"] <= rated_share
+            )
+        )
+        if not stopped:  # every factor is still tried: the table shows what lies beyond the stop
+            prev, best = m, (f, offsets, calib)
     f, offsets, calib = best
     choice = {
         "factor": f,
