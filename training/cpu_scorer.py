@@ -125,8 +125,8 @@ def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
     with the paper's flags). Rule: from 1.0 (no stretch) up through ``factors``, offsets tuned for
     each, go on while accuracy, soft accuracy and MAE are each no worse than at the factor before
     and the share of totals at or above ``HIGH_TOTAL`` stays within the rated share; the choice is the
-    last before the first that fails. Returns the choice, its offsets and rounded items, and the
-    table of every factor in ``factors``."""
+    last before the first that fails. Returns the choice, its offsets, rounded items and their
+    ``score_metrics``, and the table of every factor in ``factors``."""
     import numpy as np
 
     center = float(np.mean(raw))
@@ -136,13 +136,10 @@ def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
         r = stretch(raw, f, center)
         offsets = _tune_offsets(r, gold, span)
         calib = _round(r + offsets)
-        m = {
-            "acc": 100.0 * float((calib == gold).mean()),
-            "acc_soft": 100.0 * float((np.abs(calib - gold) <= 1).mean()),
-            "mae": float(np.abs(calib - gold).mean()),
-            "share_high": 100.0 * float((calib.sum(1) >= HIGH_TOTAL).mean()),
-        }
-        rows.append({"factor": f} | {k: round(v, 4 if k == "mae" else 2) for k, v in m.items()})
+        m = score_metrics(calib.tolist(), gold.astype(int).tolist())
+        m["share_high"] = 100.0 * float((calib.sum(1) >= HIGH_TOTAL).mean())
+        keys = ("acc", "acc_soft", "mae", "share_high")
+        rows.append({"factor": f} | {k: round(m[k], 4 if k == "mae" else 2) for k in keys})
         stopped = stopped or (
             prev is not None
             and not (
@@ -155,6 +152,7 @@ def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
         if not stopped:  # every factor is still tried: the table shows what lies beyond the stop
             prev, best = m, (f, offsets, calib)
     f, offsets, calib = best
+    metrics = {k: v for k, v in prev.items() if k != "share_high"}
     choice = {
         "factor": f,
         "center": round(center, 6),
@@ -163,7 +161,7 @@ def _choose_stretch(raw, gold, rated, span: float, factors) -> dict:
         "rated_share_high": round(rated_share, 2),
         "tried": rows,
     }
-    return {"stretch": choice, "offsets": offsets, "calib": calib}
+    return {"stretch": choice, "offsets": offsets, "calib": calib, "metrics": metrics}
 
 
 def _loo_search(kernels, Y, alphas, F=None, weights=(0.0,)):
@@ -306,19 +304,19 @@ def _select_validation(cfg, sess, gold, rated, fit_features, transform, step, ca
         q_va = model.predict_proba(coherence_matrix(sess["validation"], vec, cache=cache(fitted)))[:, 1]
         raw_va = coh.apply_penalty(raw_va, q_va, gate)
     chosen = _choose_stretch(raw_va, gold["validation"], rated, cfg.offset_grid, cfg.stretches)
-    val_metrics = score_metrics(chosen["calib"].tolist(), gold["validation"].astype(int).tolist())
-    return fitted, (w_word, w_num, alpha), chosen, val_metrics, gate
+    return fitted, (w_word, w_num, alpha), chosen, chosen["metrics"], gate
 
 
 def _select_loo(cfg, sess, gold, fit_sessions, Y, rated, fit_features, transform, step, cache):
     """``selection = "loo"``: features fitted once on train + validation; the word-block weight,
     numeric weight and alpha chosen by the exact leave-one-out MAE over all 5,930 sessions, and
-    the rounding offsets tuned on those leave-one-out items (nine times the sessions one
-    validation split gives, so fewer choices fitted to its noise). The coherence gate is still
-    chosen on validation against a train-only ridge; its penalty is applied to the
-    leave-one-out items before the offsets are tuned. Returns (features, (X, W, F, K), chosen
-    settings, ``_choose_stretch``'s choice, leave-one-out metrics, gate — holding the train-only coherence model —, the
-    leave-one-out items: each session predicted by a ridge that never saw it)."""
+    the stretch and rounding offsets tuned on those leave-one-out items — each session predicted
+    by a ridge that never saw it — (nine times the sessions one validation split gives, so fewer
+    choices fitted to its noise). The coherence gate is still chosen on validation against a
+    train-only ridge; its penalty is applied to the leave-one-out items before the stretch is
+    chosen (``rated``: their totals). Returns (features, (X, W, F, K), chosen settings,
+    ``_choose_stretch``'s choice, leave-one-out metrics, gate — holding the train-only coherence
+    model)."""
     step(STAGES[1])
     fitted, (X, W, F) = fit_features(fit_sessions)
     Ktext = sum(_kernels(X, X))
@@ -339,9 +337,8 @@ def _select_loo(cfg, sess, gold, fit_sessions, Y, rated, fit_features, transform
         raw = coh.apply_penalty(raw, model.predict_proba(Q)[:, 1], gate)
         gate["model"] = model  # the features are the final ones here: ship the model the gate was chosen for
     chosen = _choose_stretch(raw, Y, rated, cfg.offset_grid, cfg.stretches)
-    loo_metrics = score_metrics(chosen["calib"].tolist(), Y.astype(int).tolist())
     step(STAGES[4])
-    return fitted, (X, W, F, K), (w_word, w_num, alpha), chosen, loo_metrics, gate
+    return fitted, (X, W, F, K), (w_word, w_num, alpha), chosen, chosen["metrics"], gate
 
 
 def _fit_block(k: int):
