@@ -7,7 +7,9 @@ screens its own drafts with (kokoro/screening_lexicon.yaml: one rule, one place,
 sends what its own score would zero). A turn matching a ``harmful`` entry predicts
 ``harmful_due_to_ignorance``; an ``unethical`` entry ``other_potentially_unethical``. The bot-only
 categories (medical, occult, sexual) do not set a flag: on real counselors' turns they mostly match
-reflections of the client's own words. ``unwilling_to_continue`` (the client's side) is not predicted.
+reflections of the client's own words. ``unwilling_to_continue`` (the client's side, which halves a
+total) is not predicted: for a client never seen it would be wrong more often than right
+(scripts/unwilling_probe.py; docs/training.md, "The third flag").
 
 Every scorer's total goes through ``predicted_total`` — the CPU scorer, a scorer GGUF, the endpoint —
 in the bot's card, ``evaluation scores`` and ``--perturb``, ``evaluation rescore`` and ``simulate``;

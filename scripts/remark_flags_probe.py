@@ -5,7 +5,10 @@ Positives: kokoro/rule_sets/remarks_train.tsv and the screening drafts' harmful 
 its ok look-alikes and N real counselor utterances of the scorer split's train sessions (flagged
 sessions left out). Recall is 5-fold cross-validated over the written lines; the threshold is the
 one that flags 1 % (then 0.5 %) of 300 real validation sessions (an utterance over it flags its
-session). The held-out list (remarks_holdout.tsv) is not read. Prints figures; writes nothing.
+session). "Beats its session": how often a cross-validated harmful line scores above every real
+counselor utterance of a validation session (its fold's model; the mean over lines and sessions) —
+what the perturbation AUC of a penalty growing with a session's highest score, gated by nothing,
+could reach. The held-out lists are not read. Prints figures; writes nothing.
 
     python scripts/remark_flags_probe.py --data DIR [--negatives 40000] [--c 4]
 """
@@ -70,31 +73,36 @@ def main() -> None:
         "concepts + lemma n-grams": (sp.hstack([K, W]).tocsr(), sp.hstack([K_v, W_v]).tocsr()),
         "concepts + lemmas + chars": (sp.hstack([K, W, C * 0.5]).tocsr(), sp.hstack([K_v, W_v, C_v * 0.5]).tocsr()),
     }
+    sessions = np.array([i for i, _ in val])
+
+    def session_max(p):  # the highest utterance probability of each validation session
+        return np.array([p[sessions == i].max() for i in dict.fromkeys(sessions)])
+
     mine = np.arange(len(neg), len(texts))
     fold = np.random.RandomState(0).randint(0, 5, len(mine))
     print(f"{len(neg)} real utterances, {len(written)} written lines, {len(val)} validation utterances")
-    print("| inputs | flag | sessions flagged | threshold | CV recall | ok look-alikes flagged |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| inputs | flag | sessions flagged | threshold | CV recall | ok look-alikes flagged | beats its session |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, (X, X_v) in inputs.items():
         for flag in ("harmful", "unethical"):
             y = (label == flag).astype(int)
             fit = lambda m: LogisticRegression(C=a.c, max_iter=3000, class_weight="balanced").fit(
                 X[m], y[m], sample_weight=weight[m]
             )
-            cv = np.zeros(len(texts))
+            cv, beats = np.zeros(len(texts)), []
             for f in range(5):
                 keep = np.ones(len(texts), bool)
                 keep[mine[fold == f]] = False
-                cv[mine[fold == f]] = fit(keep).predict_proba(X[mine[fold == f]])[:, 1]
+                model = fit(keep)
+                cv[mine[fold == f]] = model.predict_proba(X[mine[fold == f]])[:, 1]
+                most = session_max(model.predict_proba(X_v)[:, 1])
+                beats += [(cv[k] > most).mean() for k in mine[fold == f] if label[k] == flag]
             p_v = fit(np.ones(len(texts), bool)).predict_proba(X_v)[:, 1]
-            top: dict[str, float] = {}
-            for (i, _), p in zip(val, p_v):
-                top[i] = max(top.get(i, 0.0), p)
             for share in (0.01, 0.005):
-                th = float(np.quantile(list(top.values()), 1 - share))
+                th = float(np.quantile(session_max(p_v), 1 - share))
                 rec = (cv[mine][label[mine] == flag] >= th).mean()
                 fa = (cv[mine][label[mine] == "ok"] >= th).mean()
-                print(f"| {name} | {flag} | {share:.1%} | {th:.3f} | {rec:.0%} | {fa:.0%} |")
+                print(f"| {name} | {flag} | {share:.1%} | {th:.3f} | {rec:.0%} | {fa:.0%} | {np.mean(beats):.0%} |")
     print(f"{time.time() - t0:.0f} s")
 
 
