@@ -159,8 +159,32 @@ def model() -> CrisisModel:
 
 def warm_up() -> None:
     """Train in the background, so a starting process answers webhooks at once (a crisis check
-    that comes first waits for the model, about a second)."""
+    that comes first waits for the model, about a second). The libraries the training imports are
+    imported first, here: two threads importing scikit-learn's modules for the first time at once
+    can fail with a circular ImportError (seen: this thread's sklearn.calibration beside a scorer
+    unpickling sklearn.ensemble, in 2 of 6 runs of tests/test_remark_flags.py), which lost the
+    session's score in one thread or the learned layer in the other."""
+    import_libraries()
     threading.Thread(target=model, name="crisis-model", daemon=True).start()
+
+
+def import_libraries() -> None:
+    """Every module the training imports (tests/test_safety.py checks that the thread imports none)."""
+    import numpy  # noqa: F401
+    import scipy.sparse  # noqa: F401
+    import sklearn.calibration  # noqa: F401
+    import sklearn.feature_extraction.text  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    from kokoro.morph import tokens
+
+    from .crisis_concepts import present
+    from .safety import lexicon
+    from .safety_eval import labelled_lines  # noqa: F401  (the training rows' reader)
+
+    present(tokens("準備"))  # MeCab's dictionary and the concepts' YAML load on first use
+    lexicon()
 
 
 def choose_threshold(rows: list[tuple[str, str, str]] | None = None, folds: int = 5, seed: int = 0) -> dict:

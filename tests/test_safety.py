@@ -511,3 +511,20 @@ def test_a_caregiver_is_not_read_as_a_crisis_but_a_split_farewell_is():
     earlier.append("兄弟はいません。夫は単身赴任で遠くにいます。")  # evaluation/clients/everything_first.txt
     assert read_together(earlier, "施設に入れることも考えましたが、母が嫌がるので決められません。") == []
     assert read_together(["もう会えないと思う"], "元気でね")
+
+
+def test_the_learned_layer_trains_without_importing_in_its_thread():
+    """warm_up imports what the training needs before it starts the thread: two threads importing
+    scikit-learn for the first time at once can fail (a circular ImportError lost a session's score
+    beside this thread). Checked in a fresh interpreter: the thread imports no module at all."""
+    code = (
+        "import sys, threading\n"
+        "from bot.crisis_model import warm_up\n"
+        "warm_up()\n"
+        "before = set(sys.modules)\n"
+        "next(t for t in threading.enumerate() if t.name == 'crisis-model').join(300)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
