@@ -54,6 +54,16 @@ def make_parser():
         "(default $KOKOROCHAT_DIR or ../shared/data/kokorochat)",
     )
     v.add_argument("--no-gold", action="store_true", help="skip the (slow) flag rate on all gold counselor turns")
+    v.add_argument(
+        "--split",
+        help="measure only lines you wrote (TSV: crisis|none <TAB> category <TAB> text; docs/safety.md, "
+        '"Testing the detector on your own lines")',
+    )
+    v.add_argument(
+        "--ledger",
+        help="with --split: JSON-lines file keeping every run, so a split's first run stays beside later ones",
+    )
+    v.add_argument("--misses", action="store_true", help="with --split: list the missed and falsely alarmed lines")
     k = sub.add_parser("counselor", help="console accounts: add NAME (password prompted) | disable NAME | list")
     k.add_argument("action", choices=["add", "disable", "enable", "list"])
     k.add_argument("name", nargs="?")
@@ -129,6 +139,17 @@ def main(argv=None) -> int:
                 raise BotConfigError(f"no bot database at {args.db}; pass --db PATH")
             written, skipped = export(Store(args.db), Path(args.out))
             print(f"wrote {written} session(s) to {args.out}; {skipped} rating(s) with skipped items not exported")
+            return 0
+        if args.cmd == "safety-eval" and args.split:
+            import json
+
+            from .safety_split import SplitError, report
+
+            try:
+                print(json.dumps(report(args.split, args.ledger, args.misses), ensure_ascii=False, indent=1))
+            except SplitError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             return 0
         if args.cmd == "safety-eval":
             import json

@@ -51,19 +51,21 @@ def kokorochat_lines(data_dir) -> list[tuple[str, str, str]]:
 LAYERS = ("lexicon", "learned", "both")
 
 
-def layers(rows: list[tuple[str, str, str]], only: tuple[str, ...] = LAYERS) -> dict:
-    """Recall per category and false alarms of each layer: "lexicon", "learned" (the model over its
-    threshold) and "both" (what the bot acts on); each row assessed once for all of them."""
+def decide(text: str) -> dict[str, bool]:
+    """Each layer's decision on one message: "lexicon", "learned" (the model over its threshold) and
+    "both" (what the bot acts on)."""
     from .crisis_model import THRESHOLD
     from .safety import assess
 
-    found = {layer: [] for layer in only}
-    for _, _, text in rows:
-        lex, p = assess(text)
-        decided = {"lexicon": bool(lex), "learned": p >= THRESHOLD, "both": bool(lex) or p >= THRESHOLD}
-        for layer in only:
-            found[layer].append(decided[layer])
-    return {layer: _figures(rows, found[layer], layer) for layer in only}
+    lex, p = assess(text)
+    return {"lexicon": bool(lex), "learned": p >= THRESHOLD, "both": bool(lex) or p >= THRESHOLD}
+
+
+def layers(rows: list[tuple[str, str, str]], only: tuple[str, ...] = LAYERS, decided: list | None = None) -> dict:
+    """Recall per category and false alarms of each layer; each row assessed once for all of them
+    (``decided``: the rows' ``decide`` results, when the caller has them already)."""
+    decided = decided if decided is not None else [decide(text) for _, _, text in rows]
+    return {layer: _figures(rows, [d[layer] for d in decided], layer) for layer in only}
 
 
 def crisis_figures(rows: list[tuple[str, str, str]], layer: str = "both") -> dict:
