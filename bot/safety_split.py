@@ -120,8 +120,12 @@ def report(path, ledger=None, misses: bool = False) -> dict:
     decided = [decide(text) for _, _, text in plain]
     figures = layers(plain, decided=decided)
     out = {
-        "split": {"file": str(path), "sha256": sha, "crisis_lines": sum(r[1] == "crisis" for r in rows)}
-        | {"ordinary_lines": sum(r[1] == "none" for r in rows)},
+        "split": {
+            "file": str(path),
+            "sha256": sha,
+            "crisis_lines": sum(r[1] == "crisis" for r in rows),
+            "ordinary_lines": sum(r[1] == "none" for r in rows),
+        },
         "code": code_identity(),
         "date": datetime.date.today().isoformat(),
         **figures,
@@ -132,11 +136,9 @@ def report(path, ledger=None, misses: bool = False) -> dict:
     if near and any(rows[i][1] == "crisis" for i in far):
         out["without_near_lines"] = layers([plain[i] for i in far], ("both",), [decided[i] for i in far])["both"]
     if misses:  # for the split's writer: reading them ends its held-out status for whoever then tunes
-        wrong = [(r, d["both"]) for r, d in zip(rows, decided) if d["both"] != (r[1] == "crisis")]
-        out["missed"] = [{"line": n, "category": c, "text": t} for (n, lab, c, t), _ in wrong if lab == "crisis"]
-        out["false_alarm_lines"] = [
-            {"line": n, "category": c, "text": t} for (n, lab, c, t), _ in wrong if lab == "none"
-        ]
+        wrong = [r for r, d in zip(rows, decided) if d["both"] != (r[1] == "crisis")]
+        out["missed"] = [{"line": n, "category": c, "text": t} for n, lab, c, t in wrong if lab == "crisis"]
+        out["false_alarm_lines"] = [{"line": n, "category": c, "text": t} for n, lab, c, t in wrong if lab == "none"]
     if ledger:
         out["ledger"] = _ledger(Path(ledger), out)
     return out
