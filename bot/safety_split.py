@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 
 from kokoro.conversation import grams, jaccard
+from kokoro.labelled import LabelledSetError, numbered_rows
 
 from .crisis_model import RUNGS, THRESHOLD, TRAIN_SETS
 from .safety_eval import SafetySetError, decide, labelled_lines, layers
@@ -40,16 +41,13 @@ def read_split(path) -> list[tuple[int, str, str, str]]:
     """(line number, label, category, text) of every row of ``path``."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        numbered = numbered_rows(path, 3)
     except (OSError, UnicodeDecodeError) as e:
         raise SplitError(f"{path}: cannot read it as UTF-8 text ({e})") from None
+    except LabelledSetError as e:
+        raise SplitError(f"{e} (label, category, text)") from None
     rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split("\t")
-        if len(parts) != 3:
-            raise SplitError(f"{path}:{n}: expected 3 tab-separated columns (label, category, text), got {len(parts)}")
+    for n, parts in numbered:
         label, cat, text = (p.strip() for p in parts)
         if label not in LABELS:
             raise SplitError(f"{path}:{n}: label {label!r} is neither 'crisis' nor 'none'")

@@ -11,6 +11,11 @@ class LabelledSetError(ValueError):
 
 
 def read_tsv(path: Path, columns: int) -> list[list[str]]:
+    return [parts for _, parts in numbered_rows(path, columns)]
+
+
+def numbered_rows(path: Path, columns: int) -> list[tuple[int, list[str]]]:
+    """(line number, columns) of every row: for a reader that names a row's line in its own checks."""
     rows = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -18,5 +23,5 @@ def read_tsv(path: Path, columns: int) -> list[list[str]]:
         parts = line.split("\t")
         if len(parts) != columns:
             raise LabelledSetError(f"{path}:{n}: expected {columns} tab-separated columns, got {len(parts)}")
-        rows.append(parts)
+        rows.append((n, parts))
     return rows
