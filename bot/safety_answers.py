@@ -1,0 +1,198 @@
+"""What a client's answer to the crisis protocol's safety questions says: ``danger`` (a means at
+hand, a dangerous place, not safe, an act under way), ``safe`` (nothing near, safe, not alone, the
+means put away) or ``unclear``. The words are data for clinical review (bot/safety_answers.yaml,
+which says how a message is read); the labelled sets are bot/safety_sets/safety_answers*.tsv.
+
+The question the bot asked decides what a bare はい or いいえ means: ``protocol`` (two questions: a
+safe place, and a means within reach: a bare yes or no is unclear), ``means`` (the follow-up about
+a means alone: yes is danger, no is safe) or ``danger`` (the means-safety message, which asks to be
+told once the means is away: 無理 or できない is danger, a bare yes unclear)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from kokoro.lexicon import normalize
+from kokoro.morph import Token, to_hiragana, tokens
+
+WORDS = Path(__file__).with_name("safety_answers.yaml")
+ASKED = ("protocol", "means", "danger")
+CLAUSE_ENDS = {"。", "、", "けれど", "けど", "けれども", "が", "のに", "し", "ので", "から"}
+NEGATIONS = {"ない", "無い", "ず", "ぬ", "へん", "ん"}
+FILLERS = {"物", "訳", "実", "全部", "所", "方", "本当", "今", "特", "何", "色々", "沢山", "一杯", "まだ", "もう"}
+LIGHT_VERBS = {"居る", "為る", "来る", "思う", "成る", "御座る", "てる", "おる"}
+PROGRESS = {"た", "てる", "ちゃう", "居る", "しまう", "ちまう"}  # after an act: done or under way
+SAFE_MAX_CHARS = 40  # a longer message is the client going on with their story, not an all-clear
+HESITATIONS = ("うーん", "う〜ん", "うーむ", "ううーん", "ウーン")
+NOW = {"今", "いま", "もう", "さっき", "既に", "すでに"}
+
+
+class AnswerError(ValueError):
+    """An ``asked`` the reader does not know (names it and the ones it knows)."""
+
+
+@lru_cache(maxsize=1)
+def words() -> dict[str, frozenset[str]]:
+    lists = yaml.safe_load(WORDS.read_text(encoding="utf-8"))["lists"]
+    return {k: frozenset(str(w) for w in v) | frozenset(to_hiragana(str(w)) for w in v) for k, v in lists.items()}
+
+
+def _forms(t: Token) -> set[str]:
+    return {t.lemma, t.surface, to_hiragana(t.surface), t.kana}
+
+
+def _is(t: Token, name: str) -> bool:
+    return bool(_forms(t) & words()[name])
+
+
+def _negation(c: list[Token], j: int) -> bool:
+    """A negation at ``j`` (not the ない of かもしれない, which hedges)."""
+    t = c[j]
+    return t.pos1 in ("助動詞", "形容詞") and t.lemma in NEGATIONS and not (j and c[j - 1].lemma == "知れる")
+
+
+def clauses(text: str) -> list[list[Token]]:
+    for sound in HESITATIONS:  # before normalize, which would make うーん an うん
+        text = text.replace(sound, "、")
+    out: list[list[Token]] = [[]]
+    for t in tokens(normalize(text)):
+        if t.surface in CLAUSE_ENDS and (t.pos1 == "補助記号" or t.pos2 == "接続助詞"):
+            out.append([])
+        else:
+            out[-1].append(t)
+    return [c for c in out if c]
+
+
+def negated(c: list[Token], i: int) -> bool:
+    """Whether the word at ``i`` is negated in its clause: the negations after it (an existence
+    無い counts itself), English not before it, しか…ない turning a negation back (包丁しかない)."""
+    if c[i].surface.isascii():
+        return i > 0 and c[i - 1].surface.lower() in ("not", "dont", "don't", "no")
+    n = sum(_negation(c, j) for j in range(i + 1, len(c))) + (c[i].lemma == "無い")
+    n += any(t.surface == "しか" for t in c[:i])
+    return n % 2 == 1
+
+
+def _existence(c: list[Token], i: int) -> bool:
+    """無い at ``i`` says that something is not there (何もない, 薬はない), rather than negating the
+    word before it (大丈夫じゃない, 安全ではない, 危なくない)."""
+    prev = c[i - 1] if i else None
+    if prev is None or prev.pos1 == "補助記号" or prev.pos1 == "副詞":
+        return True
+    if prev.lemma == "だ" or prev.pos1 in ("形容詞", "動詞", "助動詞"):
+        return False
+    if prev.surface == "は" and i >= 2 and c[i - 2].lemma == "だ":
+        return False
+    return prev.pos1 == "助詞" or prev.pos2 == "代名詞"
+
+
+def _bare(c: list[Token]) -> bool:
+    """Nothing in the clause but the answer's own words: ある, 持ってる, 実はあります, ない…"""
+    for t in c:
+        if t.pos1 not in ("名詞", "動詞", "形容詞", "形状詞") or t.pos2 in ("代名詞", "数詞"):
+            continue
+        if t.lemma in FILLERS or t.lemma in LIGHT_VERBS or t.lemma == "無い":
+            continue
+        if any(
+            _is(t, k)
+            for k in ("means", "near", "have", "affirm", "deny", "none", "away", "away_places", "prepared", "company")
+        ):
+            continue
+        return False
+    return True
+
+
+def _with(c: list[Token], i: int) -> bool:
+    """The person at ``i`` is with the client: 一緒, or いる as the next verb (母が隣の部屋にいる),
+    not negated, not an auxiliary (外されている)."""
+    for j in range(i + 1, len(c)):
+        u = c[j]
+        if u.lemma == "一緒":
+            return True
+        if u.pos1 in ("動詞", "形容詞"):
+            return u.lemma in ("居る", "おる") and c[j - 1].surface not in ("て", "で") and not negated(c, j)
+    return False
+
+
+def clause_signals(c: list[Token], asked: str) -> set[str]:
+    """``danger`` / ``safe`` / ``yes`` / ``no`` found in one clause (bot/safety_answers.yaml)."""
+    out: set[str] = set()
+    joined = to_hiragana("".join(t.surface for t in c))
+    has_means = any(_is(t, "means") for t in c) or any(w in joined for w in words()["means"] if len(w) >= 3)
+    bare = _bare(c)
+
+    def about(i: int) -> bool:  # the word at i is said of a means or of what is near (not 意味がない)
+        return has_means or bare or any(_is(u, k) for u in c[max(0, i - 3) : i] for k in ("near", "prepared"))
+
+    away_place = any(_is(t, "away_places") for t in c)
+    predicates = 0
+    for i, t in enumerate(c):
+        prev = c[i - 1] if i else None
+        if _is(t, "prepared") and not negated(c, i):
+            out.add("danger")
+        hypothetical = i + 1 < len(c) and c[i + 1].surface in ("たら", "ば", "だら")  # 何かあったら
+        if hypothetical:
+            pass
+        elif t.lemma == "無い" and _existence(c, i) or _is(t, "have") and not (prev and prev.surface in ("て", "で")):
+            predicates += 1
+            if about(i):
+                out.add("safe" if negated(c, i) else "danger")
+        elif _is(t, "none"):
+            out.add("safe")
+        if (_is(t, "away") or t.lemma in ("置く", "出す", "入れる", "移す", "やる") and away_place) and (
+            about(i) or away_place
+        ):
+            out.add("danger" if negated(c, i) else "safe")
+        if _is(t, "places") or (_is(t, "high") and any(u.lemma in ("所", "階", "場所") for u in c[i + 1 :])):
+            if not negated(c, i):
+                out.add("danger")
+        if _is(t, "safe"):
+            out.add("danger" if negated(c, i) else "safe")
+        if _is(t, "alarm") and not (i + 1 < len(c) and c[i + 1].lemma == "物"):
+            out.add("safe" if negated(c, i) else "danger")
+        if _is(t, "alone") and [u.lemma for u in c[i + 1 : i + 3]] in (["だ", "無い"], ["だ", "は"]) and negated(c, i):
+            out.add("safe")  # 一人じゃない (not 一人もいない)
+        if _is(t, "company") and _with(c, i):
+            out.add("safe")
+        if (
+            t.pos1 == "動詞"
+            and t.cform.startswith("意志推量形")
+            and [u.lemma for u in c[i + 1 : i + 3]] == ["と", "為る"]
+        ):
+            out.add("danger")  # 飲もうとしてた: an act begun
+        if _is(t, "acts") and t.pos1 in ("動詞", "名詞") and not negated(c, i):
+            after = {u.lemma for u in c[i + 1 : i + 4]}
+            if after & PROGRESS or any(u.lemma in NOW or u.surface in NOW for u in c[:i]):
+                out.add("danger")
+        if asked == "danger" and _is(t, "refuse"):
+            if t.lemma in ("できる", "出来る", "離す", "手放す"):
+                if negated(c, i):
+                    out.add("danger")
+            elif not negated(c, i):
+                out.add("danger")
+        if _is(t, "affirm") and not predicates and t.pos1 in ("感動詞", "名詞", "副詞", "動詞"):
+            out.add("yes")
+        if _is(t, "deny") and t.pos1 in ("感動詞", "名詞") or t.surface in ("いや", "ううん"):
+            out.add("no")
+    if has_means and not predicates and not any(u.pos1 in ("動詞", "形容詞") for u in c) and not out:
+        out.add("danger")  # a means named and nothing said of it: the answer to "is one within reach?"
+    return out
+
+
+def read_answer(text: str, asked: str) -> str:
+    """``danger``, ``safe`` or ``unclear``: the client's answer to what the bot ``asked``."""
+    if asked not in ASKED:
+        raise AnswerError(f"asked={asked!r}: expected one of {', '.join(ASKED)}")
+    found: set[str] = set()
+    for c in clauses(text):
+        found |= clause_signals(c, asked)
+    if "danger" in found:
+        return "danger"
+    if "safe" in found and len(normalize(text)) <= SAFE_MAX_CHARS:
+        return "safe"
+    if asked == "means" and found & {"yes", "no"} and len(found & {"yes", "no"}) == 1:
+        return "danger" if "yes" in found else "safe"
+    return "unclear"
