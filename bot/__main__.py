@@ -63,7 +63,14 @@ def make_parser():
         "--ledger",
         help="with --split: JSON-lines file keeping every run, so a split's first run stays beside later ones",
     )
-    v.add_argument("--misses", action="store_true", help="with --split: list the missed and falsely alarmed lines")
+    v.add_argument(
+        "--answers",
+        help="measure the reading of answers to the protocol's safety questions on FILE (TSV: danger|safe|unclear "
+        "<TAB> protocol|means|danger <TAB> text; bot/safety_sets/safety_answers*.tsv)",
+    )
+    v.add_argument(
+        "--misses", action="store_true", help="with --split or --answers: list the lines read wrong (with their text)"
+    )
     k = sub.add_parser("counselor", help="console accounts: add NAME (password prompted) | disable NAME | list")
     k.add_argument("action", choices=["add", "disable", "enable", "list"])
     k.add_argument("name", nargs="?")
@@ -139,6 +146,17 @@ def main(argv=None) -> int:
                 raise BotConfigError(f"no bot database at {args.db}; pass --db PATH")
             written, skipped = export(Store(args.db), Path(args.out))
             print(f"wrote {written} session(s) to {args.out}; {skipped} rating(s) with skipped items not exported")
+            return 0
+        if args.cmd == "safety-eval" and args.answers:
+            import json
+
+            from .safety_answers import AnswerError, figures
+
+            try:
+                print(json.dumps(figures(args.answers, args.misses), ensure_ascii=False, indent=1))
+            except AnswerError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             return 0
         if args.cmd == "safety-eval" and args.split:
             import json

@@ -59,7 +59,7 @@ def dispatch(engine: Engine, ev: dict) -> None:
         engine.remember_token(uid, ev.get("replyToken"), ev.get("timestamp"))
         text = client_text_of(ev)
         if text:
-            ev["_crisis"] = engine.crisis_first(uid, text)  # before consent, sessions or any handler
+            ev["_answered"] = engine.crisis_first(uid, text)  # before consent, sessions or any handler
     handler(engine, ev)
 
 
@@ -127,7 +127,7 @@ def message(engine: Engine, ev: dict) -> None:
 @on_message("text")
 def text_message(engine: Engine, ev: dict) -> None:
     msg = ev["message"]
-    engine.client_text(user_of(ev), msg.get("text", ""), ev.get("_crisis"), msg.get("id"))
+    engine.client_text(user_of(ev), msg.get("text", ""), ev.get("_answered"), msg.get("id"))
 
 
 @on_message("sticker", "image", "video", "audio", "file", "location")

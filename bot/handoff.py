@@ -155,15 +155,16 @@ def request_human(engine, console: ConsoleStore, uid: str) -> dict:
     return sess
 
 
-def notify_oncall(engine, sid: int | None) -> None:
+def notify_oncall(engine, sid: int | None, event: str = "crisis") -> None:
     """POST the session's console link (never its text) to the on-call URL, if one is set; in the
-    background, so the crisis answer never waits on it."""
+    background, so the crisis answer never waits on it. ``event``: crisis (the protocol was sent) or
+    means_at_hand (the client said a means or a dangerous place is near)."""
     url = engine.s.oncall_url
     if not url:
         return
     base = (engine.s.console_url or "").rstrip("/")
     link = f"{base}/console/s/{sid}" if sid is not None else f"{base}/console/"
-    body = json.dumps({"event": "crisis", "session_url": link}).encode()
+    body = json.dumps({"event": event, "session_url": link}).encode()
 
     def post():
         req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})

@@ -115,6 +115,34 @@ def closing(reason: str) -> list[dict]:
     ]
 
 
+SAFETY_FOLLOWUPS = {
+    # the protocol's two questions got no clear answer: ask about a means alone (yes / no answers it)
+    "means_question": "教えてくださって、ありがとうございます。もうひとつだけ確認させてください。\n"
+    "今、自分を傷つけるのに使えそうなもの（薬や刃物、ひもなど）が、手の届くところにありますか？",
+    # a means at hand or a dangerous place: distance from it, not being alone, 119 for an act begun
+    "means_safety": "教えてくださって、ありがとうございます。話してくれて、本当によかったです。\n"
+    "今はとても危ないときかもしれません。できれば今すぐ、それを自分から離してください。"
+    "別の部屋や家の外に置く、家族など誰かに預ける、それだけでも大切な一歩です。"
+    "危ない場所にいるときは、そこから離れて、人のいる明るい場所へ移ってください。\n"
+    "もう飲んだり、傷つけたりしてしまったときは、すぐに 119 に電話してください。\n"
+    + CRISIS_CONTACTS
+    + "\n\nわたしはここにいます。離せたら、教えてもらえますか？",
+    # still at hand after that: someone with them now, 119
+    "still": "離すのがむずかしいときもありますよね。責めたりはしません。\n"
+    "それなら、今すぐ誰かに電話をして、そばにいてもらってください。ひとりでいないことが、いちばん大切です。\n"
+    "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
+    + CRISIS_CONTACTS
+    + "\n\nわたしもここで、あなたの話を聞いています。",
+    # an answer that sounds safe (worded so that a misreading does not put words in their mouth)
+    "relief": "答えてくださって、ありがとうございます。少しほっとしました。\n"
+    "もし気持ちが強くなって危ないと感じたら、いつでも 119 や窓口に連絡してくださいね。\n"
+    "よければ、今の気持ちや、今日あったことを聞かせてください。",
+    "relief_away": "離してくれて、ありがとうございます。とても大切なことをしてくれました。\n"
+    "もし気持ちが強くなって危ないと感じたら、いつでも 119 や窓口に連絡してくださいね。\n"
+    "よければ、今の気持ちを聞かせてください。",
+}
+
+
 def caring_close(reason: str, right_after_crisis: bool, checkin_hours: float) -> list[dict]:
     """The close of a session in which the client said they were at risk: no score, no rating
     request; the resources again, an open door, and the offer of a check-in later."""

@@ -72,12 +72,12 @@ class Runtime:
                 if row["type"] == "message" and row["source_type"] == "user" and row["user_id"]:
                     try:  # a reply every time, even when handling failed — and the crisis check first
                         text = client_text_of(ev)
-                        crisis = (
-                            ev["_crisis"]
-                            if "_crisis" in ev
-                            else (self.engine.crisis_first(row["user_id"], text) if text else [])
+                        answered = (
+                            ev["_answered"]
+                            if "_answered" in ev
+                            else (self.engine.crisis_first(row["user_id"], text) if text else None)
                         )
-                        if not crisis:  # a crisis was answered with the protocol: that is the reply
+                        if not answered:  # the protocol (or its follow-up) was sent: that is the reply
                             self.engine.send(row["user_id"], M.fallback(), key=f"fallback:{row['id']}")
                     except Exception as e2:
                         log.error("fallback failed: %s", type(e2).__name__)

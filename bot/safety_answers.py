@@ -196,3 +196,45 @@ def read_answer(text: str, asked: str) -> str:
     if asked == "means" and found & {"yes", "no"} and len(found & {"yes", "no"}) == 1:
         return "danger" if "yes" in found else "safe"
     return "unclear"
+
+
+LABELS = ("danger", "safe", "unclear")
+
+
+def figures(path, misses: bool = False) -> dict:
+    """``python -m bot safety-eval --answers FILE``: how each label was read (danger / safe /
+    unclear), by what was asked; with ``misses`` the lines read wrong (their text)."""
+    from kokoro.labelled import LabelledSetError, numbered_rows
+
+    try:
+        rows = numbered_rows(Path(path), 3)
+    except (OSError, UnicodeDecodeError) as e:
+        raise AnswerError(f"{path}: cannot read it as UTF-8 text ({e})") from None
+    except LabelledSetError as e:
+        raise AnswerError(f"{e} (label, asked, text)") from None
+    table = {lab: dict.fromkeys(LABELS, 0) for lab in LABELS}
+    by_asked = {a: [0, 0] for a in ASKED}
+    wrong = []
+    for n, (label, asked, text) in rows:
+        if label not in LABELS or asked not in ASKED:
+            raise AnswerError(
+                f"{path}:{n}: label {label!r} / asked {asked!r}: write one of {', '.join(LABELS)} "
+                f"<TAB> one of {', '.join(ASKED)} <TAB> the client's message"
+            )
+        got = read_answer(text, asked)
+        table[label][got] += 1
+        by_asked[asked][0] += got == label
+        by_asked[asked][1] += 1
+        if got != label:
+            wrong.append({"line": n, "label": label, "asked": asked, "read": got, **({"text": text} if misses else {})})
+    out = {
+        "file": str(path),
+        "lines": len(rows),
+        "read_right": sum(table[lab][lab] for lab in LABELS),
+        "read_as": table,  # label → how its lines were read
+        "by_asked": {a: {"right": r, "lines": n} for a, (r, n) in by_asked.items() if n},
+        "danger_missed": table["danger"]["safe"] + table["danger"]["unclear"],
+        "read_safe_wrongly": table["danger"]["safe"] + table["unclear"]["safe"],
+        "wrong": wrong,
+    }
+    return out

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import queue
 import threading
+from typing import NamedTuple
 
 from kokoro.dataset import Turn
 from kokoro.generation import window
@@ -21,10 +22,19 @@ from kokoro.screening import SAFE_REPLY, screen_draft
 from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
-from .safety import RECENT_MESSAGES, crisis_message, read_message
+from .safety import LEARNED, RECENT_MESSAGES, crisis_message, read_message
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")
+
+
+class Answered(NamedTuple):
+    """The safety message crisis_first sent for a client's text, and the flag its turn is stored
+    with (turns.crisis): 1 the protocol, 2 a follow-up to it, 3 a follow-up to a means at hand or a
+    dangerous place. A session that ends right after a 1 or a 3 gets the worried caring close."""
+
+    text: str
+    flag: int
 
 
 class Engine:
@@ -128,7 +138,7 @@ class Engine:
         if notify and sess["crisis"]:  # a flagged session ends with care, not with a score
             turns = self.store.turns(sess["id"])
             clients = [r for r in turns if r["role"] == "client"]
-            recent = bool(clients) and bool(clients[-1].get("crisis"))  # the last thing they said
+            recent = bool(clients) and clients[-1].get("crisis") in (1, 3)  # the last thing they said (Answered)
             self.send(user_id, M.caring_close(reason, recent, self.s.checkin_after_s / 3600), priority=1)
             self._feedback(sess, deliver=False)  # scored and stored for research, never sent
         elif notify:
@@ -184,14 +194,21 @@ class Engine:
         self.outbox.send(user_id, M.deleted(), token, deadline)
         self.store.db.execute("delete from outbox where user_id = ? and status = 'sent'", [user_id])
 
-    def crisis_first(self, user_id: str, text: str) -> list[str]:
+    def crisis_first(self, user_id: str, text: str) -> Answered | None:
         """Check a client's text before anything else (consent, sessions, rating, generation) and
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
-        No message text is stored here: the flag and the time only."""
+        A message that answers what the protocol asked is read first (``answer_of``): a means at
+        hand or a dangerous place gets the means-safety message; explicit crisis words get the
+        protocol again; a clear no outweighs the learned layer alone (it reads no context); then
+        the answer's follow-up. Returns what was sent for the text (its turn's answer), or None.
+        No message text is stored here: the flags and the times only."""
+        asked, reading = self.answer_of(user_id, text)
+        if reading == "danger":
+            return self.follow_up(user_id, asked, reading)
         # a plan or a farewell split over messages: read with the recent ones when alone says nothing
         cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
-        if not cats:
-            return []
+        if not cats or (reading == "safe" and cats == [LEARNED]):
+            return self.follow_up(user_id, asked, reading) if asked else None
         if read > 1:
             log.warning("crisis across %d messages", read)
         log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
@@ -199,12 +216,88 @@ class Engine:
         sess = self.store.open_session(user_id)
         if sess:
             self.store.update_session(sess["id"], crisis=1)
-        self.send(user_id, [M.text(crisis_message(cats))], priority=1)
+        answer = Answered(crisis_message(cats), 1)
+        self.send(user_id, [M.text(answer.text)], priority=1)
+        self._ask(user_id, "protocol")
         if not sess or not sess["crisis"]:  # the first crisis line of this session: the on-call person is told
             from .handoff import notify_oncall
 
             notify_oncall(self, sess["id"] if sess else None)
-        return cats
+        return answer
+
+    # what the protocol asked, read → (the message that answers it, what that message asks)
+    FOLLOWUPS = {
+        ("protocol", "danger"): ("means_safety", "danger"),
+        ("protocol", "safe"): ("relief", None),
+        ("protocol", "unclear"): ("means_question", "means"),
+        ("means", "danger"): ("means_safety", "danger"),
+        ("means", "safe"): ("relief", None),
+        ("means", "unclear"): (None, None),
+        ("danger", "danger"): ("still", None),
+        ("danger", "safe"): ("relief_away", None),
+        ("danger", "unclear"): (None, None),
+    }
+
+    def answer_of(self, user_id: str, text: str) -> tuple[str | None, str | None]:
+        """(what the last safety message asked, how ``text`` answers it: bot/safety_answers), or
+        (None, None): nothing asked within ``crisis_window_s``, a control word (終了, 削除, asking
+        for a person), or a console counselor holds the session (they answer, and nothing is
+        awaited any more)."""
+        from .handoff import is_human_request
+        from .safety_answers import read_answer
+
+        asked = self.awaiting(user_id)
+        if asked is None or text.strip() in M.END_WORDS + M.DELETE_WORDS or is_human_request(text):
+            return None, None
+        sess = self.store.open_session(user_id)
+        if sess and sess.get("held_by") is not None:
+            self._ask(user_id, None)
+            return None, None
+        return asked, read_answer(text, asked)
+
+    def follow_up(self, user_id: str, asked: str, reading: str) -> Answered | None:
+        """Answer the client's answer to the protocol's safety questions (a safe place? a means
+        within reach?): a means at hand or a dangerous place gets the means-safety message (and the
+        on-call person is told), a clear no relief, no clear answer one question about a means
+        alone; after that the counselor goes on. Returns what was sent, or None (the model replies)."""
+        from .handoff import notify_oncall
+
+        kind, then = self.FOLLOWUPS[(asked, reading)]
+        self._ask(user_id, then)
+        if kind is None:
+            return None
+        log.warning("answer to the crisis protocol read as %s: %s sent", reading, kind)
+        answer = Answered(M.SAFETY_FOLLOWUPS[kind], 3 if reading == "danger" else 2)
+        self.send(user_id, [M.text(answer.text)], priority=1)
+        if reading == "danger" and asked != "danger":
+            sess = self.store.open_session(user_id)
+            notify_oncall(self, sess["id"] if sess else None, "means_at_hand")
+        return answer
+
+    def awaiting(self, user_id: str) -> str | None:
+        """What the last safety message asked the user (``protocol``, ``means``, ``danger``), if it
+        was sent within ``crisis_window_s``; a replayed event reads the state it first found."""
+        u = self.store.user(user_id)
+        asked, at = u.get("safety_asked"), u.get("safety_at")
+        key = getattr(self._effect, "key", None)
+        if key and u.get("safety_key") == key:
+            asked, at = u.get("safety_prev"), u.get("safety_prev_at")
+        return asked if asked and at and now() - at < self.s.crisis_window_s else None
+
+    def _ask(self, user_id: str, asked: str | None) -> None:
+        """Record what the safety message just sent asks (None: nothing awaited), once per event."""
+        u = self.store.user(user_id)
+        key = getattr(self._effect, "key", None)
+        if key and u.get("safety_key") == key:  # a replay: the state moved on when it first ran
+            return
+        self.store.update_user(
+            user_id,
+            safety_asked=asked,
+            safety_at=now(),
+            safety_prev=u.get("safety_asked"),
+            safety_prev_at=u.get("safety_at"),
+            safety_key=key,
+        )
 
     def recent_client_texts(self, user_id: str, n: int = RECENT_MESSAGES) -> list[str]:
         """The client's last ``n`` messages of the open session within ``crisis_window_s``, written
@@ -219,10 +312,11 @@ class Engine:
         return [r["text"] for r in rows[answered + 1 :] if (r["ts"] or 0) > since][-n:]
 
     def client_text(
-        self, user_id: str, text: str, crisis: list[str] | None = None, message_id: str | None = None
+        self, user_id: str, text: str, answered: Answered | None = None, message_id: str | None = None
     ) -> None:
-        """A client's text; ``crisis`` holds the categories crisis_first found (already answered).
-        The turn and the reply it is owed are stored together, once per LINE message id."""
+        """A client's text; ``answered``: the safety message crisis_first already sent for it (the
+        protocol or a follow-up: the turn's answer, so the model does not reply). The turn and the
+        reply it is owed are stored together, once per LINE message id."""
         if text.strip() in M.DELETE_WORDS:
             self.send(user_id, M.confirm_delete())
             return
@@ -234,7 +328,7 @@ class Engine:
             return
         from .handoff import is_human_request, request_human
 
-        if not crisis and is_human_request(text):  # answered by the request's answer, not by the model
+        if not answered and is_human_request(text):  # answered by the request's answer, not by the model
             sess = request_human(self, self.console, user_id)
             self.store.add_client_turn(sess, text, message_id, owed=False)
             return
@@ -243,13 +337,20 @@ class Engine:
         sess = self.store.open_session(user_id)
         opened_here = sess is None
         sess = sess or self.start(user_id, text)
-        # a crisis turn's answer was the protocol message: the model does not reply to it. The message
+        # a crisis turn's answer was the protocol message (or a follow-up): the model does not reply to it. The message
         # that opened the session is answered by the opening (one counselor message, asking for what
         # that message did not say) — unless it already said what the client wants to talk about: then
         # the opening only greets, and the model answers it too.
-        answer = crisis_message(crisis) if crisis else None
-        owed = answer is None and (not opened_here or has_topic(text))
-        if self.store.add_client_turn(sess, text, message_id, answer, owed=owed) and owed:
+        owed = answered is None and (not opened_here or has_topic(text))
+        stored = self.store.add_client_turn(
+            sess,
+            text,
+            message_id,
+            answered.text if answered else None,
+            owed=owed,
+            flag=answered.flag if answered else 1,
+        )
+        if stored and owed:
             self.outbox.loading(user_id, 20)
 
     def unsend(self, user_id: str, message_id: str) -> None:

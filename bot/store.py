@@ -160,6 +160,11 @@ class Store:
         for table, col, kind in (
             ("users", "crisis_at", float),
             ("users", "checkin_due", float),
+            ("users", "safety_asked", str),  # what the last safety message asked (bot/sessions.safety_followup)
+            ("users", "safety_at", float),
+            ("users", "safety_prev", str),  # the state before it and the event that moved it (a replay reads it)
+            ("users", "safety_prev_at", float),
+            ("users", "safety_key", str),
             ("outbox", "priority", int),
             ("outbox", "effect_key", str),
             ("outbox", "expires_at", float),
@@ -347,18 +352,25 @@ class Store:
             )
 
     def add_client_turn(
-        self, session: dict, text: str, message_id: str | None, answer: str | None = None, owed: bool = True
+        self,
+        session: dict,
+        text: str,
+        message_id: str | None,
+        answer: str | None = None,
+        owed: bool = True,
+        flag: int = 1,
     ) -> bool:
         """Store a client's message and owe it a reply, atomically; False (and nothing done) when this
         LINE message was stored before (a replayed event). ``answer``: the counselor turn already
-        sent for it (the crisis protocol), so no reply is owed; ``owed=False``: none is owed either
-        (the message that opened the session, answered by the opening stored before it)."""
+        sent for it (the crisis protocol or its follow-up; the turn's ``crisis`` is ``flag``:
+        bot/sessions.Answered), so no reply is owed; ``owed=False``: none is owed either (the message
+        that opened the session, answered by the opening stored before it)."""
         t = now()
         with self.transaction() as c:
             cur = c.execute(
                 "insert or ignore into turns (session_id, user_id, role, text, time, ts, message_id, crisis) "
                 "values (?, ?, 'client', ?, ?, ?, ?, ?)",
-                [session["id"], session["user_id"], text, iso(t), t, message_id, 1 if answer is not None else None],
+                [session["id"], session["user_id"], text, iso(t), t, message_id, flag if answer is not None else None],
             )
             if cur.rowcount == 0:
                 return False

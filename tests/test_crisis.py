@@ -113,10 +113,12 @@ def test_the_protocol_replaces_the_generic_reply_for_that_turn(emu, fake_backend
     emu.text(u, "もう消えてなくなりたい")
     got = emu.fake.wait_for(4, 10, u)  # consent ×2, crisis protocol, opening
     assert RESOURCE in got[2]["text"] and got[3]["text"].startswith("こんにちは。相談員です")
+    emu.text(u, "大丈夫です、危ないものは近くにありません")  # the protocol's questions, answered (test_safety_answers)
+    emu.fake.wait_for(5, 10, u)
     emu.text(u, "ありがとう、少し話したいです")
-    got = emu.fake.wait_for(5, 10, u)
-    assert got[4]["text"] == fake_backend.reply
-    assert len(fake_backend.prompts) == 1, "the model answered only the turn after the crisis line"
+    got = emu.fake.wait_for(6, 10, u)
+    assert got[5]["text"] == fake_backend.reply
+    assert len(fake_backend.prompts) == 1, "the model answered only the turn after the crisis line and its answer"
     assert "ありがとう、少し話したいです" in fake_backend.prompts[0]
     sess = emu.runtime.engine.store.open_session(u)
     assert sess["crisis"] == 1
@@ -150,11 +152,12 @@ def test_a_failing_handler_still_sends_the_crisis_protocol_not_the_fallback(emu,
         raise RuntimeError("handler bug")
 
     monkeypatch.setattr(emu.runtime.engine, "client_text", broken)
-    emu.text(u, "リスカしちゃった")
     emu.text(u, "こんにちは")
+    emu.fake.wait_for(3, 10, u)
+    emu.text(u, "リスカしちゃった")
     got = emu.fake.wait_for(4, 10, u)
-    assert RESOURCE in got[2]["text"]
-    assert got[3]["text"] == M.fallback()[0]["text"], "an ordinary line still gets the fallback"
+    assert got[2]["text"] == M.fallback()[0]["text"], "an ordinary line gets the fallback"
+    assert RESOURCE in got[3]["text"]
     assert sum(M.fallback()[0]["text"] == t for t in texts(emu, u)) == 1
 
 

@@ -1,0 +1,153 @@
+"""After the crisis protocol asks "are you somewhere safe? is a means within reach?", the client's
+answer is read (bot/safety_answers) and answered: a means at hand gets the means-safety message
+and the on-call person is told; no clear answer gets one question about a means; a clear no gets
+relief; then the counselor goes on. Through signed webhooks, as the other crisis tests."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest import quiesce
+from test_crisis import FakeBackend, in_session, make_emulator, texts
+
+from bot import messages as M
+from bot.safety_answers import AnswerError, figures, read_answer
+from kokoro.labelled import read_tsv
+
+SETS = Path(__file__).resolve().parents[1] / "bot" / "safety_sets"
+HELD_OUT = SETS / "safety_answers_holdout.tsv"
+F = M.SAFETY_FOLLOWUPS
+MODEL = "そうなんですね。"  # what the fake counselor says
+
+
+def say(emu, u, *lines):
+    for t in lines:
+        emu.text(u, t)
+        quiesce(emu)
+
+
+@pytest.fixture
+def emu(tmp_path):
+    e = make_emulator(tmp_path, FakeBackend(MODEL))
+    yield e
+    e.close()
+
+
+def test_the_held_out_answers_are_frozen():
+    assert hashlib.sha256(HELD_OUT.read_bytes()).hexdigest().startswith("aa5d44a0ff7169ba")
+
+
+@pytest.mark.parametrize("path", [SETS / "safety_answers.tsv", HELD_OUT])
+def test_no_means_at_hand_is_missed_and_nothing_unsafe_is_read_as_safe(path):
+    got = figures(path, misses=True)  # what `python -m bot safety-eval --answers FILE` prints
+    assert got["lines"] == len(read_tsv(path, 3))
+    assert got["danger_missed"] == 0 and got["read_safe_wrongly"] == 0, got["wrong"]
+
+
+def test_a_bad_row_is_named_with_its_line(tmp_path):
+    f = tmp_path / "mine.tsv"
+    f.write_text("# mine\ndanger\tprotocol\t薬はある\ndanger\tplace\t屋上にいる\n", encoding="utf-8")
+    with pytest.raises(AnswerError, match=r"mine.tsv:3: .*'place'.*protocol, means, danger"):
+        figures(f)
+
+
+def test_what_was_asked_decides_a_bare_yes():
+    assert read_answer("はい", "protocol") == "unclear"  # which of the two questions?
+    assert read_answer("はい", "means") == "danger"
+    assert read_answer("いいえ", "means") == "safe"
+    assert read_answer("はい", "danger") == "unclear"
+    assert read_answer("無理", "danger") == "danger" and read_answer("無理", "protocol") == "unclear"
+    with pytest.raises(AnswerError, match="protocol, means, danger"):
+        read_answer("はい", "place")
+
+
+def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
+    u = "U" + "e1" * 16
+    in_session(emu, u)
+    say(emu, u, "もう死にたい", "家にいます。薬はたくさん手元にあります")
+    got = texts(emu, u)
+    assert got[-1] == F["means_safety"] and MODEL not in got[-2:], got[-3:]
+    say(emu, u, "別の部屋に置いてきた")
+    assert texts(emu, u)[-1] == F["relief_away"]
+    say(emu, u, "少し話してもいいですか")
+    assert texts(emu, u)[-1] == MODEL, "then the counselor goes on"
+    turns = emu.runtime.engine.store.turns(emu.runtime.engine.store.open_session(u)["id"])
+    flags = [r["crisis"] for r in turns if r["role"] == "client"][-4:]
+    assert flags == [1, 3, 2, None], "the answers are stored as the turns' answers"
+
+
+def test_no_clear_answer_gets_one_question_about_a_means(emu):
+    u = "U" + "e2" * 16
+    in_session(emu, u)
+    say(emu, u, "死にたい", "はい")
+    assert texts(emu, u)[-1] == F["means_question"]
+    say(emu, u, "うん")
+    assert texts(emu, u)[-1] == F["means_safety"]
+    say(emu, u, "できない")
+    assert texts(emu, u)[-1] == F["still"]
+    say(emu, u, "できない")
+    assert texts(emu, u)[-1] == MODEL, "one follow-up each, then the counselor"
+
+
+def test_a_clear_no_gets_relief_and_the_counselor_goes_on(emu):
+    u = "U" + "e3" * 16
+    in_session(emu, u)
+    say(emu, u, "死にたい", "大丈夫です、近くには何もないです")
+    assert texts(emu, u)[-1] == F["relief"]
+    say(emu, u, "仕事のことを聞いてほしい")
+    assert texts(emu, u)[-1] == MODEL
+
+
+def test_ending_after_the_protocol_is_not_read_as_an_answer(emu):
+    u = "U" + "e4" * 16
+    in_session(emu, u)
+    say(emu, u, "死にたい")
+    n = len(texts(emu, u))
+    say(emu, u, "終了")
+    said = "\n".join(texts(emu, u)[n:])
+    assert F["means_question"] not in said and "心配" in said, said
+
+
+def test_only_within_the_window(tmp_path):
+    e = make_emulator(tmp_path, FakeBackend(MODEL), crisis_window_s=0.0)
+    try:
+        u = "U" + "e5" * 16
+        in_session(e, u)
+        say(e, u, "死にたい", "薬は手元にあります")
+        assert texts(e, u)[-1] == MODEL
+    finally:
+        e.close()
+
+
+def test_before_consent_the_answer_is_read_and_no_text_is_kept(emu):
+    u = "U" + "e6" * 16
+    say(emu, u, "もう死にたい", "ロープは用意してある")
+    assert F["means_safety"] in texts(emu, u)
+    assert not emu.runtime.engine.store.db["turns"].count
+
+
+def test_a_replayed_event_reads_the_answer_as_it_first_did(emu):
+    """kill -9 after the follow-up was sent and before the event was marked done: the replay
+    finds the state moved on, reads the answer against what was asked then, sends nothing twice."""
+    u = "U" + "e7" * 16
+    in_session(emu, u)
+    say(emu, u, "死にたい")
+    engine, n = emu.runtime.engine, len(texts(emu, u))
+    for _ in range(2):
+        with engine.effects_of("replayed-event"):
+            got = engine.crisis_first(u, "はい")
+        assert got.text == F["means_question"]
+    engine.outbox.flush()
+    assert texts(emu, u)[n:] == [F["means_question"]]
+    assert engine.awaiting(u) == "means"
+
+
+def test_the_on_call_person_is_told_of_a_means_at_hand(emu, monkeypatch):
+    import bot.handoff
+
+    told = []
+    monkeypatch.setattr(bot.handoff, "notify_oncall", lambda engine, sid, event="crisis": told.append(event))
+    u = "U" + "e8" * 16
+    in_session(emu, u)
+    say(emu, u, "死にたい", "屋上にいます")
+    assert told == ["crisis", "means_at_hand"]
