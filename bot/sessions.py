@@ -131,6 +131,7 @@ class Engine:
         if forget:
             forget(str(sess["id"]))
         self.drafts.pop(sess["id"], None)
+        self.store.update_user(user_id, safety_asked=None)  # a new session does not answer this one's questions
         if sess.get("held_by") is not None:  # the client's menu goes back to the default
             from .handoff import link_menu
 

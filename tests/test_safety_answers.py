@@ -108,6 +108,13 @@ def test_ending_after_the_protocol_is_not_read_as_an_answer(emu):
     assert F["means_question"] not in said and "心配" in said, said
 
 
+def test_a_new_session_does_not_answer_the_last_ones_questions(emu):
+    u = "U" + "e9" * 16
+    in_session(emu, u)
+    say(emu, u, "死にたい", "終了", "こんにちは")
+    assert F["means_question"] not in texts(emu, u)
+
+
 def test_only_within_the_window(tmp_path):
     e = make_emulator(tmp_path, FakeBackend(MODEL), crisis_window_s=0.0)
     try:
