@@ -134,13 +134,12 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
         if _is(t, "prepared") and not negated(c, i):
             out.add("danger")
         hypothetical = i + 1 < len(c) and c[i + 1].surface in ("たら", "ば", "だら")  # 何かあったら
-        if hypothetical:
-            pass
-        elif t.lemma == "無い" and _existence(c, i) or _is(t, "have") and not (prev and prev.surface in ("て", "で")):
+        auxiliary = prev is not None and prev.surface in ("て", "で")  # 預けてある: the ある of 預ける
+        if not hypothetical and (t.lemma == "無い" and _existence(c, i) or _is(t, "have") and not auxiliary):
             predicates += 1
             if about(i):
                 out.add("safe" if negated(c, i) else "danger")
-        elif _is(t, "none"):
+        elif not hypothetical and _is(t, "none"):
             out.add("safe")
         if (_is(t, "away") or t.lemma in ("置く", "出す", "入れる", "移す", "やる") and away_place) and (
             about(i) or away_place
@@ -208,8 +207,6 @@ def figures(path, misses: bool = False) -> dict:
 
     try:
         rows = numbered_rows(Path(path), 3)
-    except (OSError, UnicodeDecodeError) as e:
-        raise AnswerError(f"{path}: cannot read it as UTF-8 text ({e})") from None
     except LabelledSetError as e:
         raise AnswerError(f"{e} (label, asked, text)") from None
     table = {lab: dict.fromkeys(LABELS, 0) for lab in LABELS}

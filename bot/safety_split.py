@@ -42,8 +42,6 @@ def read_split(path) -> list[tuple[int, str, str, str]]:
     path = Path(path)
     try:
         numbered = numbered_rows(path, 3)
-    except (OSError, UnicodeDecodeError) as e:
-        raise SplitError(f"{path}: cannot read it as UTF-8 text ({e})") from None
     except LabelledSetError as e:
         raise SplitError(f"{e} (label, category, text)") from None
     rows = []

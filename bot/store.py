@@ -160,7 +160,7 @@ class Store:
         for table, col, kind in (
             ("users", "crisis_at", float),
             ("users", "checkin_due", float),
-            ("users", "safety_asked", str),  # what the last safety message asked (bot/sessions.safety_followup)
+            ("users", "safety_asked", str),  # what the last safety message asked (bot/sessions.Engine.follow_up)
             ("users", "safety_at", float),
             ("users", "safety_prev", str),  # the state before it and the event that moved it (a replay reads it)
             ("users", "safety_prev_at", float),

@@ -15,9 +15,14 @@ def read_tsv(path: Path, columns: int) -> list[list[str]]:
 
 
 def numbered_rows(path: Path, columns: int) -> list[tuple[int, list[str]]]:
-    """(line number, columns) of every row: for a reader that names a row's line in its own checks."""
+    """(line number, columns) of every row: for a reader that names a row's line in its own checks.
+    A file that cannot be read as UTF-8 text raises LabelledSetError too, naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelledSetError(f"{path}: cannot read it as UTF-8 text ({e})") from None
     rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t")

@@ -76,26 +76,32 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
     assert flags == [1, 3, 2, None], "the answers are stored as the turns' answers"
 
 
-def test_no_clear_answer_gets_one_question_about_a_means(emu):
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        pytest.param(  # no clear answer: one question about a means; one follow-up each, then the counselor
+            [
+                ("死にたい", None),
+                ("はい", "means_question"),
+                ("うん", "means_safety"),
+                ("できない", "still"),
+                ("できない", MODEL),
+            ],
+            id="no-clear-answer-gets-one-question-about-a-means",
+        ),
+        pytest.param(
+            [("死にたい", None), ("大丈夫です、近くには何もないです", "relief"), ("仕事のことを聞いてほしい", MODEL)],
+            id="a-clear-no-gets-relief-and-the-counselor-goes-on",
+        ),
+    ],
+)
+def test_each_answer_gets_its_follow_up(emu, conversation):
     u = "U" + "e2" * 16
     in_session(emu, u)
-    say(emu, u, "死にたい", "はい")
-    assert texts(emu, u)[-1] == F["means_question"]
-    say(emu, u, "うん")
-    assert texts(emu, u)[-1] == F["means_safety"]
-    say(emu, u, "できない")
-    assert texts(emu, u)[-1] == F["still"]
-    say(emu, u, "できない")
-    assert texts(emu, u)[-1] == MODEL, "one follow-up each, then the counselor"
-
-
-def test_a_clear_no_gets_relief_and_the_counselor_goes_on(emu):
-    u = "U" + "e3" * 16
-    in_session(emu, u)
-    say(emu, u, "死にたい", "大丈夫です、近くには何もないです")
-    assert texts(emu, u)[-1] == F["relief"]
-    say(emu, u, "仕事のことを聞いてほしい")
-    assert texts(emu, u)[-1] == MODEL
+    for line, want in conversation:
+        say(emu, u, line)
+        if want is not None:
+            assert texts(emu, u)[-1] == F.get(want, want), line
 
 
 def test_ending_after_the_protocol_is_not_read_as_an_answer(emu):
