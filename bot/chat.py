@@ -89,7 +89,7 @@ def run_chat(
             line = line.rstrip("\n")
             if not line.strip():
                 continue
-            if line.strip() in M.END_WORDS:
+            if M.control_word(line) == "end":
                 wait_for_build(status, scorer, wait_feedback)
             show_build()
             print(f"client: {line}", file=out, flush=True)
@@ -97,7 +97,7 @@ def run_chat(
             new = wait_settled(emu, user, seen)
             _show(new, out)
             seen += len(new)
-            if line.strip() in M.END_WORDS:
+            if M.control_word(line) == "end":
                 break
         store = emu.runtime.engine.store
         if store.open_session(user):

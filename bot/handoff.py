@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 import threading
 import urllib.request
@@ -21,11 +20,6 @@ from .line_api import Outbox
 from .store import now
 
 log = logging.getLogger("kokoro.bot.handoff")
-# a whole message asking for a person (not one that mentions wanting to talk to people in general)
-HUMAN_REQUEST = re.compile(
-    r"^\s*(?:人間?|ひと|相談員|カウンセラー|スタッフ)(?:さん|の方|の人)?(?:と|に)"
-    r"(?:話したい|話がしたい|話させて|代わって|かわって|替わって)(?:です|ください|下さい)?\s*[。！!？?]*\s*$"
-)
 
 
 class NotOpen(ConsoleError):
@@ -42,10 +36,6 @@ class NotHolder(ConsoleError):
 
 class EmptyReply(ConsoleError):
     pass
-
-
-def is_human_request(text: str) -> bool:
-    return bool(HUMAN_REQUEST.match(text))
 
 
 GONE = "この相談はすでに終了したか、削除されました。"

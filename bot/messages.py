@@ -3,12 +3,33 @@
 
 from __future__ import annotations
 
+import re
+
 CONSENT, DECLINE, START, END = "action=consent", "action=decline", "action=start", "action=end"
 DELETE, KEEP = "action=delete", "action=keep"
 CHECKIN_YES, CHECKIN_NO = "action=checkin-yes", "action=checkin-no"
 HUMAN, CONTACTS, DELETE_ASK = "action=human", "action=contacts", "action=delete-ask"  # the rich menu's
 END_WORDS = ("終了", "おわり", "終わり")
 DELETE_WORDS = ("削除",)
+# a whole message asking for a person (not one that mentions wanting to talk to people in general)
+HUMAN_REQUEST = re.compile(
+    r"^\s*(?:人間?|ひと|相談員|カウンセラー|スタッフ)(?:さん|の方|の人)?(?:と|に)"
+    r"(?:話したい|話がしたい|話させて|代わって|かわって|替わって)(?:です|ください|下さい)?\s*[。！!？?]*\s*$"
+)
+
+
+def control_word(text: str) -> str | None:
+    """What a whole message asks the bot to do rather than says to the counselor: ``delete``,
+    ``end``, ``human`` (a person), or None. The one place these words are read: the session's
+    handler acts on them, and the safety follow-up must not read them as an answer."""
+    t = text.strip()
+    if t in DELETE_WORDS:
+        return "delete"
+    if t in END_WORDS:
+        return "end"
+    return "human" if HUMAN_REQUEST.match(t) else None
+
+
 CRISIS_CONTACTS = (
     "・緊急のときは 119（救急）/ 110（警察）\n"
     "・よりそいホットライン 0120-279-338（24時間）\n"

@@ -244,11 +244,10 @@ class Engine:
         (None, None): nothing asked within ``crisis_window_s``, a control word (終了, 削除, asking
         for a person), or a console counselor holds the session (they answer, and nothing is
         awaited any more)."""
-        from .handoff import is_human_request
         from .safety_answers import read_answer
 
         asked = self.awaiting(user_id)
-        if asked is None or text.strip() in M.END_WORDS + M.DELETE_WORDS or is_human_request(text):
+        if asked is None or M.control_word(text):
             return None, None
         sess = self.store.open_session(user_id)
         if sess and sess.get("held_by") is not None:
@@ -318,18 +317,19 @@ class Engine:
         """A client's text; ``answered``: the safety message crisis_first already sent for it (the
         protocol or a follow-up: the turn's answer, so the model does not reply). The turn and the
         reply it is owed are stored together, once per LINE message id."""
-        if text.strip() in M.DELETE_WORDS:
+        control = M.control_word(text)
+        if control == "delete":
             self.send(user_id, M.confirm_delete())
             return
         if not self.consented(user_id):  # no text is kept before consent; a crisis was answered already
             self.send(user_id, M.consent_needed())
             return
-        if text.strip() in M.END_WORDS:
+        if control == "end":
             self.end(user_id, "user")
             return
-        from .handoff import is_human_request, request_human
+        from .handoff import request_human
 
-        if not answered and is_human_request(text):  # answered by the request's answer, not by the model
+        if not answered and control == "human":  # answered by the request's answer, not by the model
             sess = request_human(self, self.console, user_id)
             self.store.add_client_turn(sess, text, message_id, owed=False)
             return

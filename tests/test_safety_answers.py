@@ -11,6 +11,7 @@ from conftest import quiesce
 from test_crisis import FakeBackend, in_session, make_emulator, texts
 
 from bot import messages as M
+from bot.safety import crisis_message
 from bot.safety_answers import AnswerError, figures, read_answer
 from kokoro.labelled import read_tsv
 
@@ -104,14 +105,40 @@ def test_each_answer_gets_its_follow_up(emu, conversation):
             assert texts(emu, u)[-1] == F.get(want, want), line
 
 
-def test_ending_after_the_protocol_is_not_read_as_an_answer(emu):
+@pytest.mark.parametrize(
+    "word, answered_by",
+    [
+        ("終了", "心配"),  # the caring close
+        ("削除", M.confirm_delete()[0]["text"]),
+        ("相談員と話したい", M.human_requested(False, "")[0]["text"][:12]),
+    ],
+    ids=["end", "delete", "human"],
+)
+def test_a_control_word_after_the_protocol_is_not_read_as_an_answer(emu, word, answered_by):
+    """M.control_word is the one list of what a message asks the bot to do: each word it names is
+    acted on, never answered with the means question."""
     u = "U" + "e4" * 16
     in_session(emu, u)
     say(emu, u, "死にたい")
     n = len(texts(emu, u))
-    say(emu, u, "終了")
+    say(emu, u, word)
     said = "\n".join(texts(emu, u)[n:])
-    assert F["means_question"] not in said and "心配" in said, said
+    assert F["means_question"] not in said and answered_by in said, said
+
+
+def test_a_session_a_console_counselor_holds_is_theirs_to_answer(emu):
+    from bot import handoff
+
+    u = "U" + "ea" * 16
+    in_session(emu, u)
+    engine = emu.runtime.engine
+    sid = engine.store.open_session(u)["id"]
+    handoff.take_over(engine, engine.console, sid, engine.console.get(engine.console.add("sato", "pw-long-enough-1")))
+    say(emu, u, "死にたい")
+    assert texts(emu, u)[-1] == crisis_message(["wish_dead"]), "the protocol is never held back"
+    say(emu, u, "薬は手元にあります")
+    assert F["means_safety"] not in texts(emu, u) and MODEL not in texts(emu, u)[-2:]
+    assert engine.awaiting(u) is None, "nothing is awaited once the counselor answers"
 
 
 def test_a_new_session_does_not_answer_the_last_ones_questions(emu):
