@@ -337,12 +337,19 @@ def valid(bot: Bot, fake: FakeLine, n: int) -> dict:
 
 
 # ---------------------------------------------------------------- 3./4. live sessions
-class Clients:
-    """Consented users writing text messages; knows every message it sent (and when)."""
+# a client at risk: a crisis line, a means at hand in answer to the protocol, the means put away;
+# each gets exactly one safety message (bot/sessions.py: crisis_first, follow_up), then ordinary talk
+CRISIS_SCRIPT = ("もう死にたいです", "薬がたくさん手元にあります", "別の部屋に置いてきました")
 
-    def __init__(self, bot: Bot, fake: FakeLine, n: int, tag: str):
+
+class Clients:
+    """Consented users writing text messages; knows every message it sent (and when). The first
+    ``at_risk`` users begin with CRISIS_SCRIPT."""
+
+    def __init__(self, bot: Bot, fake: FakeLine, n: int, tag: str, at_risk: int = 0):
         self.bot, self.fake = bot, fake
         self.users = [f"U{tag}{i:0{32 - len(tag)}x}" for i in range(n)]
+        self.at_risk = self.users[:at_risk]
         self.sent: list[tuple[str, float]] = []
         for u in self.users:
             deliver_like_line(bot, [event(u, "follow", fake, follow={"isUnblocked": False})])
@@ -350,6 +357,9 @@ class Clients:
 
     def write(self, user: str, i: int) -> None:
         text = f"{user[-4:]}の{i}番目の話です。仕事のことで少し悩んでいます。"
+        nth = sum(u == user for u, _ in self.sent)  # this user's own count (callers' i may be global)
+        if user in self.at_risk and nth < len(CRISIS_SCRIPT):
+            text = CRISIS_SCRIPT[nth]
         ev = event(
             user,
             "message",
@@ -409,8 +419,28 @@ def audit(db: Path, fake: FakeLine, users: list[str]) -> dict:
     return {"unanswered_client_turns": unanswered, "undelivered_messages": undelivered, "duplicate_deliveries": dup}
 
 
-def kills(bot: Bot, fake: FakeLine, db: Path, k: int, n_users: int = 12) -> dict:
-    clients = Clients(bot, fake, n_users, "k")
+def safety_audit(fake: FakeLine, users: list[str]) -> dict:
+    """For each client at risk, how many times each safety message of CRISIS_SCRIPT reached them:
+    the protocol, the means-safety message, the thanks for putting the means away — 1 each, or
+    what went wrong (0: never answered; 2: sent twice)."""
+    from bot import messages as M
+    from bot.safety import crisis_message
+
+    want = {
+        "protocol": lambda t: t == crisis_message(),
+        "means_safety": lambda t: t == M.SAFETY_FOLLOWUPS["means_safety"],
+        "relief_away": lambda t: t == M.SAFETY_FOLLOWUPS["relief_away"],
+    }
+    counts = {k: [sum(map(f, (m.get("text", "") for m in fake.delivered(u)))) for u in users] for k, f in want.items()}
+    return {
+        "clients_at_risk": len(users),
+        "safety_messages_missing": sum(c == 0 for v in counts.values() for c in v),
+        "safety_messages_twice": sum(c > 1 for v in counts.values() for c in v),
+    }
+
+
+def kills(bot: Bot, fake: FakeLine, db: Path, k: int, n_users: int = 12, at_risk: int = 4) -> dict:
+    clients = Clients(bot, fake, n_users, "k", at_risk)
     rnd = random.Random(1)
     stop = threading.Event()
 
@@ -436,12 +466,17 @@ def kills(bot: Bot, fake: FakeLine, db: Path, k: int, n_users: int = 12) -> dict
         t.join(150)
     wait = settled(db, 120)
     return dict(
-        kills=k, users=n_users, client_messages=len(clients.sent), settled_s=wait, **audit(db, fake, clients.users)
+        kills=k,
+        users=n_users,
+        client_messages=len(clients.sent),
+        settled_s=wait,
+        **audit(db, fake, clients.users),
+        **safety_audit(fake, clients.at_risk),
     )
 
 
-def hang(bot: Bot, fake: FakeLine, db: Path, seconds: float, n_users: int = 8) -> dict:
-    clients = Clients(bot, fake, n_users, "h")
+def hang(bot: Bot, fake: FakeLine, db: Path, seconds: float, n_users: int = 8, at_risk: int = 2) -> dict:
+    clients = Clients(bot, fake, n_users, "h", at_risk)
     settled(db, 60)
     fake.hang()
     t_end = time.monotonic() + seconds
@@ -453,7 +488,11 @@ def hang(bot: Bot, fake: FakeLine, db: Path, seconds: float, n_users: int = 8) -
     fake.recover()
     wait = settled(db, 300)
     return dict(
-        hang_s=seconds, client_messages_during=i, seconds_to_full_delivery=wait, **audit(db, fake, clients.users)
+        hang_s=seconds,
+        client_messages_during=i,
+        seconds_to_full_delivery=wait,
+        **audit(db, fake, clients.users),
+        **safety_audit(fake, clients.at_risk),
     )
 
 
