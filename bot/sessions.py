@@ -141,6 +141,10 @@ class Engine:
             clients = [r for r in turns if r["role"] == "client"]
             recent = bool(clients) and clients[-1].get("crisis") in (1, 3)  # the last thing they said (Answered)
             self.send(user_id, M.caring_close(reason, recent, self.s.checkin_after_s / 3600), priority=1)
+            if recent:  # they left (or fell silent) right after saying they were at risk: a person should know
+                from .handoff import notify_oncall
+
+                notify_oncall(self, sess["id"], "left_after_crisis")
             self._feedback(sess, deliver=False)  # scored and stored for research, never sent
         elif notify:
             self.send(user_id, M.closing(reason))

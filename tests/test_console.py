@@ -304,23 +304,45 @@ def test_a_client_who_asks_for_a_person_is_queued_and_told_honestly(emu):
     assert engine.store.open_session(u)["human_answer"] == "off-duty"
 
 
-def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_path, backend):
-    posts, posted = [], threading.Event()
+class OnCall:
+    """A loopback on-call URL that records what was POSTed to it."""
 
-    class Hook(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
+    def __init__(self):
+        self.posts, self.cond = [], threading.Condition()
+        outer = self
 
-        def do_POST(self):
-            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-            posted.set()
+        class Hook(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
 
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{hook.server_port}/oncall"
-    emu = make_emulator(tmp_path, backend, oncall_url=url, console_url="https://console.example")
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(204)
+                self.end_headers()
+                with outer.cond:
+                    outer.posts.append(body)
+                    outer.cond.notify_all()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/oncall"
+
+    def wait(self, n: int, timeout: float = 10) -> list[dict]:
+        """The posts once there are ``n`` of them (fewer if ``timeout`` passes first)."""
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.posts) >= n, timeout)
+            return list(self.posts)
+
+
+@pytest.fixture
+def oncall():
+    hook = OnCall()
+    yield hook
+    hook.server.shutdown()
+
+
+def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_path, backend, oncall):
+    emu = make_emulator(tmp_path, backend, oncall_url=oncall.url, console_url="https://console.example")
     try:
         u, v = "U" + "cb" * 16, "U" + "cc" * 16
         live(emu, u, "仕事がつらいです")
@@ -330,11 +352,34 @@ def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_p
         sato.login()
         q = sato.queue()
         assert q[0]["id"] == sv and q[0]["crisis"] and not q[1]["crisis"]
-        assert posted.wait(10), "no on-call POST"
-        assert posts == [{"event": "crisis", "session_url": f"https://console.example/console/s/{sv}"}]
+        assert oncall.wait(1) == [{"event": "crisis", "session_url": f"https://console.example/console/s/{sv}"}]
     finally:
         emu.close()
-        hook.shutdown()
+
+
+@pytest.mark.parametrize("then, told", [((), True), (("少し落ち着いてきました、ありがとう",), False)])
+def test_leaving_right_after_a_crisis_line_tells_the_on_call_person(tmp_path, backend, oncall, then, told):
+    """終了 right after the crisis line: the caring close, and the on-call URL hears that the
+    client left (the session stays in the queue, marked ended); after calmer words, not."""
+    emu = make_emulator(tmp_path, backend, oncall_url=oncall.url, console_url="https://console.example")
+    try:
+        u = "U" + "ce" * 16
+        sid = live(emu, u, "眠れない日が続いています")
+        say(emu, u, "もう死にたい", *then)
+        assert [p["event"] for p in oncall.wait(1)] == ["crisis"]
+        say(emu, u, "終了")
+        for t in threading.enumerate():  # every on-call POST started by now has ended
+            if t.name == "oncall":
+                t.join(10)
+        want = ["crisis", "left_after_crisis"] if told else ["crisis"]
+        assert [p["event"] for p in oncall.posts] == want
+        assert oncall.posts[-1]["session_url"] == f"https://console.example/console/s/{sid}"
+        sato = Console(emu, "sato")
+        sato.login()
+        top = sato.queue()[0]
+        assert top["id"] == sid and top["crisis"] and top["ended"]
+    finally:
+        emu.close()
 
 
 def test_a_deleted_clients_session_leaves_every_console_at_once(emu):
