@@ -131,6 +131,7 @@ class Engine:
         if forget:
             forget(str(sess["id"]))
         self.drafts.pop(sess["id"], None)
+        left_open = self.store.user(user_id).get("safety_asked")  # what the last safety message asked
         self.store.update_user(user_id, safety_asked=None)  # a new session does not answer this one's questions
         if sess.get("held_by") is not None:  # the client's menu goes back to the default
             from .handoff import link_menu
@@ -139,9 +140,12 @@ class Engine:
         if notify and sess["crisis"]:  # a flagged session ends with care, not with a score
             turns = self.store.turns(sess["id"])
             clients = [r for r in turns if r["role"] == "client"]
-            recent = bool(clients) and clients[-1].get("crisis") in (1, 3)  # the last thing they said (Answered)
+            last = clients[-1].get("crisis") if clients else None  # what answered their last message (Answered)
+            recent = last in (1, 3)  # a crisis line, or a means at hand
             self.send(user_id, M.caring_close(reason, recent, self.s.checkin_after_s / 3600), priority=1)
-            if recent:  # they left (or fell silent) right after saying they were at risk: a person should know
+            # they left (or fell silent, however long) right after saying they were at risk, or with the
+            # question whether a means is within reach unanswered: a person should know
+            if recent or (last == 2 and left_open == "means"):
                 from .handoff import notify_oncall
 
                 notify_oncall(self, sess["id"], "left_after_crisis")

@@ -357,10 +357,16 @@ def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_p
         emu.close()
 
 
-@pytest.mark.parametrize("then, told", [((), True), (("少し落ち着いてきました、ありがとう",), False)])
+@pytest.mark.parametrize(
+    "then, told",
+    [((), True), (("少し落ち着いてきました、ありがとう",), True), (("大丈夫です、何もないです",), False)],
+    ids=["right-after", "means-question-open", "said-safe"],
+)
 def test_leaving_right_after_a_crisis_line_tells_the_on_call_person(tmp_path, backend, oncall, then, told):
-    """終了 right after the crisis line: the caring close, and the on-call URL hears that the
-    client left (the session stays in the queue, marked ended); after calmer words, not."""
+    """終了 right after the crisis line, or with the question about a means (asked when the answer
+    to the protocol said nothing about one) left open: the on-call URL hears that the client left
+    (the session stays in the queue, marked ended); after a clear "nothing near me", not. The close
+    says we are worried only when their last words were the crisis line."""
     emu = make_emulator(tmp_path, backend, oncall_url=oncall.url, console_url="https://console.example")
     try:
         u = "U" + "ce" * 16
@@ -373,6 +379,7 @@ def test_leaving_right_after_a_crisis_line_tells_the_on_call_person(tmp_path, ba
                 t.join(10)
         want = ["crisis", "left_after_crisis"] if told else ["crisis"]
         assert [p["event"] for p in oncall.posts] == want
+        assert ("心配" in texts(emu, u)[-2]) is (not then), texts(emu, u)[-2:]  # the close, then the check-in offer
         assert oncall.posts[-1]["session_url"] == f"https://console.example/console/s/{sid}"
         sato = Console(emu, "sato")
         sato.login()
