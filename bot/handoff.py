@@ -149,7 +149,8 @@ def notify_oncall(engine, sid: int | None, event: str = "crisis") -> None:
     """POST the session's console link (never its text) to the on-call URL, if one is set; in the
     background, so the crisis answer never waits on it. ``event``: crisis (the protocol was sent),
     means_at_hand (the client said a means or a dangerous place is near) or left_after_crisis (the
-    session ended — 終了, silence, the limit — right after the client's crisis line or danger answer)."""
+    session ended — 終了, silence, the limit — right after the client's crisis line or danger answer,
+    or with the question whether a means is within reach unanswered)."""
     url = engine.s.oncall_url
     if not url:
         return
