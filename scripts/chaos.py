@@ -419,24 +419,22 @@ def audit(db: Path, fake: FakeLine, users: list[str]) -> dict:
     return {"unanswered_client_turns": unanswered, "undelivered_messages": undelivered, "duplicate_deliveries": dup}
 
 
-def safety_audit(fake: FakeLine, users: list[str]) -> dict:
-    """For each client at risk, how many times each safety message of CRISIS_SCRIPT reached them:
-    the protocol, the means-safety message, the thanks for putting the means away — 1 each, or
-    what went wrong (0: never answered; 2: sent twice)."""
+def safety_audit(clients: Clients) -> dict:
+    """For each client at risk, how many times each safety message of CRISIS_SCRIPT reached them
+    (the protocol, the means-safety message, the thanks for putting the means away; one per script
+    line): 1 each for the lines they sent, or what went wrong (0: never answered; 2: sent twice)."""
     from bot import messages as M
     from bot.safety import crisis_message
 
-    want = {
-        "protocol": lambda t: t == crisis_message(),
-        "means_safety": lambda t: t == M.SAFETY_FOLLOWUPS["means_safety"],
-        "relief_away": lambda t: t == M.SAFETY_FOLLOWUPS["relief_away"],
-    }
-    counts = {k: [sum(map(f, (m.get("text", "") for m in fake.delivered(u)))) for u in users] for k, f in want.items()}
-    return {
-        "clients_at_risk": len(users),
-        "safety_messages_missing": sum(c == 0 for v in counts.values() for c in v),
-        "safety_messages_twice": sum(c > 1 for v in counts.values() for c in v),
-    }
+    want = (crisis_message(), M.SAFETY_FOLLOWUPS["means_safety"], M.SAFETY_FOLLOWUPS["relief_away"])
+    missing = twice = 0
+    for u in clients.at_risk:
+        texts = [m.get("text", "") for m in clients.fake.delivered(u)]
+        sent = sum(v == u for v, _ in clients.sent)  # a short phase may end before the script does
+        counts = [texts.count(w) for w in want]
+        missing += sum(c == 0 for c in counts[:sent])
+        twice += sum(c > 1 for c in counts)
+    return {"clients_at_risk": len(clients.at_risk), "safety_messages_missing": missing, "safety_messages_twice": twice}
 
 
 def kills(bot: Bot, fake: FakeLine, db: Path, k: int, n_users: int = 12, at_risk: int = 4) -> dict:
@@ -471,7 +469,7 @@ def kills(bot: Bot, fake: FakeLine, db: Path, k: int, n_users: int = 12, at_risk
         client_messages=len(clients.sent),
         settled_s=wait,
         **audit(db, fake, clients.users),
-        **safety_audit(fake, clients.at_risk),
+        **safety_audit(clients),
     )
 
 
@@ -492,7 +490,7 @@ def hang(bot: Bot, fake: FakeLine, db: Path, seconds: float, n_users: int = 8, a
         client_messages_during=i,
         seconds_to_full_delivery=wait,
         **audit(db, fake, clients.users),
-        **safety_audit(fake, clients.at_risk),
+        **safety_audit(clients),
     )
 
 
