@@ -135,7 +135,8 @@ class Settings:
     crisis_window_s: float = _env(
         "KOKORO_CRISIS_WINDOW",
         "a client's messages within this many seconds are read together for crisis (a plan or farewell split "
-        "over messages)",
+        "over messages); a safety question asked outside a session (before consent) awaits its answer this long "
+        "(in a session, until it ends)",
         600.0,
         float,
     )

@@ -154,6 +154,11 @@ SAFETY_FOLLOWUPS = {
     "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
     + CRISIS_CONTACTS
     + "\n\nわたしもここで、あなたの話を聞いています。",
+    # "I will" / "OK" to the means-safety message: wait for it (worded to fit "I'll do it" and "OK, I'll
+    # tell you" alike, and a client who finds they cannot)
+    "waiting": "ありがとうございます。ここで待っています。\n"
+    "離せたら、ひとことだけ教えてください。むずかしいときは、そのことも教えてくださいね。\n"
+    "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。",
     # an answer that sounds safe (worded so that a misreading does not put words in their mouth)
     "relief": "答えてくださって、ありがとうございます。少しほっとしました。\n"
     "もし気持ちが強くなって危ないと感じたら、いつでも 119 や窓口に連絡してくださいね。\n"

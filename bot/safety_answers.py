@@ -5,8 +5,10 @@ which says how a message is read); the labelled sets are bot/safety_sets/safety_
 
 The question the bot asked decides what a bare はい or いいえ means: ``protocol`` (two questions: a
 safe place, and a means within reach: a bare yes or no is unclear), ``means`` (the follow-up about
-a means alone: yes is danger, no is safe) or ``danger`` (the means-safety message, which asks to be
-told once the means is away: 無理 or できない is danger, a bare yes unclear)."""
+a means alone: yes is danger, no is safe), ``danger`` (the means-safety message, which asks to be
+told once the means is away: 無理 or できない is danger; a yes, 「わかった」 or a putting away still to be
+done — 「今から預けてきます」 — is ``agree``, and the bot waits) or ``away`` (asked after that wait: read as
+``danger``)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from kokoro.lexicon import normalize
 from kokoro.morph import Token, to_hiragana, tokens
 
 WORDS = Path(__file__).with_name("safety_answers.yaml")
-ASKED = ("protocol", "means", "danger")
+ASKED = ("protocol", "means", "danger", "away")
+AFTER_MEANS_SAFETY = ("danger", "away")  # asked to put a means away and say so
 CLAUSE_ENDS = {"。", "、", "けれど", "けど", "けれども", "が", "のに", "し", "ので", "から"}
 NEGATIONS = {"ない", "無い", "ず", "ぬ", "へん", "ん"}
 FILLERS = {"物", "訳", "実", "全部", "所", "方", "本当", "今", "特", "何", "色々", "沢山", "一杯", "まだ", "もう"}
@@ -28,6 +31,10 @@ PROGRESS = {"た", "てる", "ちゃう", "居る", "しまう", "ちまう"}  #
 SAFE_MAX_CHARS = 40  # a longer message is the client going on with their story, not an all-clear
 HESITATIONS = ("うーん", "う〜ん", "うーむ", "ううーん", "ウーン")
 NOW = {"今", "いま", "もう", "さっき", "既に", "すでに"}
+DONE = {"た", "てる", "済み", "済む"}  # after a putting-away verb: done (預けた, 預けてる, 処分済み)
+STATES = {"有る", "居る"}  # after て: done (預けてある, 置いている)
+PUT = {"置く", "出す", "入れる", "移す", "遣る"}  # with an `away_places` word: put away (ゴミに出した)
+PUT_AWAY = {"置く", "入れる", "仕舞う", "移す"}  # after the means-safety message: put away unless `at_hand`
 
 
 class AnswerError(ValueError):
@@ -105,6 +112,16 @@ def _bare(c: list[Token]) -> bool:
     return True
 
 
+def _done(c: list[Token], i: int) -> bool:
+    """The putting away at ``i`` is done or in place (預けた, 預けてる, 預けてある, 処分済み), not to
+    come (預けます, 捨ててくる, 離しておきます)."""
+    for j in range(i + 1, len(c)):
+        u = c[j]
+        if u.lemma in DONE or u.lemma in STATES and c[j - 1].surface in ("て", "で"):
+            return True
+    return False
+
+
 def _with(c: list[Token], i: int) -> bool:
     """The person at ``i`` is with the client: 一緒, or いる as the next verb (母が隣の部屋にいる),
     not negated, not an auxiliary (外されている)."""
@@ -141,15 +158,27 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
                 out.add("safe" if negated(c, i) else "danger")
         elif not hypothetical and _is(t, "none"):
             out.add("safe")
-        if (_is(t, "away") or t.lemma in ("置く", "出す", "入れる", "移す", "やる") and away_place) and (
-            about(i) or away_place
-        ):
-            out.add("danger" if negated(c, i) else "safe")
+        # put somewhere: away from them (別の部屋に置いてきた), or anywhere when asked to put it away
+        # (戸棚にしまった) unless at hand (手元に置いてる); not an auxiliary (飲んでしまった, 入れておいた's おく)
+        placed = not auxiliary and (
+            t.lemma in PUT and away_place or t.lemma in PUT_AWAY and asked in AFTER_MEANS_SAFETY
+        )
+        if _is(t, "away") and (about(i) or away_place) or placed:
+            at_hand = placed and not away_place and any(_is(u, "at_hand") for u in c[:i])
+            if negated(c, i) != at_hand:
+                out.add("danger")
+            elif at_hand:
+                out.add("safe")  # 手元に置いてない
+            else:  # asked to put it away: 今から預けてきます is a promise, 預けた or 預けてある is done
+                out.add("going" if asked in AFTER_MEANS_SAFETY and not _done(c, i) else "safe")
         if _is(t, "places") or (_is(t, "high") and any(u.lemma in ("所", "階", "場所") for u in c[i + 1 :])):
             if not negated(c, i):
                 out.add("danger")
-        if _is(t, "safe"):
-            out.add("danger" if negated(c, i) else "safe")
+        if _is(t, "safe"):  # after the means-safety message, 大丈夫 or ok says "all right", not "it is away"
+            out.add("danger" if negated(c, i) else "fine" if asked in AFTER_MEANS_SAFETY else "safe")
+        if asked in AFTER_MEANS_SAFETY and not negated(c, i):
+            if _is(t, "agree") or t.lemma == "為る" and prev is not None and prev.surface == "そう":
+                out.add("yes")  # わかりました, やってみる, そうします
         if _is(t, "alarm") and not (i + 1 < len(c) and c[i + 1].lemma == "物"):
             out.add("safe" if negated(c, i) else "danger")
         if _is(t, "alone") and [u.lemma for u in c[i + 1 : i + 3]] in (["だ", "無い"], ["だ", "は"]) and negated(c, i):
@@ -166,7 +195,7 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
             after = {u.lemma for u in c[i + 1 : i + 4]}
             if after & PROGRESS or any(u.lemma in NOW or u.surface in NOW for u in c[:i]):
                 out.add("danger")
-        if asked == "danger" and _is(t, "refuse"):
+        if asked in AFTER_MEANS_SAFETY and _is(t, "refuse"):
             if t.lemma in ("できる", "出来る", "離す", "手放す"):
                 if negated(c, i):
                     out.add("danger")
@@ -194,10 +223,14 @@ def read_answer(text: str, asked: str) -> str:
         return "safe"
     if asked == "means" and found & {"yes", "no"} and len(found & {"yes", "no"}) == 1:
         return "danger" if "yes" in found else "safe"
+    if asked in AFTER_MEANS_SAFETY and len(normalize(text)) <= SAFE_MAX_CHARS:
+        bare = normalize(text).strip(" 。、！!？?…・〜ー").lower()
+        if found & {"yes", "going", "fine"} and "no" not in found or bare in words()["agree"]:
+            return "agree"
     return "unclear"
 
 
-LABELS = ("danger", "safe", "unclear")
+LABELS = ("danger", "safe", "agree", "unclear")
 
 
 def figures(path, misses: bool = False) -> dict:
@@ -230,8 +263,8 @@ def figures(path, misses: bool = False) -> dict:
         "read_right": sum(table[lab][lab] for lab in LABELS),
         "read_as": table,  # label → how its lines were read
         "by_asked": {a: {"right": r, "lines": n} for a, (r, n) in by_asked.items() if n},
-        "danger_missed": table["danger"]["safe"] + table["danger"]["unclear"],
-        "read_safe_wrongly": table["danger"]["safe"] + table["unclear"]["safe"],
+        "danger_missed": table["danger"]["safe"] + table["danger"]["agree"] + table["danger"]["unclear"],
+        "read_safe_wrongly": table["danger"]["safe"] + table["agree"]["safe"] + table["unclear"]["safe"],
         "wrong": wrong,
     }
     return out

@@ -141,7 +141,9 @@ class Engine:
             turns = self.store.turns(sess["id"])
             clients = [r for r in turns if r["role"] == "client"]
             last = clients[-1].get("crisis") if clients else None  # what answered their last message (Answered)
-            recent = last in (1, 3)  # a crisis line, or a means at hand
+            # a crisis line or a means at hand as their last words, or a means they said they would
+            # put away and never said was away
+            recent = last in (1, 3) or (last == 2 and left_open == "away")
             self.send(user_id, M.caring_close(reason, recent, self.s.checkin_after_s / 3600), priority=1)
             # they left (or fell silent, however long) right after saying they were at risk, or with the
             # question whether a means is within reach unanswered: a person should know
@@ -208,7 +210,7 @@ class Engine:
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         A message that answers what the protocol asked is read first (``answer_of``): a means at
         hand or a dangerous place gets the means-safety message; explicit crisis words get the
-        protocol again; a clear no outweighs the learned layer alone (it reads no context); then
+        protocol again; a clear no or a "will do" outweighs the learned layer alone (it reads no context); then
         the answer's follow-up. Returns what was sent for the text (its turn's answer), or None.
         No message text is stored here: the flags and the times only."""
         asked, reading = self.answer_of(user_id, text)
@@ -216,7 +218,7 @@ class Engine:
             return self.follow_up(user_id, asked, reading)
         # a plan or a farewell split over messages: read with the recent ones when alone says nothing
         cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
-        if not cats or (reading == "safe" and cats == [LEARNED]):
+        if not cats or (reading in ("safe", "agree") and cats == [LEARNED]):
             return self.follow_up(user_id, asked, reading) if asked else None
         if read > 1:
             log.warning("crisis across %d messages", read)
@@ -244,7 +246,12 @@ class Engine:
         ("means", "unclear"): (None, None),
         ("danger", "danger"): ("still", None),
         ("danger", "safe"): ("relief_away", None),
+        ("danger", "agree"): ("waiting", "away"),  # "I will" / "OK": wait for it to be away, once
         ("danger", "unclear"): (None, None),
+        ("away", "danger"): ("still", None),
+        ("away", "safe"): ("relief_away", None),
+        ("away", "agree"): (None, None),
+        ("away", "unclear"): (None, None),
     }
 
     def answer_of(self, user_id: str, text: str) -> tuple[str | None, str | None]:
@@ -277,20 +284,27 @@ class Engine:
         log.warning("answer to the crisis protocol read as %s: %s sent", reading, kind)
         answer = Answered(M.SAFETY_FOLLOWUPS[kind], 3 if reading == "danger" else 2)
         self.send(user_id, [M.text(answer.text)], priority=1)
-        if reading == "danger" and asked != "danger":
+        if reading == "danger" and asked not in ("danger", "away"):  # told once, at the first danger answer
             sess = self.store.open_session(user_id)
             notify_oncall(self, sess["id"] if sess else None, "means_at_hand")
         return answer
 
     def awaiting(self, user_id: str) -> str | None:
-        """What the last safety message asked the user (``protocol``, ``means``, ``danger``), if it
-        was sent within ``crisis_window_s``; a replayed event reads the state it first found."""
+        """What the last safety message asked the user (``protocol``, ``means``, ``danger``,
+        ``away``), if it is still open: asked in the open session (however long the client took to
+        answer: the session's end clears it), or else within ``crisis_window_s`` (asked before
+        consent, with no session); a replayed event reads the state it first found."""
         u = self.store.user(user_id)
         asked, at = u.get("safety_asked"), u.get("safety_at")
         key = getattr(self._effect, "key", None)
         if key and u.get("safety_key") == key:
             asked, at = u.get("safety_prev"), u.get("safety_prev_at")
-        return asked if asked and at and now() - at < self.s.crisis_window_s else None
+        if not asked or not at:
+            return None
+        if now() - at < self.s.crisis_window_s:
+            return asked
+        sess = self.store.open_session(user_id)  # read only for a late answer
+        return asked if sess and at >= sess["started_at"] else None
 
     def _ask(self, user_id: str, asked: str | None) -> None:
         """Record what the safety message just sent asks (None: nothing awaited), once per event."""

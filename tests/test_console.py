@@ -358,28 +358,34 @@ def test_crisis_sessions_come_first_and_the_on_call_url_gets_the_link_only(tmp_p
 
 
 @pytest.mark.parametrize(
-    "then, told",
-    [((), True), (("少し落ち着いてきました、ありがとう",), True), (("大丈夫です、何もないです",), False)],
-    ids=["right-after", "means-question-open", "said-safe"],
+    "then, told, worried",
+    [
+        ((), True, True),
+        (("少し落ち着いてきました、ありがとう",), True, False),
+        (("大丈夫です、何もないです",), False, False),
+        (("薬が手元にあります", "わかった、やってみる"), True, True),
+    ],
+    ids=["right-after", "means-question-open", "said-safe", "means-never-said-away"],
 )
-def test_leaving_right_after_a_crisis_line_tells_the_on_call_person(tmp_path, backend, oncall, then, told):
-    """終了 right after the crisis line, or with the question about a means (asked when the answer
-    to the protocol said nothing about one) left open: the on-call URL hears that the client left
-    (the session stays in the queue, marked ended); after a clear "nothing near me", not. The close
-    says we are worried only when their last words were the crisis line."""
+def test_leaving_right_after_a_crisis_line_tells_the_on_call_person(tmp_path, backend, oncall, then, told, worried):
+    """終了 right after the crisis line, with the question about a means (asked when the answer
+    to the protocol said nothing about one) left open, or after saying they would put a means at
+    hand away and never saying it was: the on-call URL hears that the client left (the session
+    stays in the queue, marked ended); after a clear "nothing near me", not. The close says we are
+    worried when their last words were the crisis line or the means was never said to be away."""
     emu = make_emulator(tmp_path, backend, oncall_url=oncall.url, console_url="https://console.example")
     try:
         u = "U" + "ce" * 16
         sid = live(emu, u, "眠れない日が続いています")
         say(emu, u, "もう死にたい", *then)
-        assert [p["event"] for p in oncall.wait(1)] == ["crisis"]
+        before = ["crisis", "means_at_hand"] if "薬が手元にあります" in then else ["crisis"]
+        assert [p["event"] for p in oncall.wait(len(before))] == before
         say(emu, u, "終了")
         for t in threading.enumerate():  # every on-call POST started by now has ended
             if t.name == "oncall":
                 t.join(10)
-        want = ["crisis", "left_after_crisis"] if told else ["crisis"]
-        assert [p["event"] for p in oncall.posts] == want
-        assert ("心配" in texts(emu, u)[-2]) is (not then), texts(emu, u)[-2:]  # the close, then the check-in offer
+        assert [p["event"] for p in oncall.posts] == before + (["left_after_crisis"] if told else [])
+        assert ("心配" in texts(emu, u)[-2]) is worried, texts(emu, u)[-2:]  # the close, then the check-in offer
         assert oncall.posts[-1]["session_url"] == f"https://console.example/console/s/{sid}"
         sato = Console(emu, "sato")
         sato.login()

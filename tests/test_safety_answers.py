@@ -17,6 +17,7 @@ from kokoro.labelled import read_tsv
 
 SETS = Path(__file__).resolve().parents[1] / "bot" / "safety_sets"
 HELD_OUT = SETS / "safety_answers_holdout.tsv"
+HELD_OUT2 = SETS / "safety_answers_holdout2.tsv"  # answers to the means-safety message, `agree` among them
 F = M.SAFETY_FOLLOWUPS
 MODEL = "そうなんですね。"  # what the fake counselor says
 
@@ -36,9 +37,10 @@ def emu(tmp_path):
 
 def test_the_held_out_answers_are_frozen():
     assert hashlib.sha256(HELD_OUT.read_bytes()).hexdigest().startswith("aa5d44a0ff7169ba")
+    assert hashlib.sha256(HELD_OUT2.read_bytes()).hexdigest().startswith("a37f061d52f7a468")
 
 
-@pytest.mark.parametrize("path", [SETS / "safety_answers.tsv", HELD_OUT])
+@pytest.mark.parametrize("path", [SETS / "safety_answers.tsv", HELD_OUT, HELD_OUT2])
 def test_no_means_at_hand_is_missed_and_nothing_unsafe_is_read_as_safe(path):
     got = figures(path, misses=True)  # what `python -m bot safety-eval --answers FILE` prints
     assert got["lines"] == len(read_tsv(path, 3))
@@ -56,10 +58,17 @@ def test_what_was_asked_decides_a_bare_yes():
     assert read_answer("はい", "protocol") == "unclear"  # which of the two questions?
     assert read_answer("はい", "means") == "danger"
     assert read_answer("いいえ", "means") == "safe"
-    assert read_answer("はい", "danger") == "unclear"
+    assert read_answer("はい", "danger") == "agree"  # to "put it away and tell me": the bot waits
     assert read_answer("無理", "danger") == "danger" and read_answer("無理", "protocol") == "unclear"
-    with pytest.raises(AnswerError, match="protocol, means, danger"):
+    with pytest.raises(AnswerError, match="protocol, means, danger, away"):
         read_answer("はい", "place")
+
+
+def test_a_promise_to_put_it_away_is_not_thanked_as_done():
+    assert read_answer("今から別の部屋に置いてきます", "danger") == "agree"
+    assert read_answer("別の部屋に置いてきました", "danger") == "safe"
+    assert read_answer("大丈夫", "danger") == "agree" and read_answer("大丈夫", "protocol") == "safe"
+    assert read_answer("手元に置いてる", "danger") == "danger"
 
 
 def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
@@ -89,6 +98,28 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
                 ("できない", MODEL),
             ],
             id="no-clear-answer-gets-one-question-about-a-means",
+        ),
+        pytest.param(  # "OK" to "put it away and tell me": the bot waits once, and hears that it is away
+            [
+                ("死にたい", None),
+                ("薬が手元にある", "means_safety"),
+                ("はい", "waiting"),
+                ("置いてきました", "relief_away"),
+            ],
+            id="a-yes-to-put-it-away-gets-a-wait-then-thanks",
+        ),
+        pytest.param(
+            [("死にたい", None), ("屋上にいる", "means_safety"), ("わかった", "waiting"), ("うん", MODEL)],
+            id="the-wait-is-said-once",
+        ),
+        pytest.param(
+            [
+                ("死にたい", None),
+                ("薬が手元にある", "means_safety"),
+                ("今から預けてくる", "waiting"),
+                ("無理だった", "still"),
+            ],
+            id="a-promise-then-cannot-gets-someone-now",
         ),
         pytest.param(
             [("死にたい", None), ("大丈夫です、近くには何もないです", "relief"), ("仕事のことを聞いてほしい", MODEL)],
@@ -148,13 +179,18 @@ def test_a_new_session_does_not_answer_the_last_ones_questions(emu):
     assert F["means_question"] not in texts(emu, u)
 
 
-def test_only_within_the_window(tmp_path):
+def test_in_a_session_a_late_answer_is_read_and_before_consent_only_within_the_window(tmp_path):
+    """In a session the question stays open until the session ends (an answer after 11 minutes of
+    silence, before the 15-minute idle end, is still an answer); asked before consent, with no
+    session to end, it closes after ``crisis_window_s`` (0 here: every answer is late)."""
     e = make_emulator(tmp_path, FakeBackend(MODEL), crisis_window_s=0.0)
     try:
-        u = "U" + "e5" * 16
+        u, v = "U" + "e5" * 16, "U" + "eb" * 16
         in_session(e, u)
         say(e, u, "死にたい", "薬は手元にあります")
-        assert texts(e, u)[-1] == MODEL
+        assert texts(e, u)[-1] == F["means_safety"]
+        say(e, v, "死にたい", "薬は手元にあります")
+        assert F["means_safety"] not in texts(e, v)
     finally:
         e.close()
 
