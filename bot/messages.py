@@ -222,12 +222,20 @@ def checkin() -> list[dict]:
     ]
 
 
-def idle_warning(seconds_left: float) -> list[dict]:
+def idle_warning(seconds_left: float, crisis: bool = False) -> list[dict]:
+    """The warning before the idle end; in a session where the client said they were at risk, a
+    silence is a worry, and the warning says so and gives 119 again."""
+    minutes = max(1, round(seconds_left / 60))
+    if crisis:
+        return [
+            text(
+                "お返事がしばらくないので、少し心配しています。\n"
+                f"ひとことだけでも送ってもらえたら、このまま続けられます（あと{minutes}分ほどで相談を終了します）。\n"
+                "今すぐ危ないと感じるときは、ためらわずに 119 に電話してください。"
+            )
+        ]
     return [
-        text(
-            f"お返事がしばらくないようです。あと{max(1, round(seconds_left / 60))}分ほどで相談を終了します。"
-            "続ける場合は、何か送ってください。"
-        )
+        text(f"お返事がしばらくないようです。あと{minutes}分ほどで相談を終了します。続ける場合は、何か送ってください。")
     ]
 
 

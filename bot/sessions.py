@@ -406,7 +406,7 @@ class Engine:
                 self.store.update_session(sid, idle_warned=1)
                 self.send(
                     uid,
-                    M.idle_warning(self.s.idle_timeout_s - idle),
+                    M.idle_warning(self.s.idle_timeout_s - idle, crisis=bool(sess["crisis"])),
                     key=f"idle-warning:{sid}:{sess['last_client_at']}",
                     ttl_s=self.s.idle_warning_s,
                 )

@@ -274,6 +274,7 @@ def test_idle_warning_then_end(emu):
     s.idle_timeout_s, s.idle_warning_s = 1.5, 1.0
     got = settle(emu, user, n + 2, timeout=10)
     assert "あと" in got[n]["text"] and "ここまで" in got[n + 1]["text"]
+    assert "心配" not in got[n]["text"], "an ordinary silence is not a worry"
     assert emu.runtime.engine.store.open_session(user) is None
 
 

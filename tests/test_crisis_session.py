@@ -110,6 +110,21 @@ def test_a_flagged_session_ended_later_gets_the_caring_close_without_the_worry(e
     assert "聞かせてくださって" in said and "心配" not in said and "合計" not in said
 
 
+def test_a_silence_after_a_crisis_line_is_met_with_worry_then_the_caring_close(emu):
+    """The idle warning of a flagged session says we are worried and gives 119 again; the idle end
+    that follows is the caring close."""
+    u = "U" + "a8" * 16
+    in_session(emu, u)
+    say(emu, u, "もう死にたい")
+    n = len(texts(emu, u))
+    s = emu.runtime.engine.s
+    s.idle_timeout_s, s.idle_warning_s = 1.5, 1.0
+    got = emu.fake.wait_for(n + 3, 10, u)  # the warning, the caring close, the check-in offer
+    warning, close = got[n]["text"], got[n + 1]["text"]
+    assert "心配" in warning and "119" in warning and "あと" in warning, warning
+    assert "しばらくお返事がなかった" in close and "心配" in close, close
+
+
 def test_an_ordinary_session_still_gets_its_card_path(emu):
     u = "U" + "a4" * 16
     in_session(emu, u)
