@@ -337,9 +337,10 @@ def valid(bot: Bot, fake: FakeLine, n: int) -> dict:
 
 
 # ---------------------------------------------------------------- 3./4. live sessions
-# a client at risk: a crisis line, a means at hand in answer to the protocol, the means put away;
-# each gets exactly one safety message (bot/sessions.py: crisis_first, follow_up), then ordinary talk
-CRISIS_SCRIPT = ("もう死にたいです", "薬がたくさん手元にあります", "別の部屋に置いてきました")
+# a client at risk: a crisis line, a means at hand in answer to the protocol, "I'll try", the means
+# put away; each gets exactly one safety message (bot/sessions.py: crisis_first, follow_up), then
+# ordinary talk
+CRISIS_SCRIPT = ("もう死にたいです", "薬がたくさん手元にあります", "はい、やってみます", "別の部屋に置いてきました")
 
 
 class Clients:
@@ -421,12 +422,13 @@ def audit(db: Path, fake: FakeLine, users: list[str]) -> dict:
 
 def safety_audit(clients: Clients) -> dict:
     """For each client at risk, how many times each safety message of CRISIS_SCRIPT reached them
-    (the protocol, the means-safety message, the thanks for putting the means away; one per script
-    line): 1 each for the lines they sent, or what went wrong (0: never answered; 2: sent twice)."""
+    (the protocol, the means-safety message, the wait, the thanks for putting the means away; one
+    per script line): 1 each for the lines they sent, or what went wrong (0: never answered; 2: sent twice)."""
     from bot import messages as M
     from bot.safety import crisis_message
 
-    want = (crisis_message(), M.SAFETY_FOLLOWUPS["means_safety"], M.SAFETY_FOLLOWUPS["relief_away"])
+    F = M.SAFETY_FOLLOWUPS
+    want = (crisis_message(), F["means_safety"], F["waiting"], F["relief_away"])
     missing = twice = 0
     for u in clients.at_risk:
         texts = [m.get("text", "") for m in clients.fake.delivered(u)]
