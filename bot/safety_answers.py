@@ -211,20 +211,22 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
 
 
 def read_answer(text: str, asked: str) -> str:
-    """``danger``, ``safe`` or ``unclear``: the client's answer to what the bot ``asked``."""
+    """``danger``, ``safe``, ``agree`` (after the means-safety message only) or ``unclear``: the
+    client's answer to what the bot ``asked``."""
     if asked not in ASKED:
         raise AnswerError(f"asked={asked!r}: expected one of {', '.join(ASKED)}")
     found: set[str] = set()
     for c in clauses(text):
         found |= clause_signals(c, asked)
+    norm = normalize(text)
     if "danger" in found:
         return "danger"
-    if "safe" in found and len(normalize(text)) <= SAFE_MAX_CHARS:
+    if "safe" in found and len(norm) <= SAFE_MAX_CHARS:
         return "safe"
     if asked == "means" and found & {"yes", "no"} and len(found & {"yes", "no"}) == 1:
         return "danger" if "yes" in found else "safe"
-    if asked in AFTER_MEANS_SAFETY and len(normalize(text)) <= SAFE_MAX_CHARS:
-        bare = normalize(text).strip(" 。、！!？?…・〜ー").lower()
+    if asked in AFTER_MEANS_SAFETY and len(norm) <= SAFE_MAX_CHARS:
+        bare = norm.strip(" 。、！!？?…・〜ー").lower()
         if found & {"yes", "going", "fine"} and "no" not in found or bare in words()["agree"]:
             return "agree"
     return "unclear"

@@ -365,15 +365,7 @@ class Engine:
         # that message did not say) — unless it already said what the client wants to talk about: then
         # the opening only greets, and the model answers it too.
         owed = answered is None and (not opened_here or has_topic(text))
-        stored = self.store.add_client_turn(
-            sess,
-            text,
-            message_id,
-            answered.text if answered else None,
-            owed=owed,
-            flag=answered.flag if answered else 1,
-        )
-        if stored and owed:
+        if self.store.add_client_turn(sess, text, message_id, answered, owed=owed) and owed:
             self.outbox.loading(user_id, 20)
 
     def unsend(self, user_id: str, message_id: str) -> None:

@@ -356,21 +356,21 @@ class Store:
         session: dict,
         text: str,
         message_id: str | None,
-        answer: str | None = None,
+        answered: tuple[str, int] | None = None,
         owed: bool = True,
-        flag: int = 1,
     ) -> bool:
         """Store a client's message and owe it a reply, atomically; False (and nothing done) when this
-        LINE message was stored before (a replayed event). ``answer``: the counselor turn already
-        sent for it (the crisis protocol or its follow-up; the turn's ``crisis`` is ``flag``:
-        bot/sessions.Answered), so no reply is owed; ``owed=False``: none is owed either (the message
-        that opened the session, answered by the opening stored before it)."""
+        LINE message was stored before (a replayed event). ``answered``: the counselor turn already
+        sent for it (the crisis protocol or its follow-up) and the flag the client turn's ``crisis``
+        keeps (bot/sessions.Answered), so no reply is owed; ``owed=False``: none is owed either (the
+        message that opened the session, answered by the opening stored before it)."""
+        answer, flag = answered if answered is not None else (None, None)
         t = now()
         with self.transaction() as c:
             cur = c.execute(
                 "insert or ignore into turns (session_id, user_id, role, text, time, ts, message_id, crisis) "
                 "values (?, ?, 'client', ?, ?, ?, ?, ?)",
-                [session["id"], session["user_id"], text, iso(t), t, message_id, flag if answer is not None else None],
+                [session["id"], session["user_id"], text, iso(t), t, message_id, flag],
             )
             if cur.rowcount == 0:
                 return False
