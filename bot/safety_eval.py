@@ -14,6 +14,7 @@ SETS = Path(__file__).with_name("safety_sets")
 HELD_OUT = "cssrs_holdout5"  # the newest split nobody tunes on (docs/safety.md: its first run and later runs)
 # never trained on either; measured after rounds, so reported beside it
 EARLIER_HELD_OUT = ("cssrs_holdout4", "cssrs_holdout3", "cssrs_holdout2")
+REAL_HELD_OUT = "kokorochat_refs_holdout"  # real client utterances by reference, never tuned on (docs/safety.md)
 
 
 class SafetySetError(LabelledSetError):
@@ -24,11 +25,17 @@ def labelled_lines(name: str) -> list[tuple[str, str, str]]:
     return [tuple(r) for r in read_tsv(SETS / f"{name}.tsv", 3)]
 
 
-def kokorochat_lines(data_dir) -> list[tuple[str, str, str]]:
+def kokorochat_lines(data_dir, name: str = "kokorochat_refs") -> list[tuple[str, str, str]]:
     """The referenced KokoroChat turns, read from the user's copy (their text is not committed)."""
+    return [(label, cat, earlier_and_text[-1]) for label, cat, earlier_and_text in kokorochat_reading(data_dir, name)]
+
+
+def kokorochat_reading(data_dir, name: str, earlier: bool = False) -> list[tuple[str, str, list[str]]]:
+    """(label, category, [the client's utterances before the referenced one (``earlier``) ..., its
+    text]) for each reference of ``name``.tsv, read from the user's copy and checked against its digest."""
     from kokoro.dataset import DataError, load_dialogue, resolve_data_dir
 
-    refs = read_tsv(SETS / "kokorochat_refs.tsv", 5)
+    refs = read_tsv(SETS / f"{name}.tsv", 5)
     folder = resolve_data_dir(data_dir)
     out = []
     for label, cat, did, idx, digest in refs:
@@ -37,15 +44,26 @@ def kokorochat_lines(data_dir) -> list[tuple[str, str, str]]:
         except (OSError, DataError):
             d = None
         if d is None or int(idx) >= len(d.turns):
-            raise SafetySetError(f"kokorochat_refs.tsv: dialogue {did} utterance {idx} is not in {data_dir}")
+            raise SafetySetError(f"{name}.tsv: dialogue {did} utterance {idx} is not in {data_dir}")
         text = d.turns[int(idx)].text
         if hashlib.sha256(text.encode()).hexdigest()[:12] != digest:
             raise SafetySetError(
-                f"kokorochat_refs.tsv: dialogue {did} utterance {idx} differs from the labelled "
+                f"{name}.tsv: dialogue {did} utterance {idx} differs from the labelled "
                 "text; is this an unmodified KokoroChat?"
             )
-        out.append((label, cat, text))
+        before = [t.text for t in d.turns[: int(idx)] if t.role == "client"] if earlier else []
+        out.append((label, cat, before + [text]))
     return out
+
+
+def real_figures(data_dir, name: str = REAL_HELD_OUT) -> dict:
+    """Real client utterances as the bot reads them: each alone (both layers), and in its session
+    (``replay`` of the client's utterances up to it: alone, or else with the recent ones since the
+    last fire; a line after a fire is read afresh, as the bot does once it has answered)."""
+    rows = kokorochat_reading(data_dir, name, earlier=True)
+    alone = [(label, cat, texts[-1]) for label, cat, texts in rows]
+    read = [bool(replay(texts)[-1][0]) for _, _, texts in rows]
+    return {**layers(alone), "in_session": _figures(alone, read, "both, in the session")}
 
 
 LAYERS = ("lexicon", "learned", "both")
@@ -114,28 +132,33 @@ def latency(texts: list[str]) -> dict:
     return {"messages": len(ts), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": round(1000 * ts[-1], 2)}
 
 
+def replay(texts: list[str]) -> list[tuple[list[str], int]]:
+    """What the bot acts on for each of a client's messages in a session, in order: (categories,
+    how many messages were read), as bot/safety.read_message reads them, with the recent messages
+    since the last fire (the 600 s window is not applied: KokoroChat's turns come minutes apart)."""
+    from .safety import read_message
+
+    out, recent = [], []
+    for text in texts:
+        cats, read = read_message(text, lambda: recent)
+        out.append((cats, read))
+        recent = [] if cats else recent + [text]  # answered: the next messages are read afresh
+    return out
+
+
 def session_reading(dialogues) -> dict:
     """How often real clients would get the crisis protocol as the bot reads them: each client turn
     of ``dialogues`` alone, and when it does not fire, with the client's recent earlier turns
-    (bot/safety.read_together, after the last fire; the 600 s window is not applied: KokoroChat's
-    turns come minutes apart)."""
-    from .safety import read_message
-
+    (``replay``)."""
     turns, alone, together = 0, set(), set()
     fires = {"alone": 0, "together": 0}
     for d in dialogues:
-        recent: list[str] = []
-        for t in d.turns:
-            if t.role != "client":
-                continue
-            turns += 1
-            cats, read = read_message(t.text, lambda: recent)
-            if not cats:
-                recent.append(t.text)
-                continue
-            fires["together" if read > 1 else "alone"] += 1
-            (together if read > 1 else alone).add(d.id)
-            recent = []  # answered: the next messages are read afresh
+        read = replay([t.text for t in d.turns if t.role == "client"])
+        turns += len(read)
+        for cats, n in read:
+            if cats:
+                fires["together" if n > 1 else "alone"] += 1
+                (together if n > 1 else alone).add(d.id)
     return {
         "dialogues": len(dialogues),
         "client_turns": turns,
@@ -195,6 +218,7 @@ def run(data_dir=None, gold: bool = True) -> dict:
     if data_dir is not None:
         kc = kokorochat_lines(data_dir)
         report["kokorochat"] = crisis_figures(kc)
+        report[REAL_HELD_OUT] = real_figures(data_dir)
         from kokoro.dataset import load
 
         report["kokorochat_sessions"] = session_reading(load(data_dir)[:300])  # the first 300 dialogues

@@ -397,6 +397,39 @@ HELD_OUT = {
 }
 
 
+# real client utterances by reference (no text), labelled and frozen 2026-12-07 before any tuning (main at faca0f0)
+KOKOROCHAT_REFS_HOLDOUT_SHA256 = "eee236e3a2249b67a2f1b28ddd5251a291b3155bb84fb6a3e93d12869f993ab6"
+
+
+def test_the_real_held_out_set_is_frozen_and_apart_from_every_other_reference():
+    import hashlib
+
+    from bot.crisis_model import TRAIN_SETS
+    from bot.safety_eval import REAL_HELD_OUT
+    from kokoro.labelled import read_tsv
+
+    path = REPO / "bot" / "safety_sets" / f"{REAL_HELD_OUT}.tsv"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == KOKOROCHAT_REFS_HOLDOUT_SHA256, (
+        "the real held-out set changed: once looked at it is no longer held out; draw and label a new one"
+    )
+    assert REAL_HELD_OUT not in TRAIN_SETS
+    rows = read_tsv(path, 5)
+    assert sum(r[0] == "crisis" for r in rows) >= 50 and sum(r[0] == "none" for r in rows) >= 150
+    others = {r[2] for f in path.parent.glob("kokorochat_refs*.tsv") if f != path for r in read_tsv(f, 5)}
+    assert not others & {r[2] for r in rows}, "a held-out dialogue is referenced by another set"
+
+
+def test_a_session_is_replayed_as_the_bot_reads_it():
+    """After a fire the bot has answered: the next message is read afresh, not with the old words."""
+    from bot.safety_eval import replay
+
+    fired = [bool(c) for c, _ in replay(["仕事のことで相談です", "もう死にたい", "元気でね"])]
+    assert fired == [False, True, False]
+    assert [n for _, n in replay(["もう会えないと思う", "元気でね"])] == [1, 2] and replay(
+        ["もう会えないと思う", "元気でね"]
+    )[1][0]
+
+
 def test_the_first_cssrs_split_is_kept_as_it_was_measured():
     """Its first-run figures in docs/safety.md were measured on these bytes."""
     import hashlib
