@@ -7,11 +7,14 @@ The question the bot asked decides what a bare はい or いいえ means: ``prot
 safe place, and a means within reach: a bare yes or no is unclear), ``means`` (the follow-up about
 a means alone: yes is danger, no is safe), ``danger`` (the means-safety message, which asks to be
 told once the means is away: 無理 or できない is danger; a yes, 「わかった」 or a putting away still to be
-done — 「今から預けてきます」 — is ``agree``, and the bot waits) or ``away`` (asked after that wait: read as
-``danger``)."""
+done — 「今から預けてきます」 — is ``agree``, and the bot waits), ``away`` (asked after that wait: read as
+``danger``) or ``risk`` (the counselor model itself asked about the client's suicidal thoughts, self-harm
+or preparation, ``asks_about_risk``: a yes, 時々 or 思います is danger, a no is safe)."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from kokoro.lexicon import normalize
 from kokoro.morph import Token, to_hiragana, tokens
 
 WORDS = Path(__file__).with_name("safety_answers.yaml")
-ASKED = ("protocol", "means", "danger", "away")
+ASKED = ("protocol", "means", "danger", "away", "risk")
 AFTER_MEANS_SAFETY = ("danger", "away")  # asked to put a means away and say so
 CLAUSE_ENDS = {"。", "、", "けれど", "けど", "けれども", "が", "のに", "し", "ので", "から"}
 NEGATIONS = {"ない", "無い", "ず", "ぬ", "へん", "ん"}
@@ -35,6 +38,25 @@ DONE = {"た", "てる", "済み", "済む"}  # after a putting-away verb: done 
 STATES = {"有る", "居る"}  # after て: done (預けてある, 置いている)
 PUT = {"置く", "出す", "入れる", "移す", "遣る"}  # with an `away_places` word: put away (ゴミに出した)
 PUT_AWAY = {"置く", "入れる", "仕舞う", "移す"}  # after the means-safety message: put away unless `at_hand`
+WH = {
+    "いつ",
+    "どう",
+    "どんな",
+    "何",
+    "なに",
+    "なん",
+    "なぜ",
+    "どうして",
+    "どれ",
+    "どの",
+    "どこ",
+    "誰",
+    "いかが",
+    "如何",
+    "頻度",
+    "きっかけ",
+    "理由",
+}
 
 
 class AnswerError(ValueError):
@@ -210,6 +232,45 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
     return out
 
 
+def asks_about_risk(reply: str) -> bool:
+    """Whether a counselor's reply asks the client a yes-or-no question about their own suicidal
+    thoughts, self-harm or preparation: a sentence with a `risk_topics` word that ends as a question,
+    with no `third_party` word before the topic, no question word (``_asks_which``: いつから, どんなとき — their
+    answers are not a yes) and no `risk_not_asked` word (a request to talk, 「お話を聞かせてもらえますか」)."""
+    w = words()
+    for sentence in re.split(r"(?<=[。!?\n])", unicodedata.normalize("NFKC", reply)):
+        at = [sentence.find(t) for t in w["risk_topics"] if t in sentence]
+        if not at:
+            continue
+        end = sentence.strip().rstrip("。…・ ")
+        if not end.endswith(("?", "か", "かな", "かね")) or any(p in sentence[: min(at)] for p in w["third_party"]):
+            continue
+        if not (_asks_which(sentence) or any(r in sentence for r in w["risk_not_asked"])):
+            return True
+    return False
+
+
+def _asks_which(sentence: str) -> bool:
+    """A question word (``WH``) in the sentence: its answer is not a yes (何か of 何か準備を is none)."""
+    toks = tokens(sentence)
+    return any(
+        (t.surface in WH or t.lemma in WH) and not (i + 1 < len(toks) and toks[i + 1].surface == "か")
+        for i, t in enumerate(toks)
+    )
+
+
+def _risk_clause(c: list[Token]) -> str | None:
+    """``yes`` / ``no`` / None: what one clause answers to a question about the client's risk."""
+    if any(_is(t, "deny") and t.pos1 in ("感動詞", "名詞") for t in c):
+        return "no"
+    if any(_is(t, "affirm") for t in c):
+        return "yes"
+    for i, t in enumerate(c):
+        if _is(t, "risk_verbs") or _is(t, "risk_yes") or t.lemma == "無い" and _existence(c, i) and _bare(c):
+            return "no" if negated(c, i) else "yes"
+    return "yes" if any(_is(t, "often") for t in c) else None
+
+
 def read_answer(text: str, asked: str) -> str:
     """``danger``, ``safe``, ``agree`` (after the means-safety message only) or ``unclear``: the
     client's answer to what the bot ``asked``."""
@@ -223,6 +284,11 @@ def read_answer(text: str, asked: str) -> str:
         return "danger"
     if "safe" in found and len(norm) <= SAFE_MAX_CHARS:
         return "safe"
+    if asked == "risk":
+        said = [r for r in map(_risk_clause, clauses(text)) if r]
+        if said and said[-1] == "yes":
+            return "danger"
+        return "safe" if said and len(norm) <= SAFE_MAX_CHARS else "unclear"
     if asked == "means" and found & {"yes", "no"} and len(found & {"yes", "no"}) == 1:
         return "danger" if "yes" in found else "safe"
     if asked in AFTER_MEANS_SAFETY and len(norm) <= SAFE_MAX_CHARS:
@@ -233,6 +299,22 @@ def read_answer(text: str, asked: str) -> str:
 
 
 LABELS = ("danger", "safe", "agree", "unclear")
+
+
+def question_figures(path) -> dict:
+    """How ``asks_about_risk`` reads a labelled set of counselor replies (asks | none <TAB> reply)."""
+    from kokoro.labelled import read_tsv
+
+    rows = read_tsv(Path(path), 2)
+    asks = [asks_about_risk(t) for label, t in rows if label == "asks"]
+    others = [asks_about_risk(t) for label, t in rows if label != "asks"]
+    return {
+        "file": Path(path).name,
+        "asking": len(asks),
+        "read_as_asking": sum(asks),
+        "other": len(others),
+        "other_read_as_asking": sum(others),
+    }
 
 
 def figures(path, misses: bool = False) -> dict:

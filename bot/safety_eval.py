@@ -226,5 +226,11 @@ def run(data_dir=None, gold: bool = True) -> dict:
     else:
         report["all"] = crisis_figures(written + holdout)
         report["kokorochat"] = "skipped: KokoroChat not found (--data DIR or KOKOROCHAT_DIR)"
+    from .safety_answers import figures, question_figures
+
+    report["risk_question"] = {  # the counselor's own question about risk, and the answers to it (held out)
+        "questions": question_figures(SETS / "risk_questions_holdout.tsv"),
+        "answers": {k: v for k, v in figures(SETS / "safety_answers_risk_holdout.tsv").items() if k != "wrong"},
+    }
     report["screening"] = screening_figures(data_dir if gold else None)
     return report

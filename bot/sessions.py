@@ -215,7 +215,7 @@ class Engine:
         No message text is stored here: the flags and the times only."""
         asked, reading = self.answer_of(user_id, text)
         if reading == "danger":
-            return self.follow_up(user_id, asked, reading)
+            return self.risk_answered(user_id, text) if asked == "risk" else self.follow_up(user_id, asked, reading)
         # a plan or a farewell split over messages: read with the recent ones when alone says nothing
         cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
         if not cats or (reading in ("safe", "agree") and cats == [LEARNED]):
@@ -223,18 +223,45 @@ class Engine:
         if read > 1:
             log.warning("crisis across %d messages", read)
         log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
+        return self.protocol(user_id, cats)
+
+    def protocol(self, user_id: str, cats: list[str] | None) -> Answered:
+        """Send the crisis protocol (at once, ahead of anything queued), flag the session, await the
+        answer to its questions."""
+        self._flag(user_id)
+        answer = Answered(crisis_message(cats), 1)
+        self.send(user_id, [M.text(answer.text)], priority=1)
+        self._ask(user_id, "protocol")
+        return answer
+
+    def _flag(self, user_id: str) -> None:
+        """The client is at risk: the session is flagged (its close will be a caring one) and, at its
+        first crisis, the on-call person is told."""
         self.store.update_user(user_id, crisis_at=now())
         sess = self.store.open_session(user_id)
         if sess:
             self.store.update_session(sess["id"], crisis=1)
-        answer = Answered(crisis_message(cats), 1)
-        self.send(user_id, [M.text(answer.text)], priority=1)
-        self._ask(user_id, "protocol")
-        if not sess or not sess["crisis"]:  # the first crisis line of this session: the on-call person is told
+        if not sess or not sess["crisis"]:  # the first crisis of this session
             from .handoff import notify_oncall
 
             notify_oncall(self, sess["id"] if sess else None)
-        return answer
+
+    def risk_answered(self, user_id: str, text: str) -> Answered | None:
+        """The counselor model asked about the client's own suicidal thoughts, self-harm or
+        preparation (bot/safety_answers.asks_about_risk) and the answer is a yes: a means, a place or
+        an act gets the means-safety message; otherwise the protocol, or, when this session has had it,
+        the question about a means within reach."""
+        from .safety_answers import read_answer
+
+        sess = self.store.open_session(user_id)
+        if read_answer(text, "protocol") == "danger":
+            log.warning("answer to the counselor's risk question names a means, a place or an act")
+            self._flag(user_id)
+            return self.follow_up(user_id, "protocol", "danger")
+        if sess and sess["crisis"]:
+            return self.follow_up(user_id, "protocol", "unclear")
+        log.warning("answer to the counselor's risk question read as yes: protocol and resources sent")
+        return self.protocol(user_id, None)
 
     # what the protocol asked, read → (the message that answers it, what that message asks)
     FOLLOWUPS = {
@@ -252,6 +279,8 @@ class Engine:
         ("away", "safe"): ("relief_away", None),
         ("away", "agree"): (None, None),
         ("away", "unclear"): (None, None),
+        ("risk", "safe"): (None, None),  # the counselor's own question answered no: the counselor goes on
+        ("risk", "unclear"): (None, None),  # (a yes: risk_answered)
     }
 
     def answer_of(self, user_id: str, text: str) -> tuple[str | None, str | None]:
@@ -506,6 +535,10 @@ class Engine:
         if not self.store.add_reply(sess["id"], reply, last_client, start, rows):
             return  # the session closed while generating
         self.outbox.flush_user(user_id)
+        from .safety_answers import asks_about_risk
+
+        if asks_about_risk(reply) and self.awaiting(user_id) is None:  # its answer is read, not left to the model
+            self._ask(user_id, "risk")
 
     def prompt(self, sess: dict, rows: list[dict]) -> tuple[str, int]:
         return window(
