@@ -78,6 +78,13 @@ def quiesce(emu, timeout: float = 30.0) -> None:
     raise AssertionError(f"the bot was still busy after {timeout} s")
 
 
+def say(emu, user: str, *lines: str) -> None:
+    """The client writes each line, and the bot settles (``quiesce``) before the next."""
+    for t in lines:
+        emu.text(user, t)
+        quiesce(emu)
+
+
 def data_dir() -> Path:
     p = Path(os.environ.get("KOKOROCHAT_DIR") or SHARED_DATA)
     return p

@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import quiesce
+from conftest import quiesce, say
 from test_crisis import FakeBackend, in_session, make_emulator, texts
 
 from bot import handoff
@@ -51,12 +51,6 @@ def emu(tmp_path, backend):
     e = make_emulator(tmp_path, backend, duty_hours="平日 18:00〜22:00", quiet_gap_s=0.0)
     yield e
     e.close()
-
-
-def say(emu, u, *lines):
-    for t in lines:
-        emu.text(u, t)
-        quiesce(emu)
 
 
 def timer_round(emu):

@@ -3,7 +3,7 @@ flagged session ends with care (no score card, no rating request, the score stor
 and an opt-in check-in sent once at its time."""
 
 import pytest
-from conftest import quiesce
+from conftest import quiesce, say
 from test_crisis import FakeBackend, in_session, make_emulator, texts
 
 from bot import messages as M
@@ -14,13 +14,6 @@ PROTOCOL = crisis_message()[:20]  # the protocol's opening words, whatever the c
 
 def protocols(emu, user) -> int:
     return sum(t.startswith(PROTOCOL[:12]) for t in texts(emu, user))
-
-
-def say(emu, u, *lines):
-    """The client writes each line and the bot settles before the next."""
-    for t in lines:
-        emu.text(u, t)
-        quiesce(emu)
 
 
 def crisis_then_end(emu, u):

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import quiesce
+from conftest import say
 from test_crisis import FakeBackend, in_session, make_emulator, texts
 
 from bot import messages as M
@@ -53,12 +53,6 @@ def emu(tmp_path, backend):
     e = make_emulator(tmp_path, backend)
     yield e
     e.close()
-
-
-def say(emu, u, *lines):
-    for t in lines:
-        emu.text(u, t)
-        quiesce(emu)
 
 
 def flagged(emu, u) -> bool:

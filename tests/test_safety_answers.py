@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import quiesce
+from conftest import say
 from test_crisis import FakeBackend, in_session, make_emulator, texts
 
 from bot import messages as M
@@ -20,12 +20,6 @@ HELD_OUT = SETS / "safety_answers_holdout.tsv"
 HELD_OUT2 = SETS / "safety_answers_holdout2.tsv"  # answers to the means-safety message, `agree` among them
 F = M.SAFETY_FOLLOWUPS
 MODEL = "そうなんですね。"  # what the fake counselor says
-
-
-def say(emu, u, *lines):
-    for t in lines:
-        emu.text(u, t)
-        quiesce(emu)
 
 
 @pytest.fixture
