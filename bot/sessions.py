@@ -534,11 +534,11 @@ class Engine:
         rows = Outbox.rows(user_id, [M.text(reply)], token, deadline, key=key, ttl_s=self.s.message_ttl_s)
         if not self.store.add_reply(sess["id"], reply, last_client, start, rows):
             return  # the session closed while generating
-        self.outbox.flush_user(user_id)
         from .safety_answers import asks_about_risk
 
-        if asks_about_risk(reply) and self.awaiting(user_id) is None:  # its answer is read, not left to the model
-            self._ask(user_id, "risk")
+        if asks_about_risk(reply) and self.awaiting(user_id) is None:  # recorded before it can be answered
+            self._ask(user_id, "risk")  # its answer is read by the bot, not left to the model
+        self.outbox.flush_user(user_id)
 
     def prompt(self, sess: dict, rows: list[dict]) -> tuple[str, int]:
         return window(
