@@ -277,7 +277,8 @@ def read_answer(text: str, asked: str) -> str:
     if asked not in ASKED:
         raise AnswerError(f"asked={asked!r}: expected one of {', '.join(ASKED)}")
     found: set[str] = set()
-    for c in clauses(text):
+    parts = clauses(text)
+    for c in parts:
         found |= clause_signals(c, asked)
     norm = normalize(text)
     if "danger" in found:
@@ -285,7 +286,7 @@ def read_answer(text: str, asked: str) -> str:
     if "safe" in found and len(norm) <= SAFE_MAX_CHARS:
         return "safe"
     if asked == "risk":
-        said = [r for r in map(_risk_clause, clauses(text)) if r]
+        said = [r for r in map(_risk_clause, parts) if r]
         if said and said[-1] == "yes":
             return "danger"
         return "safe" if said and len(norm) <= SAFE_MAX_CHARS else "unclear"

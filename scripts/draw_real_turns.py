@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bot.safety import assess  # noqa: E402
 from bot.safety_eval import SETS  # noqa: E402
 from kokoro.dataset import load_dialogue, resolve_data_dir  # noqa: E402
+from kokoro.labelled import read_tsv  # noqa: E402
 
 STRONG = re.compile(
     "死|しに|しぬ|しね|しん[でだ]|シニ|シヌ|殺|ころし|ころす|消え|きえ|消した|いなくな|居なくな|自殺|じさつ|首|飛び降|とびお|"
@@ -42,12 +43,8 @@ WEAK = re.compile(
 
 
 def referenced() -> set[str]:
-    ids = set()
-    for f in SETS.glob("kokorochat_refs*.tsv"):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line and not line.startswith("#"):
-                ids.add(line.split("\t")[2])
-    return ids
+    """Dialogue ids that a committed reference set already draws from."""
+    return {row[2] for f in SETS.glob("kokorochat_refs*.tsv") for row in read_tsv(f, 5)}
 
 
 def main() -> None:
