@@ -28,16 +28,52 @@ ASKED = ("protocol", "means", "danger", "away", "risk")
 AFTER_MEANS_SAFETY = ("danger", "away")  # asked to put a means away and say so
 CLAUSE_ENDS = {"。", "、", "けれど", "けど", "けれども", "が", "のに", "し", "ので", "から"}
 NEGATIONS = {"ない", "無い", "ず", "ぬ", "へん", "ん"}
-FILLERS = {"物", "訳", "実", "全部", "所", "方", "本当", "今", "特", "何", "色々", "沢山", "一杯", "まだ", "もう"}
+FILLERS = {
+    "物",
+    "奴",
+    "分",
+    "訳",
+    "実",
+    "全部",
+    "所",
+    "方",
+    "本当",
+    "今",
+    "特",
+    "何",
+    "色々",
+    "沢山",
+    "一杯",
+    "まだ",
+    "もう",
+}
 LIGHT_VERBS = {"居る", "為る", "来る", "思う", "成る", "御座る", "てる", "おる"}
 PROGRESS = {"た", "てる", "ちゃう", "居る", "しまう", "ちまう"}  # after an act: done or under way
 SAFE_MAX_CHARS = 40  # a longer message is the client going on with their story, not an all-clear
 HESITATIONS = ("うーん", "う〜ん", "うーむ", "ううーん", "ウーン")
+PAST = {"前", "昔", "以前", "かつて", "前回"}  # before は or に: a time before (前は集めてた)
 NOW = {"今", "いま", "もう", "さっき", "既に", "すでに"}
 DONE = {"た", "てる", "済み", "済む"}  # after a putting-away verb: done (預けた, 預けてる, 処分済み)
 STATES = {"有る", "居る"}  # after て: done (預けてある, 置いている)
 PUT = {"置く", "出す", "入れる", "移す", "遣る"}  # with an `away_places` word: put away (ゴミに出した)
 PUT_AWAY = {"置く", "入れる", "仕舞う", "移す"}  # after the means-safety message: put away unless `at_hand`
+# after て/で these say how the verb before them stands (預けてある, 捨ててもらった), not a verb of their own;
+# any other verb there is one (もらって貯めてある: 貯める is said of the means)
+AUXILIARIES = {
+    "有る",
+    "在る",
+    "居る",
+    "置く",
+    "仕舞う",
+    "貰う",
+    "来る",
+    "行く",
+    "見る",
+    "呉れる",
+    "上げる",
+    "遣る",
+    "頂く",
+}
 WH = {
     "いつ",
     "どう",
@@ -120,14 +156,28 @@ def _existence(c: list[Token], i: int) -> bool:
 
 def _bare(c: list[Token]) -> bool:
     """Nothing in the clause but the answer's own words: ある, 持ってる, 実はあります, ない…"""
-    for t in c:
+    for i, t in enumerate(c):
         if t.pos1 not in ("名詞", "動詞", "形容詞", "形状詞") or t.pos2 in ("代名詞", "数詞"):
             continue
         if t.lemma in FILLERS or t.lemma in LIGHT_VERBS or t.lemma == "無い":
             continue
+        if _is(t, "near") and _object(c, i):  # 部屋を片付けた: the room tidied, not a means near
+            return False
         if any(
             _is(t, k)
-            for k in ("means", "near", "have", "affirm", "deny", "none", "away", "away_places", "prepared", "company")
+            for k in (
+                "means",
+                "near",
+                "have",
+                "kept",
+                "affirm",
+                "deny",
+                "none",
+                "away",
+                "away_places",
+                "prepared",
+                "company",
+            )
         ):
             continue
         return False
@@ -156,15 +206,54 @@ def _with(c: list[Token], i: int) -> bool:
     return False
 
 
-def clause_signals(c: list[Token], asked: str) -> set[str]:
-    """``danger`` / ``safe`` / ``yes`` / ``no`` found in one clause (bot/safety_answers.yaml)."""
-    out: set[str] = set()
+def names_means(c: list[Token]) -> bool:
     joined = to_hiragana("".join(t.surface for t in c))
-    has_means = any(_is(t, "means") for t in c) or any(w in joined for w in words()["means"] if len(w) >= 3)
+    return any(_is(t, "means") for t in c) or any(w in joined for w in words()["means"] if len(w) >= 3)
+
+
+def _object(c: list[Token], i: int) -> bool:
+    """The word at ``i`` is the object of what follows (部屋を片付けた: the room is what was tidied)."""
+    return i + 1 < len(c) and c[i + 1].surface == "を"
+
+
+def _in_the_past(c: list[Token]) -> bool:
+    """The clause tells of a time before (前はため込んでた, 昔に集めてた), not of now: a `PAST` word
+    before は or に, not 目の前に."""
+    return any(
+        t.lemma in PAST and i + 1 < len(c) and c[i + 1].surface in ("は", "に") and not (i and c[i - 1].surface == "の")
+        for i, t in enumerate(c)
+    )
+
+
+def _whether(c: list[Token], i: int) -> bool:
+    """The word at ``i`` is asked about, not said (安全か, 大丈夫なのか, 安全なのかどうか): か after it,
+    with only だ or の between."""
+    j = i + 1
+    while j < len(c) and (c[j].lemma == "だ" or c[j].surface == "の"):
+        j += 1
+    return j < len(c) and c[j].surface == "か"
+
+
+def _attributive(c: list[Token], i: int) -> bool:
+    """The verb at ``i`` describes the noun after it (集めてた薬は捨てた: the pills, not a having)."""
+    j = i + 1
+    while j < len(c) and (c[j].pos1 == "助動詞" or c[j].surface in ("て", "で") or c[j].lemma in AUXILIARIES):
+        j += 1
+    return j > i + 1 and j < len(c) and c[j].pos1 == "名詞" and c[i].pos1 == "動詞"
+
+
+def clause_signals(c: list[Token], asked: str, topic: bool = False) -> set[str]:
+    """``danger`` / ``safe`` / ``yes`` / ``no`` found in one clause (bot/safety_answers.yaml).
+    ``topic``: the clause before named a means and said nothing of it (「処方された薬、一か月分まとめてある」)."""
+    out: set[str] = set()
+    has_means = topic or names_means(c)
     bare = _bare(c)
+    kept = asked not in AFTER_MEANS_SAFETY  # after it, a means put in a drawer is put away
+    past = _in_the_past(c)
 
     def about(i: int) -> bool:  # the word at i is said of a means or of what is near (not 意味がない)
-        return has_means or bare or any(_is(u, k) for u in c[max(0, i - 3) : i] for k in ("near", "prepared"))
+        near = (k for k in range(max(0, i - 3), i) if not _object(c, k))
+        return has_means or bare or any(_is(c[k], "near") or _is(c[k], "prepared") for k in near)
 
     away_place = any(_is(t, "away_places") for t in c)
     predicates = 0
@@ -173,8 +262,10 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
         if _is(t, "prepared") and not negated(c, i):
             out.add("danger")
         hypothetical = i + 1 < len(c) and c[i + 1].surface in ("たら", "ば", "だら")  # 何かあったら
-        auxiliary = prev is not None and prev.surface in ("て", "で")  # 預けてある: the ある of 預ける
-        if not hypothetical and (t.lemma == "無い" and _existence(c, i) or _is(t, "have") and not auxiliary):
+        # 預けてある: the ある of 預ける
+        auxiliary = prev is not None and prev.surface in ("て", "で") and t.lemma in AUXILIARIES
+        holds = (_is(t, "have") or kept and _is(t, "kept")) and not _attributive(c, i) and not past
+        if not hypothetical and (t.lemma == "無い" and _existence(c, i) or holds and not auxiliary):
             predicates += 1
             if about(i):
                 out.add("safe" if negated(c, i) else "danger")
@@ -196,7 +287,8 @@ def clause_signals(c: list[Token], asked: str) -> set[str]:
         if _is(t, "places") or (_is(t, "high") and any(u.lemma in ("所", "階", "場所") for u in c[i + 1 :])):
             if not negated(c, i):
                 out.add("danger")
-        if _is(t, "safe"):  # after the means-safety message, 大丈夫 or ok says "all right", not "it is away"
+        if _is(t, "safe") and not _whether(c, i):  # 安全かどうか, 大丈夫なのかな: a doubt, not an all-clear
+            # after the means-safety message, 大丈夫 or ok says "all right", not "it is away"
             out.add("danger" if negated(c, i) else "fine" if asked in AFTER_MEANS_SAFETY else "safe")
         if asked in AFTER_MEANS_SAFETY and not negated(c, i):
             if _is(t, "agree") or t.lemma == "為る" and prev is not None and prev.surface == "そう":
@@ -278,8 +370,11 @@ def read_answer(text: str, asked: str) -> str:
         raise AnswerError(f"asked={asked!r}: expected one of {', '.join(ASKED)}")
     found: set[str] = set()
     parts = clauses(text)
+    topic = False
     for c in parts:
-        found |= clause_signals(c, asked)
+        signals = clause_signals(c, asked, topic)
+        found |= signals
+        topic = names_means(c) and not signals  # a means named, nothing said of it yet
     norm = normalize(text)
     if "danger" in found:
         return "danger"
