@@ -140,6 +140,11 @@ SAFETY_FOLLOWUPS = {
     # the protocol's two questions got no clear answer: ask about a means alone (yes / no answers it)
     "means_question": "教えてくださって、ありがとうございます。もうひとつだけ確認させてください。\n"
     "今、自分を傷つけるのに使えそうなもの（薬や刃物、ひもなど）が、手の届くところにありますか？",
+    # another crisis line while the protocol's questions are still open: not the protocol word for word
+    # again (its resources are just above), but its question again, with 119 and the first lines to call
+    "again": "話してくれて、ありがとうございます。それほどつらい気持ちなのですね。\n"
+    "教えてください。今、あなたは安全な場所にいますか？ 自分を傷つける方法が手の届くところにありますか？\n"
+    "今すぐ危険を感じるときは、ためらわずに電話してください。\n" + CRISIS_CONTACTS + "\n\nわたしはここにいます。",
     # a means at hand or a dangerous place: distance from it, not being alone, 119 for an act begun
     "means_safety": "教えてくださって、ありがとうございます。話してくれて、本当によかったです。\n"
     "今はとても危ないときかもしれません。できれば今すぐ、それを自分から離してください。"

@@ -210,7 +210,8 @@ class Engine:
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         A message that answers what the protocol asked is read first (``answer_of``): a means at
         hand or a dangerous place gets the means-safety message; explicit crisis words get the
-        protocol again; a clear no or a "will do" outweighs the learned layer alone (it reads no context); then
+        protocol's question again (``again``), or the protocol when nothing of it is open; a clear no
+        or a "will do" outweighs the learned layer alone (it reads no context); then
         the answer's follow-up. Returns what was sent for the text (its turn's answer), or None.
         No message text is stored here: the flags and the times only."""
         asked, reading = self.answer_of(user_id, text)
@@ -222,8 +223,20 @@ class Engine:
             return self.follow_up(user_id, asked, reading) if asked else None
         if read > 1:
             log.warning("crisis across %d messages", read)
+        if asked in ("protocol", "means") and set(cats) - {"harm_others"}:
+            return self.again(user_id, cats)
         log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
         return self.protocol(user_id, cats)
+
+    def again(self, user_id: str, cats: list[str]) -> Answered:
+        """Another crisis line while the protocol's questions are still open: its question again, 119
+        and the first lines to call, not the whole protocol word for word a second time."""
+        log.warning("crisis expression (%s) while the protocol is open: its question asked again", ",".join(cats))
+        self._flag(user_id)
+        answer = Answered(M.SAFETY_FOLLOWUPS["again"], 1)
+        self.send(user_id, [M.text(answer.text)], priority=1)
+        self._ask(user_id, "protocol")
+        return answer
 
     def protocol(self, user_id: str, cats: list[str] | None) -> Answered:
         """Send the crisis protocol (at once, ahead of anything queued), flag the session, await the

@@ -77,8 +77,10 @@ def test_ending_right_after_a_crisis_line_gets_a_caring_close_and_no_score(emu):
     assert protocols(emu, u) == 1
     say(emu, u, "もう少し話してもいい？")  # an ordinary message after the protocol, in the window
     assert protocols(emu, u) == 1, "the old crisis line does not fire again"
-    say(emu, u, "やっぱりもう死にたい")
-    assert protocols(emu, u) == 2, "a new crisis line is answered"
+    say(
+        emu, u, "やっぱりもう死にたい"
+    )  # the means question is open: its question again, not the protocol word for word
+    assert texts(emu, u)[-1] == M.SAFETY_FOLLOWUPS["again"] and protocols(emu, u) == 1, "a new crisis line is answered"
     n = len(texts(emu, u))
     say(emu, u, "終了")
     after = emu.fake.delivered(u)[n:]

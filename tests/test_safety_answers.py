@@ -142,6 +142,15 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
             [("死にたい", None), ("睡眠薬を少しずつ集めてる", "means_safety")],
             id="pills-gathered-get-the-means-safety-message",
         ),
+        pytest.param(  # a crisis line for an answer: the question again (resources in it), then the answer read
+            [
+                ("死にたい", None),
+                ("もう消えたい", "again"),
+                ("やっぱり死にたい", "again"),
+                ("薬は手元にある", "means_safety"),
+            ],
+            id="a-crisis-line-for-an-answer-gets-the-question-again-not-the-protocol-twice",
+        ),
         pytest.param(
             [("死にたい", None), ("安全かどうかって言われても", "means_question")],
             id="a-doubt-is-not-an-all-clear",
@@ -155,6 +164,7 @@ def test_each_answer_gets_its_follow_up(emu, conversation):
         say(emu, u, line)
         if want is not None:
             assert texts(emu, u)[-1] == F.get(want, want), line
+    assert texts(emu, u).count(crisis_message(["wish_dead"])) <= 1, "the protocol is never sent twice word for word"
 
 
 @pytest.mark.parametrize(
