@@ -350,18 +350,24 @@ class Engine:
 
     def _ask(self, user_id: str, asked: str | None) -> None:
         """Record what the safety message just sent asks (None: nothing awaited), once per event."""
+        values = self._asking(user_id, asked)
+        if values:
+            self.store.update_user(user_id, **values)
+
+    def _asking(self, user_id: str, asked: str | None) -> dict | None:
+        """The user row's columns that record ``asked``; None on a replay (the state moved on when
+        the event first ran)."""
         u = self.store.user(user_id)
         key = getattr(self._effect, "key", None)
-        if key and u.get("safety_key") == key:  # a replay: the state moved on when it first ran
-            return
-        self.store.update_user(
-            user_id,
-            safety_asked=asked,
-            safety_at=now(),
-            safety_prev=u.get("safety_asked"),
-            safety_prev_at=u.get("safety_at"),
-            safety_key=key,
-        )
+        if key and u.get("safety_key") == key:
+            return None
+        return {
+            "safety_asked": asked,
+            "safety_at": now(),
+            "safety_prev": u.get("safety_asked"),
+            "safety_prev_at": u.get("safety_at"),
+            "safety_key": key,
+        }
 
     def recent_client_texts(self, user_id: str, n: int = RECENT_MESSAGES) -> list[str]:
         """The client's last ``n`` messages of the open session within ``crisis_window_s``, written
@@ -545,12 +551,13 @@ class Engine:
         token, deadline = self.take_token(user_id)
         key = f"reply:{sess['id']}:{last_client}"
         rows = Outbox.rows(user_id, [M.text(reply)], token, deadline, key=key, ttl_s=self.s.message_ttl_s)
-        if not self.store.add_reply(sess["id"], reply, last_client, start, rows):
-            return  # the session closed while generating
         from .safety_answers import asks_about_risk
 
-        if asks_about_risk(reply) and self.awaiting(user_id) is None:  # recorded before it can be answered
-            self._ask(user_id, "risk")  # its answer is read by the bot, not left to the model
+        # a question about the client's risk: its answer is read by the bot, not left to the model, so it
+        # is on record with the reply, in one transaction (a crash between the two would lose it)
+        asking = self._asking(user_id, "risk") if asks_about_risk(reply) and self.awaiting(user_id) is None else None
+        if not self.store.add_reply(sess["id"], reply, last_client, start, rows, user=asking):
+            return  # the session closed while generating
         self.outbox.flush_user(user_id)
 
     def prompt(self, sess: dict, rows: list[dict]) -> tuple[str, int]:

@@ -395,11 +395,13 @@ class Store:
         outbox: list[dict] = (),
         by: int | None = None,
         message_id: str | None = None,
+        user: dict | None = None,
     ) -> bool:
         """Store the counselor's reply, its outbox rows and what is still owed, atomically (a crash
-        cannot leave a stored reply that is never sent): a client message newer than
-        ``answered_up_to`` (even one stored a moment ago) keeps a reply owed. False when the session
-        closed meanwhile, or its holder is not ``by`` (nothing stored): the model (``by`` None) never
+        cannot leave a stored reply that is never sent; ``user``: columns of the client's user row
+        set in the same transaction, so what the reply asks is on record before it can be sent): a
+        client message newer than ``answered_up_to`` (even one stored a moment ago) keeps a reply owed.
+        False when the session closed meanwhile, or its holder is not ``by`` (nothing stored): the model (``by`` None) never
         writes into a session a console counselor holds, and a counselor only into the one they hold.
         ``outbox``: keyword arguments of ``enqueue``. ``message_id``: stored once (a second reply with
         the same id raises sqlite3.IntegrityError and stores nothing)."""
@@ -408,6 +410,7 @@ class Store:
             row = c.execute("select user_id, status, held_by from sessions where id = ?", [sid]).fetchone()
             if row is None or row[1] != "open" or row[2] != by:  # closed, or not this writer's to answer
                 return False
+            row_user = row[0]
             c.execute(
                 "insert into turns (session_id, user_id, role, text, time, ts, author, message_id) "
                 "values (?, ?, 'counselor', ?, ?, ?, ?, ?)",
@@ -420,6 +423,9 @@ class Store:
             )
             for row in outbox:
                 self._insert_outbox(c, **row)
+            if user:
+                sets = ", ".join(f"[{k}] = ?" for k in user)
+                c.execute(f"update users set {sets} where user_id = ?", [*user.values(), row_user])
             return True
 
     def unsend(self, user_id: str, message_id: str) -> int:

@@ -86,3 +86,22 @@ def test_a_no_lets_the_counselor_go_on_and_a_later_yes_to_an_ordinary_reply_is_o
     assert texts(emu, u)[-1] == ORDINARY and not flagged(emu, u)
     say(emu, u, "はい")  # answers an ordinary reply: the question was closed by the no
     assert texts(emu, u)[-1] == ORDINARY and not flagged(emu, u), texts(emu, u)[-2:]
+
+
+def test_the_question_is_on_record_the_moment_the_reply_is(emu, monkeypatch):
+    """kill -9 right after the reply is stored (its outbox row then goes out after the restart): the
+    question must already be on record, or the client's はい would be left to the model."""
+    u = "U" + "r4" * 16
+    in_session(emu, u)
+    store = emu.runtime.engine.store
+    add_reply, on_record = store.add_reply, []
+
+    def stored_then_killed(*args, **kwargs):
+        done = add_reply(*args, **kwargs)
+        on_record.append(store.user(u)["safety_asked"])  # what a process started now would read
+        return done
+
+    monkeypatch.setattr(store, "add_reply", stored_then_killed)
+    say(emu, u, "最近、何をしても楽しくなくて")
+    assert texts(emu, u)[-1] == ASKS
+    assert on_record == ["risk"]
