@@ -401,8 +401,9 @@ class Store:
         cannot leave a stored reply that is never sent; ``user``: columns of the client's user row
         set in the same transaction, so what the reply asks is on record before it can be sent): a
         client message newer than ``answered_up_to`` (even one stored a moment ago) keeps a reply owed.
-        False when the session closed meanwhile, or its holder is not ``by`` (nothing stored): the model (``by`` None) never
-        writes into a session a console counselor holds, and a counselor only into the one they hold.
+        False when the session closed meanwhile, or its holder is not ``by`` (nothing stored): the model
+        (``by`` None) never writes into a session a console counselor holds, and a counselor only into
+        the one they hold.
         ``outbox``: keyword arguments of ``enqueue``. ``message_id``: stored once (a second reply with
         the same id raises sqlite3.IntegrityError and stores nothing)."""
         t = now()
