@@ -242,11 +242,11 @@ def _attributive(c: list[Token], i: int) -> bool:
     return j > i + 1 and j < len(c) and c[j].pos1 == "名詞" and c[i].pos1 == "動詞"
 
 
-def clause_signals(c: list[Token], asked: str, topic: bool = False) -> set[str]:
+def clause_signals(c: list[Token], asked: str, has_means: bool) -> set[str]:
     """``danger`` / ``safe`` / ``yes`` / ``no`` found in one clause (bot/safety_answers.yaml).
-    ``topic``: the clause before named a means and said nothing of it (「処方された薬、一か月分まとめてある」)."""
+    ``has_means``: the clause names a means, or the clause before named one and said nothing of it
+    (「処方された薬、一か月分まとめてある」)."""
     out: set[str] = set()
-    has_means = topic or names_means(c)
     bare = _bare(c)
     kept = asked not in AFTER_MEANS_SAFETY  # after it, a means put in a drawer is put away
     past = _in_the_past(c)
@@ -372,9 +372,10 @@ def read_answer(text: str, asked: str) -> str:
     parts = clauses(text)
     topic = False
     for c in parts:
-        signals = clause_signals(c, asked, topic)
+        named = names_means(c)
+        signals = clause_signals(c, asked, named or topic)
         found |= signals
-        topic = names_means(c) and not signals  # a means named, nothing said of it yet
+        topic = named and not signals  # a means named, nothing said of it yet
     norm = normalize(text)
     if "danger" in found:
         return "danger"

@@ -210,7 +210,7 @@ class Engine:
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         A message that answers what the protocol asked is read first (``answer_of``): a means at
         hand or a dangerous place gets the means-safety message; explicit crisis words get the
-        protocol's question again (``again``), or the protocol when nothing of it is open; a clear no
+        protocol's question again (``protocol(again=True)``), or the protocol when nothing of it is open; a clear no
         or a "will do" outweighs the learned layer alone (it reads no context); then
         the answer's follow-up. Returns what was sent for the text (its turn's answer), or None.
         No message text is stored here: the flags and the times only."""
@@ -223,26 +223,17 @@ class Engine:
             return self.follow_up(user_id, asked, reading) if asked else None
         if read > 1:
             log.warning("crisis across %d messages", read)
-        if asked in ("protocol", "means") and set(cats) - {"harm_others"}:
-            return self.again(user_id, cats)
-        log.warning("crisis expression (%s): protocol and resources sent", ",".join(cats))
-        return self.protocol(user_id, cats)
+        # its questions still open: the question again, short (not the whole protocol word for word)
+        again = asked in ("protocol", "means") and bool(set(cats) - {"harm_others"})
+        log.warning("crisis expression (%s): %s sent", ",".join(cats), "its question" if again else "protocol")
+        return self.protocol(user_id, cats, again)
 
-    def again(self, user_id: str, cats: list[str]) -> Answered:
-        """Another crisis line while the protocol's questions are still open: its question again, 119
-        and the first lines to call, not the whole protocol word for word a second time."""
-        log.warning("crisis expression (%s) while the protocol is open: its question asked again", ",".join(cats))
-        self._flag(user_id)
-        answer = Answered(M.SAFETY_FOLLOWUPS["again"], 1)
-        self.send(user_id, [M.text(answer.text)], priority=1)
-        self._ask(user_id, "protocol")
-        return answer
-
-    def protocol(self, user_id: str, cats: list[str] | None) -> Answered:
+    def protocol(self, user_id: str, cats: list[str] | None, again: bool = False) -> Answered:
         """Send the crisis protocol (at once, ahead of anything queued), flag the session, await the
-        answer to its questions."""
+        answer to its questions. ``again``: another crisis line while they are open: their question
+        again, 119 and the first lines to call (M.SAFETY_FOLLOWUPS["again"]; the resources are just above)."""
         self._flag(user_id)
-        answer = Answered(crisis_message(cats), 1)
+        answer = Answered(M.SAFETY_FOLLOWUPS["again"] if again else crisis_message(cats), 1)
         self.send(user_id, [M.text(answer.text)], priority=1)
         self._ask(user_id, "protocol")
         return answer
@@ -266,11 +257,11 @@ class Engine:
         the question about a means within reach."""
         from .safety_answers import read_answer
 
-        sess = self.store.open_session(user_id)
         if read_answer(text, "protocol") == "danger":
             log.warning("answer to the counselor's risk question names a means, a place or an act")
             self._flag(user_id)
             return self.follow_up(user_id, "protocol", "danger")
+        sess = self.store.open_session(user_id)
         if sess and sess["crisis"]:
             return self.follow_up(user_id, "protocol", "unclear")
         log.warning("answer to the counselor's risk question read as yes: protocol and resources sent")

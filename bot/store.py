@@ -411,7 +411,6 @@ class Store:
             row = c.execute("select user_id, status, held_by from sessions where id = ?", [sid]).fetchone()
             if row is None or row[1] != "open" or row[2] != by:  # closed, or not this writer's to answer
                 return False
-            row_user = row[0]
             c.execute(
                 "insert into turns (session_id, user_id, role, text, time, ts, author, message_id) "
                 "values (?, ?, 'counselor', ?, ?, ?, ?, ?)",
@@ -422,11 +421,11 @@ class Store:
                 "session_id = ? and role = 'client' and id > ?) where id = ?",
                 [window_start, sid, answered_up_to or 0, sid],
             )
-            for row in outbox:
-                self._insert_outbox(c, **row)
+            for kwargs in outbox:
+                self._insert_outbox(c, **kwargs)
             if user:
                 sets = ", ".join(f"[{k}] = ?" for k in user)
-                c.execute(f"update users set {sets} where user_id = ?", [*user.values(), row_user])
+                c.execute(f"update users set {sets} where user_id = ?", [*user.values(), row[0]])
             return True
 
     def unsend(self, user_id: str, message_id: str) -> int:
