@@ -82,6 +82,18 @@ _END_ANNOUNCE = re.compile(
     r"終了(?:させて|いたし|します|とさせ|しましょう|になります)|終わりに(?:しましょう|させて|します)|"
     r"(?:本日|今日)の(?:ご?相談|お話)は(?:ここまで|これで)|これで(?:終わり|おしまい)"
 )
+# a sign-off: the counselor taking leave (thanks in the past tense, 「お疲れさまでした」, 「失礼いたします」,
+# a goodbye, "come again", 「お大事に」, "time is up"). Read per sentence: 「お仕事お疲れさまでした」 is a
+# sign-off too in a reply, and cutting that one sentence costs little, while a client at risk told
+# 「お疲れさまでした。」 hears that the session is over.
+_SIGN_OFF = re.compile(
+    r"(?:ありがとう|有難う|有り難う)ございました|お疲れ(?:さま|様)でした|失礼(?:いた|致)?します(?:ね)?[。！!]*$|"
+    r"(?:さようなら|さよなら)(?![」』]?(?:と|って))|おやすみなさい|^(?:それ)?では(?:、?また)?[。！!]*$|またね[。！!]*$|"
+    r"また[^。？?]{0,14}(?:ご相談|ご連絡|お話しに|お越し|来て|いらして|相談しに)(?:ください|下さい)|"
+    r"お待ちして(?:い|お)ります|またのご(?:利用|相談)|(?:お話し|お会い)できるのを楽しみ|お大事に(?:な(?:さって|さい)|して)?(?:ください|下さい)?(?:ね)?[。！!]*$|"
+    r"時間(?:に|と)なりました(?:[。！!]*$|ので[、]?(?:この|その|そろそろ|これで|本日|今日|終|失礼))|時間が(?:来|き)ました[。！!]*$|(?:この|その)(?:あたり|辺|へん)(?:で[。！!]*$|に(?:したい|しま|させ))|"
+    r"(?:ここ|これ)まで(?:に|と)(?:しましょう|しておきましょう|します|させて|いたし)|以上(?:です|となります|になります)[。！!]*$|おしまい"
+)
 _AGE_ASK = re.compile(r"年齢|歳|才|おいくつ|何年生|学年")
 _GENDER_ASK = re.compile(r"性別|男性|女性")
 # asking what the session is about (not a follow-up such as 「どんなことがあったんですか」)
@@ -196,9 +208,17 @@ def problems(draft: str, f: Facts) -> list[str]:
     if f.topic and any(_TOPIC_ASK.search(q) for q in qs):
         out.append("ask-topic")
     out += [f"invented:{r}" for r in sorted(people_of(draft) - f.people)]
-    if _END_ANNOUNCE.search(draft):
+    if ends_session(draft):
         out.append("announces-end")
     return out
+
+
+def ends_session(draft: str) -> bool:
+    """The draft declares the session over (「終了させていただきます」) or takes leave in one of its
+    sentences (_SIGN_OFF). Only the client, the session limit or the idle timer ends a session."""
+    if _END_ANNOUNCE.search(draft):
+        return True
+    return any(_SIGN_OFF.search(s.strip("（）()「」 \u3000")) for s in sentences(draft))
 
 
 LISTEN = "そうだったんですね。お話ししてくださって、ありがとうございます。"  # when nothing of a draft can stay
@@ -259,6 +279,8 @@ def _predict(fieldname: str, text: str) -> str:
         return gender_of(text) or "-"
     if fieldname == "people":
         return ",".join(sorted(people_of(text))) or "-"
+    if fieldname == "ends":  # a counselor's draft, not a client's line
+        return "announces-end" if ends_session(text) else "-"
     return ",".join(sorted(client_feedback(text))) or "-"
 
 
