@@ -159,6 +159,15 @@ SAFETY_FOLLOWUPS = {
     "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
     + CRISIS_CONTACTS
     + "\n\nわたしもここで、あなたの話を聞いています。",
+    # no clear answer to the means-safety message (「わからない」, or the client goes on about something
+    # else): the means is still at hand, so its step once more, gently, before the counselor goes on
+    "stay": "お返事、ありがとうございます。無理に決めなくて大丈夫です。\n"
+    "ただ、今は危ないときかもしれないので、心配しています。今夜だけでも、それを別の部屋に置くか、"
+    "誰かに預けてもらえたら、とても大切な一歩になります。\n"
+    "ひとりでいるのがつらいときは、誰かに電話をして、そばにいてもらってください。"
+    "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
+    + CRISIS_CONTACTS
+    + "\n\nわたしはここにいます。話したいことがあれば、そのまま聞かせてください。",
     # "I will" / "OK" to the means-safety message: wait for it (worded to fit "I'll do it" and "OK, I'll
     # tell you" alike, and a client who finds they cannot)
     "waiting": "ありがとうございます。ここで待っています。\n"

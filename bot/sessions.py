@@ -278,7 +278,7 @@ class Engine:
         ("danger", "danger"): ("still", None),
         ("danger", "safe"): ("relief_away", None),
         ("danger", "agree"): ("waiting", "away"),  # "I will" / "OK": wait for it to be away, once
-        ("danger", "unclear"): (None, None),
+        ("danger", "unclear"): ("stay", "away"),  # the means still at hand: its step once more, then the counselor
         ("away", "danger"): ("still", None),
         ("away", "safe"): ("relief_away", None),
         ("away", "agree"): (None, None),

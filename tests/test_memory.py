@@ -165,21 +165,19 @@ def test_invented_people_and_the_end_announcement_never_reach_the_client(scripte
 
 def test_a_client_at_risk_is_never_told_the_session_is_over_by_the_model(scripted):
     """The demo said 「お疲れさまでした。」 to a client with pills at hand whose 「わからない」 left the
-    means-safety question without an answer: a sign-off from the model never reaches the client, and
-    the session stays open and flagged."""
+    means-safety question without an answer. That answer now gets the means step once more; then the
+    model goes on, and a sign-off from it never reaches the client; the session stays open and flagged."""
     emu, _ = scripted(["お疲れさまでした。", "本日はありがとうございました。またいつでもご相談くださいね。"] * 3)
     u = "U" + "m4" * 16
     consented(emu, u)
-    for line in (
-        "最近仕事がつらくて眠れません",
-        "全部終わりにしたい",
-        "さっき薬をたくさん集めておきました",
-        "わからない",
-    ):
+    lines = ("最近仕事がつらくて眠れません", "全部終わりにしたい", "さっき薬をたくさん集めておきました", "わからない")
+    for line in (*lines, "仕事のことを聞いてほしい"):
         emu.text(u, line)
         quiesce(emu)
+        if line == "わからない":
+            assert texts(emu, u)[-1] == M.SAFETY_FOLLOWUPS["stay"], "the means step once more, not the model"
     got = texts(emu, u)
-    assert got[-1] == M.SAFETY_FOLLOWUPS["means_safety"] or got[-1] in (memory.LISTEN, *memory.GENTLE), got[-2:]
+    assert got[-1] in (memory.LISTEN, *memory.GENTLE), "then the model, its sign-off cut"
     assert not any(memory.ends_session(t) for t in got[2:]), [t for t in got if memory.ends_session(t)]
     sess = emu.runtime.engine.store.open_session(u)
     assert sess and sess["crisis"], "the session stays open, and flagged"

@@ -134,6 +134,15 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
             ],
             id="a-promise-then-cannot-gets-someone-now",
         ),
+        pytest.param(  # the means still at hand and no clear answer: its step once more, then the counselor
+            [
+                ("死にたい", None),
+                ("薬がたくさんある", "means_safety"),
+                ("わからない", "stay"),
+                ("わからない", MODEL),
+            ],
+            id="no-clear-answer-to-the-means-safety-message-gets-its-step-once-more",
+        ),
         pytest.param(
             [("死にたい", None), ("大丈夫です、近くには何もないです", "relief"), ("仕事のことを聞いてほしい", MODEL)],
             id="a-clear-no-gets-relief-and-the-counselor-goes-on",
