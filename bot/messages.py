@@ -145,6 +145,14 @@ SAFETY_FOLLOWUPS = {
     "again": "話してくれて、ありがとうございます。それほどつらい気持ちなのですね。\n"
     "教えてください。今、あなたは安全な場所にいますか？ 自分を傷つける方法が手の届くところにありますか？\n"
     "今すぐ危険を感じるときは、ためらわずに電話してください。\n" + CRISIS_CONTACTS + "\n\nわたしはここにいます。",
+    # another crisis line while the means-safety message waits (a means is known to be at hand): not the
+    # protocol again, whose question about a means they already answered, but its step, someone now, 119
+    "again_means": "話してくれて、ありがとうございます。それほどつらい気持ちなのですね。\n"
+    "手の届くところにあるものを、今すぐ少しでも自分から離してください。"
+    "ひとりでいないで、誰かに電話をして、そばにいてもらってください。\n"
+    "今にも行動してしまいそうなとき、もう飲んだり傷つけたりしてしまったときは、すぐに 119 に電話してください。\n"
+    + CRISIS_CONTACTS
+    + "\n\nわたしはここにいます。離せたら、教えてもらえますか？",
     # a means at hand or a dangerous place: distance from it, not being alone, 119 for an act begun
     "means_safety": "教えてくださって、ありがとうございます。話してくれて、本当によかったです。\n"
     "今はとても危ないときかもしれません。できれば今すぐ、それを自分から離してください。"

@@ -160,6 +160,17 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
             ],
             id="a-crisis-line-for-an-answer-gets-the-question-again-not-the-protocol-twice",
         ),
+        pytest.param(  # a means known at hand: a crisis line gets its step again, not the question about one
+            [
+                ("死にたい", None),
+                ("薬がたくさんある", "means_safety"),
+                ("やっぱり死にたい", "again_means"),
+                ("わからない", "stay"),
+                ("もう消えたい", "again_means"),
+                ("別の部屋に置いてきた", "relief_away"),
+            ],
+            id="a-crisis-line-with-a-means-at-hand-gets-its-step-again-not-the-protocol",
+        ),
         pytest.param(
             [("死にたい", None), ("安全かどうかって言われても", "means_question")],
             id="a-doubt-is-not-an-all-clear",
