@@ -210,8 +210,8 @@ class Engine:
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         A message that answers what the protocol asked is read first (``answer_of``): a means at
         hand or a dangerous place gets the means-safety message; explicit crisis words get the
-        protocol's question again (``protocol(again="again")``; with a means known to be at hand, its step
-        again, ``again_means``), or the protocol when nothing of it is open; a clear no
+        protocol's question again (or, with a means known to be at hand, its step: ``AGAIN``), or the
+        protocol when nothing of it is open; a clear no
         or a "will do" outweighs the learned layer alone (it reads no context); then
         the answer's follow-up. Returns what was sent for the text (its turn's answer), or None.
         No message text is stored here: the flags and the times only."""
@@ -224,22 +224,29 @@ class Engine:
             return self.follow_up(user_id, asked, reading) if asked else None
         if read > 1:
             log.warning("crisis across %d messages", read)
-        # its questions still open: the question again, short (not the whole protocol word for word); with a
-        # means known to be at hand (the means-safety message waits), its step again, not the question
-        again = {"protocol": "again", "means": "again", "danger": "again_means", "away": "again_means"}.get(asked)
-        again = again if set(cats) - {"harm_others"} else None
-        log.warning("crisis expression (%s): %s sent", ",".join(cats), again or "protocol")
-        return self.protocol(user_id, cats, again)
+        open_question = asked if set(cats) - {"harm_others"} else None
+        log.warning("crisis expression (%s): %s sent", ",".join(cats), self.AGAIN.get(open_question, ["protocol"])[0])
+        return self.protocol(user_id, cats, open_question)
 
-    def protocol(self, user_id: str, cats: list[str] | None, again: str | None = None) -> Answered:
+    # another crisis line while a safety question is open → (the short message sent instead of the protocol
+    # word for word, what it asks): the protocol's question again; with a means known to be at hand (the
+    # means-safety message waits), its step again, not the question about one
+    AGAIN = {
+        "protocol": ("again", "protocol"),
+        "means": ("again", "protocol"),
+        "danger": ("again_means", "danger"),
+        "away": ("again_means", "danger"),
+    }
+
+    def protocol(self, user_id: str, cats: list[str] | None, open_question: str | None = None) -> Answered:
         """Send the crisis protocol (at once, ahead of anything queued), flag the session, await the
-        answer to its questions. ``again``: another crisis line while they are open: the short message of
-        M.SAFETY_FOLLOWUPS to send instead (``again``: their question, 119 and the first lines to call;
-        ``again_means``: a means is at hand, so its step, someone now and 119), awaiting the same answer."""
+        answer to its questions. ``open_question``: what a safety message asked and is still open when
+        this crisis line came; the short message of ``AGAIN`` is sent instead (M.SAFETY_FOLLOWUPS)."""
         self._flag(user_id)
-        answer = Answered(M.SAFETY_FOLLOWUPS[again] if again else crisis_message(cats), 1)
+        kind, then = self.AGAIN.get(open_question, (None, "protocol"))
+        answer = Answered(M.SAFETY_FOLLOWUPS[kind] if kind else crisis_message(cats), 1)
         self.send(user_id, [M.text(answer.text)], priority=1)
-        self._ask(user_id, "danger" if again == "again_means" else "protocol")
+        self._ask(user_id, then)
         return answer
 
     def _flag(self, user_id: str) -> None:
