@@ -150,7 +150,8 @@ def notify_oncall(engine, sid: int | None, event: str = "crisis") -> None:
     background, so the crisis answer never waits on it. ``event``: crisis (the protocol was sent),
     means_at_hand (the client said a means or a dangerous place is near) or left_after_crisis (the
     session ended — 終了, silence, the limit — right after the client's crisis line or danger answer,
-    or with the question whether a means is within reach unanswered)."""
+    or with the question whether a means is within reach unanswered; or the client said goodbye then:
+    Engine.leaving)."""
     url = engine.s.oncall_url
     if not url:
         return

@@ -176,6 +176,16 @@ SAFETY_FOLLOWUPS = {
     "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
     + CRISIS_CONTACTS
     + "\n\nわたしはここにいます。話したいことがあれば、そのまま聞かせてください。",
+    # a client who said they were at risk takes leave (「ありがとうございました。さようなら」:
+    # kokoro.memory.takes_leave) and nothing of the protocol is awaited: the lines and 119 while they are
+    # still here, the open door, and how to end (the session stays open: a goodbye read wrongly costs one
+    # message, not the session)
+    "leaving": "こちらこそ、お話ししてくださって、ありがとうございます。\n"
+    "行ってしまう前に、ひとつだけ。このあと、もしまたつらくなったり、危ないと感じたりしたら、ひとりで抱えずに"
+    "連絡してください。今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
+    + CRISIS_CONTACTS
+    + "\n\nまた話したくなったら、いつでもメッセージを送ってください。ここはいつでも開いています。\n"
+    "今日はこれで終えるときは「終了」と送ってください。もう少し話したいときは、このまま続けてくださいね。",
     # "I will" / "OK" to the means-safety message: wait for it (worded to fit "I'll do it" and "OK, I'll
     # tell you" alike, and a client who finds they cannot)
     "waiting": "ありがとうございます。ここで待っています。\n"
@@ -189,6 +199,11 @@ SAFETY_FOLLOWUPS = {
     "もし気持ちが強くなって危ないと感じたら、いつでも 119 や窓口に連絡してくださいね。\n"
     "よければ、今の気持ちを聞かせてください。",
 }
+
+
+def goodbye_after_close() -> list[dict]:
+    """Thanks or a goodbye with no session open (after the close): answered, not a new session."""
+    return [text("こちらこそ、ありがとうございました。話したくなったら、いつでもここに戻ってきてくださいね。")]
 
 
 def caring_close(reason: str, right_after_crisis: bool, checkin_hours: float) -> list[dict]:

@@ -221,7 +221,7 @@ class Engine:
         # a plan or a farewell split over messages: read with the recent ones when alone says nothing
         cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
         if not cats or (reading in ("safe", "agree") and cats == [LEARNED]):
-            return self.follow_up(user_id, asked, reading) if asked else None
+            return (self.follow_up(user_id, asked, reading) if asked else None) or self.leaving(user_id, text, asked)
         if read > 1:
             log.warning("crisis across %d messages", read)
         open_question = asked if set(cats) - {"harm_others"} else None
@@ -247,6 +247,31 @@ class Engine:
         answer = Answered(M.SAFETY_FOLLOWUPS[kind] if kind else crisis_message(cats), 1)
         self.send(user_id, [M.text(answer.text)], priority=1)
         self._ask(user_id, then)
+        return answer
+
+    def leaving(self, user_id: str, text: str, asked: str | None = None) -> Answered | None:
+        """A client who said they were at risk in this session takes leave (kokoro.memory.takes_leave)
+        and no safety message answers it: the lines and 119 while they are still here, the open door,
+        and how to end (M.SAFETY_FOLLOWUPS["leaving"]); the session stays open. Leaving with a safety
+        question unanswered (``asked``) or right after a crisis line or a danger answer, the on-call
+        person is told (left_after_crisis). Not when a console counselor holds the session (they
+        answer), nor for a control word."""
+        from kokoro.memory import takes_leave
+
+        from .handoff import notify_oncall
+
+        sess = self.store.open_session(user_id)
+        if not sess or not sess["crisis"] or sess.get("held_by") is not None or M.control_word(text):
+            return None
+        if not takes_leave(text) or self.offered_end(sess):  # a second goodbye ends the session (client_text)
+            return None
+        clients = [r for r in self.store.turns(sess["id"]) if r["role"] == "client"]
+        right_after = asked is not None or bool(clients and clients[-1].get("crisis") in (1, 3))
+        log.warning("a client at risk takes leave%s: leaving sent", " right after a crisis" if right_after else "")
+        answer = Answered(M.SAFETY_FOLLOWUPS["leaving"], 2)
+        self.send(user_id, [M.text(answer.text)], priority=1)
+        if right_after:
+            notify_oncall(self, sess["id"], "left_after_crisis")
         return answer
 
     def _flag(self, user_id: str) -> None:
@@ -405,9 +430,17 @@ class Engine:
             sess = request_human(self, self.console, user_id)
             self.store.add_client_turn(sess, text, message_id, owed=False)
             return
-        from kokoro.memory import has_topic
+        from kokoro.memory import has_topic, takes_leave
 
         sess = self.store.open_session(user_id)
+        if not answered and takes_leave(text):
+            if sess is None:  # thanks or a goodbye after the close: not a new session and its questions
+                self.send(user_id, M.goodbye_after_close())
+                return
+            if self.offered_end(sess):  # a goodbye again after the offer to end (or the lines): they are leaving
+                self.store.add_client_turn(sess, text, message_id, owed=False)
+                self.end(user_id, "user")
+                return
         opened_here = sess is None
         sess = sess or self.start(user_id, text)
         # a crisis turn's answer was the protocol message (or a follow-up): the model does not reply to it. The message
@@ -417,6 +450,14 @@ class Engine:
         owed = answered is None and (not opened_here or has_topic(text))
         if self.store.add_client_turn(sess, text, message_id, answered, owed=owed) and owed:
             self.outbox.loading(user_id, 20)
+
+    def offered_end(self, sess: dict) -> bool:
+        """The session's last counselor turn offered the end: the answer to a goodbye or to "I want to
+        stop" (kokoro.memory.OFFER_END), or the lines before leaving (``leaving``)."""
+        from kokoro.memory import OFFER_END
+
+        said = [r["text"] for r in self.store.turns(sess["id"]) if r["role"] == "counselor"]
+        return bool(said) and said[-1] in (OFFER_END, M.SAFETY_FOLLOWUPS["leaving"])
 
     def unsend(self, user_id: str, message_id: str) -> None:
         """The client unsent a message: it leaves the transcript and every later prompt."""

@@ -10,7 +10,8 @@ simulate` and the tests call the same functions.
   was told, name a relation the client never mentioned, announce the end of the session — and the
   draft without the sentences that do it.
 * ``client_feedback(text)``: what a client says about the conversation itself (too many questions,
-  wants empathy, was misunderstood, wants to stop), and ``shape`` answers it.
+  wants empathy, was misunderstood, wants to stop), and ``shape`` answers it; ``takes_leave(text)``:
+  the client says goodbye (answered as wanting to stop: how to end, or to go on).
 """
 
 from __future__ import annotations
@@ -94,6 +95,45 @@ _SIGN_OFF = re.compile(
     r"時間(?:に|と)なりました(?:[。！!]*$|ので[、]?(?:この|その|そろそろ|これで|本日|今日|終|失礼))|時間が(?:来|き)ました[。！!]*$|(?:この|その)(?:あたり|辺|へん)(?:で[。！!]*$|に(?:したい|しま|させ))|"
     r"(?:ここ|これ)まで(?:に|と)(?:しましょう|しておきましょう|します|させて|いたし)|以上(?:です|となります|になります)[。！!]*$|おしまい"
 )
+# a client taking leave (a goodbye, thanks in the past tense, good night, "I'll come again", "that's all
+# for today", asking to end): said, not quoted (「さようなら」と言われた, ありがとうございましたって言えた)
+_LEAVE = re.compile(
+    r"(?:ありがとう|有難う|有り難う)ございました|お世話になりました|お疲れ(?:さま|様)でした|"
+    r"さようなら|さよなら|バイバイ|ばいばい|じゃあね|またね|(?:それ)?では、?(?:また(?:ね|今度|いつか)?[。！!]*$|これで)|^(?:それ)?では[。！!]*$|"
+    r"おやすみなさい|おやすみ(?![なしでできを])|失礼(?:いた|致)?します|(?:もう|そろそろ)?寝ます|寝るね|"
+    r"また(?:来|き)(?:ます|るね|ますね)|また(?:ご?相談|お?話し)(?:させて|します|しに|に来)|"
+    r"(?:これで|ここまでに?)(?:します|終わり|おしまい)|(?:もう|そろそろ)行(?:く|きます|かなきゃ|かないと)(?:ね)?[。！!]*$|"
+    r"(?<![0-9０-９時分に])終了(?:で|に|を)?(?:お願い|して|させ|します|とさせ|ok|OK)"
+)
+# what follows a leave-taking that quotes it or speaks of it (「さようなら」と言われた, ありがとうございましたって
+# 言えた, さよならも言えず, これでおしまいかと思うと); after a comma or an exclamation only と, って or の
+_QUOTED = re.compile(
+    r"^[ー〜っ]*[」』]?(?:[、,。！!…]+\s*[」』]?(?:と|って|の)|と|って|を|が|は|も|の|に|か|なんて|とか)"
+)
+# after the leave-taking, the client goes on: a question, a connective, another thing to talk about
+_GOES_ON = re.compile(
+    r"[?？]|か[。]?$|^(?:それで|でも|実は|ところで|あと|次に?|ただ|だけど|けど|それと|あの|えっと)|もうひとつ|もう一つ|続き|聞いて"
+)
+_DECOR = re.compile(r"[（(][^）)]{0,12}[）)]|[\U0001F000-\U0001FFFF\u2600-\u27BF★☆♪〜~ｗw]+|m\(_ _\)m")
+
+
+def takes_leave(text: str) -> bool:
+    """The client's message takes leave of the counselor (``_LEAVE``, not quoted), and nothing after
+    that opens more (``_GOES_ON``): 「ありがとうございました。さようなら」, 「もう寝ます。おやすみなさい」,
+    not 「ありがとうございました。実はもうひとつ…」 nor 「さようならと言われました」."""
+    every = sentences(_DECOR.sub("", text.strip().strip("（）()「」 \u3000")))
+    for k, s in enumerate(every):
+        rest = "".join(every[k + 1 :])  # a quote may run past the sentence: 「またね！って感じで」
+        found = list(_LEAVE.finditer(s))
+        if not found or _QUOTED.match(s[found[-1].end() :] + rest):  # 「じゃあね、またね！って」: all quoted
+            continue
+        said = [m for m in found if not _QUOTED.match(s[m.end() :] + rest)]
+        if said and not any(_GOES_ON.search(x.strip("。！!")) for x in every[k + 1 :]):
+            if not _GOES_ON.search(s[said[-1].end() :].strip("。！!、")):
+                return True
+    return False
+
+
 _AGE_ASK = re.compile(r"年齢|歳|才|おいくつ|何年生|学年")
 _GENDER_ASK = re.compile(r"性別|男性|女性")
 # asking what the session is about (not a follow-up such as 「どんなことがあったんですか」)
@@ -258,7 +298,7 @@ def shape(draft: str, f: Facts, client_turns: Sequence[str]) -> tuple[str, list[
     replies after they said there were too many questions). Returns (text, what was applied)."""
     applied = problems(draft, f)
     latest = client_feedback(client_turns[-1]) if client_turns else set()
-    if "wants_stop" in latest:
+    if "wants_stop" in latest or client_turns and takes_leave(client_turns[-1]):  # not the model's goodbye
         return OFFER_END, applied + ["offer-end"]
     quiet = any("too_many_questions" in client_feedback(t) for t in client_turns[-QUIET_TURNS:])
     text = repair(draft, f, no_questions=quiet or "wants_empathy" in latest)
@@ -281,6 +321,8 @@ def _predict(fieldname: str, text: str) -> str:
         return ",".join(sorted(people_of(text))) or "-"
     if fieldname == "ends":  # a counselor's draft, not a client's line
         return "announces-end" if ends_session(text) else "-"
+    if fieldname == "leaves":  # a client's whole message
+        return "takes-leave" if takes_leave(text) else "-"
     return ",".join(sorted(client_feedback(text))) or "-"
 
 

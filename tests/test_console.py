@@ -389,6 +389,37 @@ def test_leaving_right_after_a_crisis_line_tells_the_on_call_person(tmp_path, ba
         emu.close()
 
 
+@pytest.mark.parametrize(
+    "between, told",
+    [(("わからない",), True), (("大丈夫です、何もないです", "仕事の話を聞いてほしいです"), False)],
+    ids=["means-question-unanswered", "said-safe-then-talked"],
+)
+def test_a_client_at_risk_who_says_goodbye_gets_the_lines_before_leaving(tmp_path, backend, oncall, between, told):
+    """「ありがとうございました。さようなら」 after a crisis line got the model's words (「お時間になりましたら、
+    相談員としてご一緒に…」). Now: the lines, 119 and the open door while they are still here, the session left
+    open (a goodbye read wrongly costs one message); the on-call person told when the question about a means
+    was left unanswered, not after a clear "nothing near me" and a talk. A second goodbye ends it with care."""
+    emu = make_emulator(tmp_path, backend, oncall_url=oncall.url, console_url="https://console.example")
+    try:
+        u = "U" + "cf" * 16
+        sid = live(emu, u, "眠れない日が続いています")
+        say(emu, u, "もう死にたい", *between)
+        assert [p["event"] for p in oncall.wait(1)] == ["crisis"]
+        generated = len(backend.prompts)
+        say(emu, u, "ありがとうございました。さようなら")
+        assert texts(emu, u)[-1] == M.SAFETY_FOLLOWUPS["leaving"] and len(backend.prompts) == generated, "not the model"
+        assert emu.runtime.engine.store.open_session(u)["id"] == sid, "the session stays open"
+        for t in threading.enumerate():
+            if t.name == "oncall":
+                t.join(10)
+        assert [p["event"] for p in oncall.posts] == ["crisis"] + (["left_after_crisis"] if told else [])
+        say(emu, u, "ありがとう。おやすみなさい")
+        assert "ひとりで抱えないでください" in texts(emu, u)[-2], "a second goodbye: the caring close"
+        assert "合計" not in "".join(texts(emu, u)[-2:]) and not emu.runtime.engine.store.open_session(u)
+    finally:
+        emu.close()
+
+
 def test_a_deleted_clients_session_leaves_every_console_at_once(emu):
     u = "U" + "cd" * 16
     sid = live(emu, u, "誰にも言えない話です")

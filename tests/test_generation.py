@@ -184,12 +184,12 @@ def test_a_bracketed_draft_is_unwrapped_and_a_fragment_never_sent():
     """The demo writes stage directions (「（…）」, 5 % of replayed replies); a cut inside one left 「）」."""
     from kokoro.memory import GENTLE, LISTEN
 
-    said = [("counselor", "こんにちは。相談員です。"), ("client", "ありがとうございました")]
+    said = [("counselor", "こんにちは。相談員です。"), ("client", "話を聞いてもらえてうれしいです")]  # not a goodbye
     text, applied = next_turn(lambda avoid, openers: "（お話ししてくださって、ありがとうございます。）", said)
     assert text == "お話ししてくださって、ありがとうございます。" and "brackets" in applied
     text, applied = next_turn(lambda avoid, openers: "（。）", said)
     assert text == LISTEN and "fragment" in applied
-    again = [*said, ("counselor", LISTEN), ("client", "ありがとうございました")]
+    again = [*said, ("counselor", LISTEN), ("client", "話を聞いてもらえてうれしいです")]
     text, _ = next_turn(lambda avoid, openers: "（それでは終了させていただきます。）", again)
     assert text == GENTLE[0], "nothing could stay, and the line for that was said already: another one"
     kept = "そうなんですね。（笑）"

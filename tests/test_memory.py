@@ -20,6 +20,8 @@ FROZEN = {
     "session_memory_holdout2.tsv": "7e91fa8060afed1c9ca33511a6f8acd9835b5ee95e4f311fc32d4daec5762cab",
     "session_end_holdout.tsv": "57c52bfd9000db9b653803cf4a8358bceef64474a8e1f4f5bd0abfe33a51e52b",
     "session_end_holdout2.tsv": "4e8345920bab9e81779772a7129d3d33e13f4fc2511b444f561fef3363357a7d",
+    "client_leave_holdout.tsv": "766ba39417e05655d3a7bdfeea95bf0b4b89353a9d4e584b1da3f24b48432d93",
+    "client_leave_holdout2.tsv": "a069308b63ae815a752582463c3aa764a6bbb399f331b07025797f10cb63dbd3",
 }
 MISSED = {"session_end_holdout.tsv": 2}  # 「お仕事、本当にお疲れさまでした」 cut as a sign-off; a long "come again"
 
@@ -30,7 +32,8 @@ def test_the_held_out_sets_are_frozen_and_read_right(name):
     assert hashlib.sha256(data).hexdigest() == FROZEN[name], f"{name} changed: write a new held-out set instead"
     r = memory.evaluate(SETS / name)
     # first runs: 43/46 (then fixed), 32/32; session_end: 19/40 on the old rule, 36/40 on the rule written
-    # from KokoroChat's own closings (then two of its misses fixed), 30/30
+    # from KokoroChat's own closings (then two of its misses fixed), 30/30; client_leave: 59/60 (then fixed), 39/40
+    # (then fixed)
     assert r["of"] - r["right"] <= MISSED.get(name, 0), r["misses"]
 
 
@@ -91,6 +94,8 @@ def test_what_the_client_says_about_the_conversation_is_answered():
     assert text.startswith(memory.EMPATHY) and questions(text) == []
     assert memory.shape(draft, f, ["もうやめたいです"]) == (memory.OFFER_END, ["offer-end"])
     assert memory.shape(draft, f, ["仕事をやめたいと思っています"])[0] == draft
+    assert memory.shape(draft, f, ["ありがとうございました。さようなら"]) == (memory.OFFER_END, ["offer-end"])
+    assert memory.shape(draft, f, ["母に「さようなら」と言われました"])[0] == draft
 
 
 # ------------------------------------------------------------------ through signed webhooks
@@ -181,6 +186,25 @@ def test_a_client_at_risk_is_never_told_the_session_is_over_by_the_model(scripte
     assert not any(memory.ends_session(t) for t in got[2:]), [t for t in got if memory.ends_session(t)]
     sess = emu.runtime.engine.store.open_session(u)
     assert sess and sess["crisis"], "the session stays open, and flagged"
+
+
+def test_a_goodbye_is_answered_with_how_to_end_not_with_the_models_words(scripted):
+    """A client's goodbye got the model's reply, its sign-off cut: words the session had not said yet, to
+    someone leaving. Now: how to end (「終了」) or go on; the session stays open, nothing is scored yet. A
+    second goodbye ends it; thanks after the close get an answer, not a new session's questions."""
+    emu, _ = scripted(["こちらこそありがとうございました。またいつでもご相談くださいね。"])
+    u = "U" + "m5" * 16
+    consented(emu, u)
+    for line in ("母との関係で悩んでいます", "今日はありがとうございました。おやすみなさい"):
+        emu.text(u, line)
+        quiesce(emu)
+    assert texts(emu, u)[-1] == memory.OFFER_END and emu.runtime.engine.store.open_session(u)
+    emu.text(u, "はい、ありがとうございました")  # a goodbye again: the close, with feedback and the rating invite
+    quiesce(emu)
+    assert not emu.runtime.engine.store.open_session(u) and texts(emu, u)[-3].startswith("本日の相談はここまで")
+    emu.text(u, "ありがとうございました！")  # and after the close: an answer, not a new session asking the age
+    quiesce(emu)
+    assert texts(emu, u)[-1] == M.goodbye_after_close()[0]["text"] and not emu.runtime.engine.store.open_session(u)
 
 
 # ------------------------------------------------------------------ the README's main command, scripted
