@@ -103,9 +103,11 @@ class Engine:
     def consented(self, user_id: str) -> bool:
         return bool(self.store.user(user_id).get("consent_at"))
 
-    def start(self, user_id: str, first: str | None = None) -> dict:
+    def start(self, user_id: str, first: str | None = None, opening: bool = True) -> dict:
         """Open a session with the counselor's opening, which asks only for what ``first`` (the
-        client's message that opened it, if any) did not already say."""
+        client's message that opened it, if any) did not already say; none (``opening=False``) when
+        that message was a crisis line: the protocol just sent invites them to talk, and age, gender
+        and "what would you like to talk about today?" after it would not hear what they said."""
         from kokoro.memory import facts
 
         sess = self.store.open_session(user_id)
@@ -115,9 +117,10 @@ class Engine:
         crisis_at = self.store.user(user_id).get("crisis_at")
         if crisis_at and now() - crisis_at < 86400:  # a crisis line before this session (e.g. before consent)
             self.store.update_session(sess["id"], crisis=1)
-        known = facts([first] if first else [])
-        self.store.add_turn(sess, "counselor", M.opening_text(known))
-        self.send(user_id, M.opening(known), key=f"opening:{sess['id']}")
+        if opening:
+            known = facts([first] if first else [])
+            self.store.add_turn(sess, "counselor", M.opening_text(known))
+            self.send(user_id, M.opening(known), key=f"opening:{sess['id']}")
         return sess
 
     def end(self, user_id: str, reason: str, notify: bool = True, idle_before: float | None = None) -> bool:
@@ -442,7 +445,7 @@ class Engine:
                 self.end(user_id, "user")
                 return
         opened_here = sess is None
-        sess = sess or self.start(user_id, text)
+        sess = sess or self.start(user_id, text, opening=answered is None)
         # a crisis turn's answer was the protocol message (or a follow-up): the model does not reply to it. The message
         # that opened the session is answered by the opening (one counselor message, asking for what
         # that message did not say) — unless it already said what the client wants to talk about: then

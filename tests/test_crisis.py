@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from conftest import quiesce
 
 from bot import messages as M
 
@@ -111,13 +112,15 @@ def test_the_protocol_replaces_the_generic_reply_for_that_turn(emu, fake_backend
     u = "U" + "3" * 32
     consented(emu, u)
     emu.text(u, "もう消えてなくなりたい")
-    got = emu.fake.wait_for(4, 10, u)  # consent ×2, crisis protocol, opening
-    assert RESOURCE in got[2]["text"] and got[3]["text"].startswith("こんにちは。相談員です")
+    got = emu.fake.wait_for(3, 10, u)  # consent ×2, crisis protocol
+    quiesce(emu)
+    assert RESOURCE in got[2]["text"] and len(texts(emu, u)) == 3, "no opening asking age and gender after it"
+    assert emu.runtime.engine.store.open_session(u), "the session is open all the same"
     emu.text(u, "大丈夫です、危ないものは近くにありません")  # the protocol's questions, answered (test_safety_answers)
-    emu.fake.wait_for(5, 10, u)
+    emu.fake.wait_for(4, 10, u)
     emu.text(u, "ありがとう、少し話したいです")
-    got = emu.fake.wait_for(6, 10, u)
-    assert got[5]["text"] == fake_backend.reply
+    got = emu.fake.wait_for(5, 10, u)
+    assert got[4]["text"] == fake_backend.reply
     assert len(fake_backend.prompts) == 1, "the model answered only the turn after the crisis line and its answer"
     assert "ありがとう、少し話したいです" in fake_backend.prompts[0]
     sess = emu.runtime.engine.store.open_session(u)
