@@ -166,7 +166,7 @@ SAFETY_FOLLOWUPS = {
     "それなら、今すぐ誰かに電話をして、そばにいてもらってください。ひとりでいないことが、いちばん大切です。\n"
     "今にも行動してしまいそうなときは、ためらわずに 119 に電話してください。\n"
     + CRISIS_CONTACTS
-    + "\n\nわたしもここで、あなたの話を聞いています。",
+    + "\n\nわたしもここで、あなたの話を聞いています。あとからでも離せたら、そのときは教えてくださいね。",
     # no clear answer to the means-safety message (「わからない」, or the client goes on about something
     # else): the means is still at hand, so its step once more, gently, before the counselor goes on
     "stay": "お返事、ありがとうございます。無理に決めなくて大丈夫です。\n"

@@ -8,7 +8,8 @@ safe place, and a means within reach: a bare yes or no is unclear), ``means`` (t
 a means alone: yes is danger, no is safe), ``danger`` (the means-safety message, which asks to be
 told once the means is away: 無理 or できない is danger; a yes, 「わかった」 or a putting away still to be
 done — 「今から預けてきます」 — is ``agree``, and the bot waits), ``away`` (asked after that wait: read as
-``danger``) or ``risk`` (the counselor model itself asked about the client's suicidal thoughts, self-harm
+``danger``), ``still`` (the means could not be put away: someone now, 119; a later 「置いてきた」 is still
+news the bot waits for; read as ``danger``) or ``risk`` (the counselor model itself asked about the client's suicidal thoughts, self-harm
 or preparation, ``asks_about_risk``: a yes, 時々 or 思います is danger, a no is safe)."""
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from kokoro.lexicon import normalize
 from kokoro.morph import Token, to_hiragana, tokens
 
 WORDS = Path(__file__).with_name("safety_answers.yaml")
-ASKED = ("protocol", "means", "danger", "away", "risk")
-AFTER_MEANS_SAFETY = ("danger", "away")  # asked to put a means away and say so
+ASKED = ("protocol", "means", "danger", "away", "still", "risk")
+AFTER_MEANS_SAFETY = ("danger", "away", "still")  # asked to put a means away and say so
 CLAUSE_ENDS = {"。", "、", "けれど", "けど", "けれども", "が", "のに", "し", "ので", "から"}
 NEGATIONS = {"ない", "無い", "ず", "ぬ", "へん", "ん"}
 FILLERS = {

@@ -23,6 +23,7 @@ from . import messages as M
 from .config import Settings
 from .line_api import LineApi, Outbox
 from .safety import LEARNED, RECENT_MESSAGES, crisis_message, read_message
+from .safety_answers import AFTER_MEANS_SAFETY
 from .store import Store, now
 
 log = logging.getLogger("kokoro.bot.sessions")
@@ -146,7 +147,7 @@ class Engine:
             last = clients[-1].get("crisis") if clients else None  # what answered their last message (Answered)
             # a crisis line or a means at hand as their last words, or a means they said they would
             # put away and never said was away
-            recent = last in (1, 3) or (last == 2 and left_open == "away")
+            recent = last in (1, 3) or (last == 2 and left_open == "away") or left_open == "still"
             self.send(user_id, M.caring_close(reason, recent, self.s.checkin_after_s / 3600), priority=1)
             # they left (or fell silent, however long) right after saying they were at risk, or with the
             # question whether a means is within reach unanswered: a person should know
@@ -239,6 +240,7 @@ class Engine:
         "means": ("again", "protocol"),
         "danger": ("again_means", "danger"),
         "away": ("again_means", "danger"),
+        "still": ("again_means", "danger"),
     }
 
     def protocol(self, user_id: str, cats: list[str] | None, open_question: str | None = None) -> Answered:
@@ -314,14 +316,18 @@ class Engine:
         ("means", "danger"): ("means_safety", "danger"),
         ("means", "safe"): ("relief", None),
         ("means", "unclear"): (None, None),
-        ("danger", "danger"): ("still", None),
+        ("danger", "danger"): ("still", "still"),  # cannot put it away: someone now; still listening for 「置いた」
         ("danger", "safe"): ("relief_away", None),
         ("danger", "agree"): ("waiting", "away"),  # "I will" / "OK": wait for it to be away, once
         ("danger", "unclear"): ("stay", "away"),  # the means still at hand: its step once more, then the counselor
-        ("away", "danger"): ("still", None),
+        ("away", "danger"): ("still", "still"),
         ("away", "safe"): ("relief_away", None),
         ("away", "agree"): (None, None),
         ("away", "unclear"): (None, None),
+        ("still", "danger"): (None, None),  # said once: the counselor goes on (a crisis line still gets again_means)
+        ("still", "safe"): ("relief_away", None),  # put away after all (「やっぱり置いてきた」): thanked
+        ("still", "agree"): (None, "still"),  # 「わかった」 to "call someone now": the counselor, still listening
+        ("still", "unclear"): (None, None),
         ("risk", "safe"): (None, None),  # the counselor's own question answered no: the counselor goes on
         ("risk", "unclear"): (None, None),  # (a yes: risk_answered)
     }
@@ -356,7 +362,7 @@ class Engine:
         log.warning("answer to the crisis protocol read as %s: %s sent", reading, kind)
         answer = Answered(M.SAFETY_FOLLOWUPS[kind], 3 if reading == "danger" else 2)
         self.send(user_id, [M.text(answer.text)], priority=1)
-        if reading == "danger" and asked not in ("danger", "away"):  # told once, at the first danger answer
+        if reading == "danger" and asked not in AFTER_MEANS_SAFETY:  # told once, at the first danger answer
             sess = self.store.open_session(user_id)
             notify_oncall(self, sess["id"] if sess else None, "means_at_hand")
         return answer

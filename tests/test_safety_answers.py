@@ -134,6 +134,16 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
             ],
             id="a-promise-then-cannot-gets-someone-now",
         ),
+        pytest.param(  # cannot put it away: someone now; 「わかった」 goes to the counselor; put away after all: thanked
+            [
+                ("死にたい", None),
+                ("薬がたくさんある", "means_safety"),
+                ("無理", "still"),
+                ("わかった", MODEL),
+                ("やっぱり別の部屋に置いてきた", "relief_away"),
+            ],
+            id="put-away-after-all-is-heard",
+        ),
         pytest.param(  # the means still at hand and no clear answer: its step once more, then the counselor
             [
                 ("死にたい", None),
