@@ -9,8 +9,9 @@ a means alone: yes is danger, no is safe), ``danger`` (the means-safety message,
 told once the means is away: 無理 or できない is danger; a yes, 「わかった」 or a putting away still to be
 done — 「今から預けてきます」 — is ``agree``, and the bot waits), ``away`` (asked after that wait: read as
 ``danger``), ``still`` (the means could not be put away: someone now, 119; a later 「置いてきた」 is still
-news the bot waits for; read as ``danger``) or ``risk`` (the counselor model itself asked about the client's suicidal thoughts, self-harm
-or preparation, ``asks_about_risk``: a yes, 時々 or 思います is danger, a no is safe)."""
+news the bot waits for; read as ``danger``) or ``risk`` (the counselor model itself asked about the
+client's suicidal thoughts, self-harm or preparation, ``asks_about_risk``: a yes, 時々 or 思います is
+danger, a no is safe)."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def test_a_means_at_hand_gets_the_means_safety_message_not_the_model(emu):
             ],
             id="a-promise-then-cannot-gets-someone-now",
         ),
-        pytest.param(  # cannot put it away: someone now; 「わかった」 goes to the counselor; put away after all: thanked
+        pytest.param(  # cannot put it away: someone now; 「わかった」: the counselor; put away after all: thanked
             [
                 ("死にたい", None),
                 ("薬がたくさんある", "means_safety"),
