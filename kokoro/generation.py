@@ -107,14 +107,18 @@ def next_turn(
         circling = [s for s in sentences(text) if questions(s) and re_asks(s, said)]
         text = without(text, circling) or canned(GENTLE)
         applied = [*applied, "circling"]
+    broken = [s for s in sentences(text) if _BROKEN.search(s)]  # 「今日、。」: a sentence that stopped
+    if broken:
+        text, applied = without(text, broken), [*applied, "fragment"]
     if text == LISTEN or len(_WORD.findall(text)) < MIN_WORDS:  # nothing of the draft could stay, or a fragment
-        applied = applied if text == LISTEN else [*applied, "fragment"]
+        applied = applied if text == LISTEN or "fragment" in applied else [*applied, "fragment"]
         text = canned((LISTEN, *GENTLE))  # one the session has not said yet
     return text, applied
 
 
 _WRAPPED = re.compile(r"[（(]([^（()）]*)[）)]?")
 _WORD = re.compile(r"\w")
+_BROKEN = re.compile(r"[、,][。．.！!？?]|[、,]$")  # a comma right before the sentence's end: it stopped mid-way
 MIN_WORDS = 2  # word characters a reply needs: 「）」 or 「（。）」 left by the model or a cut is no reply
 
 

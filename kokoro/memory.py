@@ -134,6 +134,10 @@ def takes_leave(text: str) -> bool:
     return False
 
 
+# the role-play platform's scheduling before a session starts (「お時間になりましたら始めさせていただきます」):
+# KokoroChat's counselors say it only in a session's first 10 % (375 of 100,420 utterances, ids 1-2000),
+# and the demo says it mid-session (「お時間になりましたら、相談員と話を聞かせていただきますね」)
+_SCHEDULE = re.compile(r"お?時間になりましたら|お?時間になったら|お時間まで")
 _AGE_ASK = re.compile(r"年齢|歳|才|おいくつ|何年生|学年")
 _GENDER_ASK = re.compile(r"性別|男性|女性")
 # asking what the session is about (not a follow-up such as 「どんなことがあったんですか」)
@@ -238,7 +242,7 @@ def known_questions(f: Facts) -> list[str]:
 
 def problems(draft: str, f: Facts) -> list[str]:
     """What the draft does that it must not: ask-age / ask-gender / ask-topic (when told), invented:<relation>
-    (a person the client never mentioned), announces-end."""
+    (a person the client never mentioned), announces-end, schedules (the platform's "when it is time")."""
     out = []
     qs = questions(draft)
     if f.age and any(_AGE_ASK.search(q) for q in qs):
@@ -250,6 +254,8 @@ def problems(draft: str, f: Facts) -> list[str]:
     out += [f"invented:{r}" for r in sorted(people_of(draft) - f.people)]
     if ends_session(draft):
         out.append("announces-end")
+    if _SCHEDULE.search(draft):
+        out.append("schedules")
     return out
 
 

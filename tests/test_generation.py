@@ -180,6 +180,23 @@ def test_every_draft_is_penalised_for_copying_and_a_second_try_is_sampled():
     assert [type(p) for p in steer2] == [NgramBan]
 
 
+def test_a_sentence_that_stopped_and_the_platforms_scheduling_are_never_sent():
+    """Driven as a client at risk, the demo answered 「わかった」 with 「今日、。」 and went on with
+    「お時間になりましたら、相談員と話を聞かせていただきますね」 (role-play scheduling before a session)."""
+    from kokoro.memory import GENTLE, LISTEN
+
+    said = [("counselor", "こんにちは。相談員です。"), ("client", "わかった")]
+    text, applied = next_turn(lambda avoid, openers: "今日、。", said)
+    assert text in (LISTEN, *GENTLE) and applied == ["fragment"]
+    text, applied = next_turn(lambda avoid, openers: "つらかったですね。お仕事のこと、", said)
+    assert text == "つらかったですね。" and applied == ["fragment"]
+    text, applied = next_turn(
+        lambda avoid, openers: "はい。\nお時間になりましたら、相談員と話を聞かせていただきますね。", said
+    )
+    assert text == "はい。" and applied == ["schedules"]
+    assert next_turn(lambda avoid, openers: "はい、そうなんですね。", said) == ("はい、そうなんですね。", [])
+
+
 def test_a_bracketed_draft_is_unwrapped_and_a_fragment_never_sent():
     """The demo writes stage directions (「（…）」, 5 % of replayed replies); a cut inside one left 「）」."""
     from kokoro.memory import GENTLE, LISTEN
