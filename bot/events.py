@@ -59,7 +59,8 @@ def dispatch(engine: Engine, ev: dict) -> None:
         engine.remember_token(uid, ev.get("replyToken"), ev.get("timestamp"))
         text = client_text_of(ev)
         if text:
-            ev["_answered"] = engine.crisis_first(uid, text)  # before consent, sessions or any handler
+            mid = (ev.get("message") or {}).get("id")
+            ev["_answered"] = engine.crisis_first(uid, text, mid)  # before consent, sessions or any handler
     handler(engine, ev)
 
 

@@ -75,7 +75,11 @@ class Runtime:
                         answered = (
                             ev["_answered"]
                             if "_answered" in ev
-                            else (self.engine.crisis_first(row["user_id"], text) if text else None)
+                            else (
+                                self.engine.crisis_first(row["user_id"], text, (ev.get("message") or {}).get("id"))
+                                if text
+                                else None
+                            )
                         )
                         if not answered:  # the protocol (or its follow-up) was sent: that is the reply
                             self.engine.send(row["user_id"], M.fallback(), key=f"fallback:{row['id']}")

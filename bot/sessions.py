@@ -209,7 +209,7 @@ class Engine:
         self.outbox.send(user_id, M.deleted(), token, deadline)
         self.store.db.execute("delete from outbox where user_id = ? and status = 'sent'", [user_id])
 
-    def crisis_first(self, user_id: str, text: str) -> Answered | None:
+    def crisis_first(self, user_id: str, text: str, message_id: str | None = None) -> Answered | None:
         """Check a client's text before anything else (consent, sessions, rating, generation) and
         answer a crisis at once with the protocol message, ahead of anything queued for the user.
         A message that answers what the protocol asked is read first (``answer_of``): a means at
@@ -225,7 +225,8 @@ class Engine:
         # a plan or a farewell split over messages: read with the recent ones when alone says nothing
         cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
         if not cats or (reading in ("safe", "agree") and cats == [LEARNED]):
-            return (self.follow_up(user_id, asked, reading) if asked else None) or self.leaving(user_id, text, asked)
+            answer = self.follow_up(user_id, asked, reading) if asked else None
+            return answer or self.leaving(user_id, text, asked, message_id)
         if read > 1:
             log.warning("crisis across %d messages", read)
         open_question = asked if set(cats) - {"harm_others"} else None
@@ -254,7 +255,9 @@ class Engine:
         self._ask(user_id, then)
         return answer
 
-    def leaving(self, user_id: str, text: str, asked: str | None = None) -> Answered | None:
+    def leaving(
+        self, user_id: str, text: str, asked: str | None = None, message_id: str | None = None
+    ) -> Answered | None:
         """A client who said they were at risk in this session takes leave (kokoro.memory.takes_leave)
         and no safety message answers it: the lines and 119 while they are still here, the open door,
         and how to end (M.SAFETY_FOLLOWUPS["leaving"]); the session stays open. Leaving with a safety
@@ -268,7 +271,7 @@ class Engine:
         sess = self.store.open_session(user_id)
         if not sess or not sess["crisis"] or sess.get("held_by") is not None or M.control_word(text):
             return None
-        if not takes_leave(text) or self.offered_end(sess):  # a second goodbye ends the session (client_text)
+        if not takes_leave(text) or self.offered_end(sess, message_id):  # a second goodbye ends it (client_text)
             return None
         clients = [r for r in self.store.turns(sess["id"]) if r["role"] == "client"]
         right_after = asked is not None or bool(clients and clients[-1].get("crisis") in (1, 3))
@@ -446,7 +449,7 @@ class Engine:
             if sess is None:  # thanks or a goodbye after the close: not a new session and its questions
                 self.send(user_id, M.goodbye_after_close())
                 return
-            if self.offered_end(sess):  # a goodbye again after the offer to end (or the lines): they are leaving
+            if self.offered_end(sess, message_id):  # a goodbye again after the offer to end (or the lines)
                 self.store.add_client_turn(sess, text, message_id, owed=False)
                 self.end(user_id, "user")
                 return
@@ -460,12 +463,16 @@ class Engine:
         if self.store.add_client_turn(sess, text, message_id, answered, owed=owed) and owed:
             self.outbox.loading(user_id, 20)
 
-    def offered_end(self, sess: dict) -> bool:
-        """The session's last counselor turn offered the end: the answer to a goodbye or to "I want to
-        stop" (kokoro.memory.OFFER_END), or the lines before leaving (``leaving``)."""
+    def offered_end(self, sess: dict, message_id: str | None = None) -> bool:
+        """The session's last counselor turn before the client's message ``message_id`` (before all of
+        them when it is not stored yet) offered the end: the answer to a goodbye or to "I want to stop"
+        (kokoro.memory.OFFER_END), or the lines before leaving (``leaving``). Read before the message,
+        so a replayed first goodbye (kill -9 after its answer was stored) is not taken for a second."""
         from kokoro.memory import OFFER_END
 
-        said = [r["text"] for r in self.store.turns(sess["id"]) if r["role"] == "counselor"]
+        turns = self.store.turns(sess["id"])
+        at = next((i for i, r in enumerate(turns) if message_id and r.get("message_id") == message_id), len(turns))
+        said = [r["text"] for r in turns[:at] if r["role"] == "counselor"]
         return bool(said) and said[-1] in (OFFER_END, M.SAFETY_FOLLOWUPS["leaving"])
 
     def unsend(self, user_id: str, message_id: str) -> None:

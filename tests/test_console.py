@@ -413,6 +413,17 @@ def test_a_client_at_risk_who_says_goodbye_gets_the_lines_before_leaving(tmp_pat
             if t.name == "oncall":
                 t.join(10)
         assert [p["event"] for p in oncall.posts] == ["crisis"] + (["left_after_crisis"] if told else [])
+        from bot.events import dispatch
+
+        engine, n = emu.runtime.engine, len(texts(emu, u))  # kill -9 before the goodbye's event was marked done:
+        eid = engine.store.db.execute("select id from events where user_id = ? order by rowid desc limit 1", [u])
+        eid = eid.fetchone()[0]  # the worker replays it (its text as LINE sent it) under the same event id
+        mid = [r for r in engine.store.turns(sid) if r["role"] == "client"][-1]["message_id"]
+        goodbye = {"type": "text", "id": mid, "text": "ありがとうございました。さようなら"}
+        with engine.effects_of(eid):
+            dispatch(engine, {"type": "message", "source": {"type": "user", "userId": u}, "message": goodbye})
+        quiesce(emu)
+        assert engine.store.open_session(u)["id"] == sid and len(texts(emu, u)) == n, "not a second goodbye"
         say(emu, u, "ありがとう。おやすみなさい")
         assert "ひとりで抱えないでください" in texts(emu, u)[-2], "a second goodbye: the caring close"
         assert "合計" not in "".join(texts(emu, u)[-2:]) and not emu.runtime.engine.store.open_session(u)
