@@ -20,7 +20,7 @@ FROZEN = {
     "session_memory_holdout2.tsv": "7e91fa8060afed1c9ca33511a6f8acd9835b5ee95e4f311fc32d4daec5762cab",
     "session_end_holdout.tsv": "57c52bfd9000db9b653803cf4a8358bceef64474a8e1f4f5bd0abfe33a51e52b",
     "session_end_holdout2.tsv": "4e8345920bab9e81779772a7129d3d33e13f4fc2511b444f561fef3363357a7d",
-    "client_leave_holdout.tsv": "766ba39417e05655d3a7bdfeea95bf0b4b89353a9d4e584b1da3f24b48432d93",
+    "client_leave_holdout.tsv": "ac348a41ff7f46b9afb8550d8f6585d8e98ab503cab418fc6a49631df6390777",
     "client_leave_holdout2.tsv": "a069308b63ae815a752582463c3aa764a6bbb399f331b07025797f10cb63dbd3",
 }
 MISSED = {"session_end_holdout.tsv": 2}  # 「お仕事、本当にお疲れさまでした」 cut as a sign-off; a long "come again"
