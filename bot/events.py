@@ -59,9 +59,14 @@ def dispatch(engine: Engine, ev: dict) -> None:
         engine.remember_token(uid, ev.get("replyToken"), ev.get("timestamp"))
         text = client_text_of(ev)
         if text:
-            mid = (ev.get("message") or {}).get("id")
-            ev["_answered"] = engine.crisis_first(uid, text, mid)  # before consent, sessions or any handler
+            ev["_answered"] = engine.crisis_first(uid, text, message_id_of(ev))  # before consent, sessions, handlers
     handler(engine, ev)
+
+
+def message_id_of(ev: dict) -> str | None:
+    """The LINE message id of a message event (what a client turn is stored under), if any."""
+    msg = ev.get("message")
+    return msg.get("id") if isinstance(msg, dict) else None
 
 
 def client_text_of(ev: dict) -> str | None:
@@ -128,7 +133,7 @@ def message(engine: Engine, ev: dict) -> None:
 @on_message("text")
 def text_message(engine: Engine, ev: dict) -> None:
     msg = ev["message"]
-    engine.client_text(user_of(ev), msg.get("text", ""), ev.get("_answered"), msg.get("id"))
+    engine.client_text(user_of(ev), msg.get("text", ""), ev.get("_answered"), message_id_of(ev))
 
 
 @on_message("sticker", "image", "video", "audio", "file", "location")

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 
 from . import messages as M
-from .events import client_text_of, dispatch
+from .events import client_text_of, dispatch, message_id_of
 from .sessions import Engine
 
 log = logging.getLogger("kokoro.bot.runtime")
@@ -75,11 +75,7 @@ class Runtime:
                         answered = (
                             ev["_answered"]
                             if "_answered" in ev
-                            else (
-                                self.engine.crisis_first(row["user_id"], text, (ev.get("message") or {}).get("id"))
-                                if text
-                                else None
-                            )
+                            else (self.engine.crisis_first(row["user_id"], text, message_id_of(ev)) if text else None)
                         )
                         if not answered:  # the protocol (or its follow-up) was sent: that is the reply
                             self.engine.send(row["user_id"], M.fallback(), key=f"fallback:{row['id']}")
