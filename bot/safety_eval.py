@@ -232,5 +232,11 @@ def run(data_dir=None, gold: bool = True) -> dict:
         "questions": question_figures(SETS / "risk_questions_holdout.tsv"),
         "answers": {k: v for k, v in figures(SETS / "safety_answers_risk_holdout.tsv").items() if k != "wrong"},
     }
+    from .denial import figures as denial_figures
+
+    report["denials"] = {  # a denial of the crisis words in a session at risk (bot/denial.py): held-out sets
+        name: {k: v for k, v in denial_figures(SETS / f"{name}.tsv").items() if k != "wrong"}
+        for name in ("denials_holdout", "denials_holdout2", "denials_holdout3")
+    }
     report["screening"] = screening_figures(data_dir if gold else None)
     return report

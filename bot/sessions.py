@@ -21,6 +21,7 @@ from kokoro.screening import SAFE_REPLY, screen_draft
 
 from . import messages as M
 from .config import Settings
+from .denial import denies
 from .line_api import LineApi, Outbox
 from .safety import LEARNED, RECENT_MESSAGES, crisis_message, read_message
 from .safety_answers import AFTER_MEANS_SAFETY
@@ -215,7 +216,8 @@ class Engine:
         A message that answers what the protocol asked is read first (``answer_of``): a means at
         hand or a dangerous place gets the means-safety message; explicit crisis words get the
         protocol's question again (or, with a means known to be at hand, its step: ``AGAIN``), or the
-        protocol when nothing of it is open; a clear no
+        protocol when nothing of it is open; in a session at risk, a denial of the crisis words
+        (bot/denial.py: 「死ぬつもりはないです」) is an answer, not a new crisis line; a clear no
         or a "will do" outweighs the learned layer alone (it reads no context); then
         the answer's follow-up. Returns what was sent for the text (its turn's answer), or None.
         No message text is stored here: the flags and the times only."""
@@ -224,6 +226,9 @@ class Engine:
             return self.risk_answered(user_id, text) if asked == "risk" else self.follow_up(user_id, asked, reading)
         # a plan or a farewell split over messages: read with the recent ones when alone says nothing
         cats, read = read_message(text, lambda: self.recent_client_texts(user_id))
+        if cats and read == 1 and (asked or self._flagged(user_id)) and denies(text):
+            log.warning("a denial of the crisis words, in a session at risk: read as an answer")
+            cats = []
         if not cats or (reading in ("safe", "agree") and cats == [LEARNED]):
             answer = self.follow_up(user_id, asked, reading) if asked else None
             return answer or self.leaving(user_id, text, asked, message_id)
@@ -281,6 +286,10 @@ class Engine:
         if right_after:
             notify_oncall(self, sess["id"], "left_after_crisis")
         return answer
+
+    def _flagged(self, user_id: str) -> bool:
+        sess = self.store.open_session(user_id)
+        return bool(sess and sess["crisis"])
 
     def _flag(self, user_id: str) -> None:
         """The client is at risk: the session is flagged (its close will be a caring one) and, at its
@@ -411,14 +420,16 @@ class Engine:
     def recent_client_texts(self, user_id: str, n: int = RECENT_MESSAGES) -> list[str]:
         """The client's last ``n`` messages of the open session within ``crisis_window_s``, written
         after the last crisis answer (so an escalation is answered once, and an ordinary message
-        after it does not fire the protocol again on the old words)."""
+        after it does not fire the protocol again on the old words); a denial of the crisis words
+        (bot/denial.py) is no part of a crisis read over messages."""
         sess = self.store.open_session(user_id)
         if not sess:
             return []
         rows = [r for r in self.store.turns(sess["id"]) if r["role"] == "client"]
         answered = max((i for i, r in enumerate(rows) if r.get("crisis")), default=-1)  # got the protocol
         since = now() - self.s.crisis_window_s
-        return [r["text"] for r in rows[answered + 1 :] if (r["ts"] or 0) > since][-n:]
+        texts = [r["text"] for r in rows[answered + 1 :] if (r["ts"] or 0) > since][-n:]
+        return [t for t in texts if not (sess["crisis"] and denies(t))]
 
     def client_text(
         self, user_id: str, text: str, answered: Answered | None = None, message_id: str | None = None
