@@ -134,6 +134,44 @@ def _install(use_extra_bufts: bool) -> None:
     C.llama_model_default_params = llama_model_default_params
 
 
+# ggml's log levels in the llama.cpp that llama-cpp-python 0.3.36 vendors: NONE 0, DEBUG 1, INFO 2, WARN 3,
+# ERROR 4, CONT 5 (a line's continuation). llama-cpp-python's own table is of an older enum and prints
+# every WARN as an error: on a CPU with repacked layouts `bot chat` opened with thirty lines of
+# "llama_adapter_lora_init_impl: ... fallback to CPU" before the bot's first word. Here a warning is
+# logged at INFO to the logger "llama.cpp" (shown where an operator turns INFO on), an error as one.
+GGML_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
+llama_log = logging.getLogger("llama.cpp")
+_last_level = [logging.DEBUG]
+
+
+def log_level_of(ggml_level: int) -> int:
+    """The Python logging level of a llama.cpp log line (a continuation keeps its line's level)."""
+    if ggml_level != 5:
+        _last_level[0] = GGML_LEVELS.get(ggml_level, logging.ERROR)
+    return _last_level[0]
+
+
+def _route_llama_logs() -> None:
+    import llama_cpp
+
+    global _log_callback
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data) -> None:
+        at = log_level_of(level)
+        line = text.decode("utf-8", "replace").rstrip("\n")
+        if line.strip() and llama_log.isEnabledFor(at):
+            llama_log.log(at, "%s", line)
+
+    _log_callback = callback  # ctypes keeps no reference of its own: held here for the process
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_log_callback = None
+
+
 def open_llama(
     model_path,
     *,
@@ -146,6 +184,7 @@ def open_llama(
     from llama_cpp import Llama
 
     with _open_lock:  # the layout is installed and read under one lock: two loaders never race
+        _route_llama_logs()
         cpu_layout(extra_bufts)
         return Llama(
             model_path=str(model_path),

