@@ -36,6 +36,10 @@ BACK = {
 }  # a clause opening with these says it of the one before
 
 
+DEGREE = {"様", "くらい", "ぐらい", "位", "程", "ほど", "まで"}  # 言わないように, 思わないくらいまで: not a denial
+CANNOT = {"死ね", "しね", "言え", "いえ", "思え", "おもえ"}  # a potential form before the negation
+
+
 def _negations(c: list[Token]) -> list[int]:
     """The negations of a clause, Kansai 〜とちゃう, 〜わけちゃう (違う after と or わけ) among them."""
     return [
@@ -61,13 +65,27 @@ SKIP_PARTICLES = {"は", "も", "なんか", "なんて", "って", "まで", "�
 SKIP_LEMMAS = {"だ", "です", "ます", "たい", "てる", "有る"}  # じゃ, ません, 死にたくは, してない, ではありません
 
 
+def _frame(c: list[Token], i: int) -> bool:
+    """A denial frame at ``i``: か only in とか, 事 only after a verb of thinking (考えたこともない; not
+    いいことなんてない)."""
+    t = c[i]
+    if not _is(t, "denial_frames"):
+        return False
+    if t.surface == "か":
+        return i > 0 and c[i - 1].surface == "と"
+    if t.lemma == "事":
+        k = i - 1 - (i > 1 and c[i - 1].lemma == "た")
+        return k >= 0 and _is(c[k], "denial_verbs")
+    return True
+
+
 def _head(c: list[Token], j: int) -> int | None:
     """What the negation at ``j`` negates: the word before it past particles (は, なんて, まで…), the
     copula (じゃ, では, ありません), たい, ている and adverbs (全然, さらさら)."""
     i = j - 1
     while i >= 0:
         t = c[i]
-        if _is(t, "denial_frames") or _is(t, "denial_verbs"):
+        if _is(t, "denial_verbs") or _frame(c, i):
             return i
         if (
             t.surface in SKIP_PARTICLES
@@ -97,14 +115,19 @@ def _denied_span(c: list[Token]) -> tuple[list[Token], list[Token]] | None:
         return (c[:last], []) if c[last].surface in ELLIPTIC and last else None
     j = negs[0]
     after = c[j + 1 :]
-    if after and (after[0].lemma in PAST_OR_IF or after[0].pos1 == "名詞"):  # 死なないために, 死なない程度に
-        return None
+    if after and (after[0].lemma in PAST_OR_IF or after[0].pos1 == "名詞" or after[0].lemma in DEGREE):
+        return None  # つもりはなかった, 切らないと; what the negation describes: 死なないために, 思わないくらい
     h = _head(c, j)
-    if h is None or not (_is(c[h], "denial_frames") or _is(c[h], "denial_verbs")):
+    if h is None or not (_is(c[h], "denial_verbs") or _frame(c, h)):
+        return None
+    if after and after[0].surface == "か" and c[h].surface in ("ん", "の"):  # 死ぬんじゃないか: a fear, said
+        return None
+    no_way = c[h].lemma == "訳" and h == j - 1 and c[j].lemma != "違う"  # 言うわけない (not わけちゃう)
+    if no_way or c[h].surface in CANNOT:  # 死ねない, 言えなくて, 思えない: cannot, not will not
         return None
     said = _bare(c[:j] if c[h].lemma == "死ぬ" else c[:h])  # what is denied: 死にたく (はない), 自殺 (は考えてない)
-    if after and after[0].surface in ("て", "で"):  # じゃなくて: what follows is said anew, read on its own
-        return said, after[1:]
+    if after and after[0].surface in ("て", "で"):  # じゃなくて: what follows is said anew, read on its own;
+        return (said, after[1:]) if _frame(c, h) else None  # 思わなくて: a story (「…とは思わなくて」)
     return None if any(k > j for k in negs) else (said, after)
 
 

@@ -118,12 +118,34 @@ def next_turn(
 
 _WRAPPED = re.compile(r"[（(]([^（()）]*)[）)]?")
 _WORD = re.compile(r"\w")
-_BROKEN = re.compile(r"[、,][。．.！!？?]|[、,]$")  # a comma right before the sentence's end: it stopped mid-way
+_BROKEN = re.compile(r"[、,][）)」』]*([。．.！!？?]|$)")  # a comma right before the sentence's end: it stopped
 MIN_WORDS = 2  # word characters a reply needs: 「）」 or 「（。）」 left by the model or a cut is no reply
 
 
 def unbracket(draft: str) -> str:
     """A draft written wholly in brackets, as a stage direction (「（お話ししてくださって、ありがとう
-    ございます。）」, which the 270M demo writes in about 5 % of replayed replies), as plain words."""
-    m = _WRAPPED.fullmatch(draft.strip())
-    return m.group(1).strip() if m else draft
+    ございます。）」, which the 270M demo writes in about 5 % of replayed replies), as plain words; so
+    each line of it, and a bracket left without its pair (「ありがとうございます。）」) is dropped, and a
+    line of punctuation alone (「。）」). Before 2026-12-07 「。）\n（本日は、）」 reached a client."""
+    lines = []
+    for line in draft.split("\n"):
+        m = _WRAPPED.fullmatch(line.strip())
+        line = _unpaired(m.group(1).strip() if m else line)
+        if _WORD.search(line):
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _unpaired(line: str) -> str:
+    """``line`` without the round brackets that have no pair in it."""
+    opened, stray = [], set()
+    for i, ch in enumerate(line):
+        if ch in "（(":
+            opened.append(i)
+        elif ch in "）)":
+            if opened:
+                opened.pop()
+            else:
+                stray.add(i)
+    stray |= set(opened)
+    return "".join(ch for i, ch in enumerate(line) if i not in stray)

@@ -105,3 +105,37 @@ def test_a_denial_as_the_first_word_of_risk_still_gets_the_protocol(emu):
     in_session(emu, u)
     say(emu, u, "死にたいわけじゃないです")
     assert texts(emu, u)[-1] == crisis_message(["ideation"])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "家を出るか、親を殺すかないかもしれない",  # か is a frame only in とか
+        "死にたいことは誰にも言わないようにしてる",  # 言わないように: kept secret, not denied
+        "このまま死ぬんじゃないかと思う",  # じゃないか: a fear said
+        "リスカしてるなんて親に言うわけないじゃん",  # わけない: "no way would I say it"
+        "自分じゃ死ねないなって思う",  # 死ねない: cannot, not will not
+        "まだ死にたくはないので",  # not yet
+        "死にたくないから我慢してる",  # an urge held back
+        "死にたいと思う日が来るなんて思わなくて、怖くなった",  # 思わなくて: a story, not a denial
+        "死にたいと思わないくらいには元気になりたい",  # a degree hoped for
+        "自殺したいとは誰にも言えない",  # cannot tell, not does not want
+    ],
+)
+def test_what_real_clients_say_beside_a_negation_is_not_a_denial(line):
+    """Forms met in KokoroChat's client turns (dialogues 2001–4500, read, not committed), reworded."""
+    from bot.denial import denies
+    from bot.safety import crisis_categories
+
+    assert crisis_categories(line), "the detector must fire on it for the test to mean anything"
+    assert not denies(line)
+
+
+def test_koto_is_a_denial_only_after_a_verb_of_thinking():
+    """「死にたいと思うことなんてない」 denies a thought; other こと (「いいことなんてない」, met in a real
+    client's turn) negate something else, so the reader leaves them to the protocol — 「自分を傷つけること
+    なんてない」 among them, a denial it does not read (a question asked again, not a crisis missed)."""
+    from bot.denial import denies
+
+    assert denies("死にたいと思うことなんてない") and denies("消えたいと考えたこともない")
+    assert not denies("自分を傷つけることなんてない")

@@ -1,5 +1,7 @@
 """kokoro.generation: the one rule for the next counselor turn (window, tokens, session memory)."""
 
+import pytest
+
 from kokoro.chat_formats import get_format
 from kokoro.dataset import Turn
 from kokoro.generation import WINDOW_SLACK, next_turn, prompt_tokens, window
@@ -211,3 +213,23 @@ def test_a_bracketed_draft_is_unwrapped_and_a_fragment_never_sent():
     assert text == GENTLE[0], "nothing could stay, and the line for that was said already: another one"
     kept = "そうなんですね。（笑）"
     assert next_turn(lambda avoid, openers: kept, said)[0] == kept, "brackets inside a reply stay"
+
+
+@pytest.mark.parametrize(
+    "draft, want",
+    [
+        ("。）\n（本日は、）", None),  # sent to a client at risk who said 「ありがとう」 (2026-12-07)
+        ("ありがとうございます。）\n（本日は、）", "ありがとうございます。"),
+        ("（ありがとうございます。）\n（本日は、）", "ありがとうございます。"),
+        ("そうですね。（本日は、）", "そうですね。"),  # a comma before a closing bracket: it stopped there
+        ("そうなんですね。\n。）", "そうなんですね。"),  # a line of punctuation alone
+    ],
+    ids=["punct-and-bracketed-fragment", "a-stray-bracket", "each-line-bracketed", "comma-in-brackets", "punct-line"],
+)
+def test_stray_brackets_and_bracketed_fragments_never_reach_the_client(draft, want):
+    from kokoro.memory import GENTLE, LISTEN
+
+    said = [("counselor", "答えてくださって、ありがとうございます。"), ("client", "ありがとう")]
+    text, applied = next_turn(lambda avoid, openers: draft, said)
+    assert "）" not in text and "（" not in text, text
+    assert text == want if want else text in (LISTEN, *GENTLE), text
