@@ -1,18 +1,22 @@
 """A client's denial of the crisis words they use — 「別に死ぬとかじゃないです」, 「死ぬつもりはないです」,
-「自殺は考えていません」, 「死なへんから大丈夫」 — read while the crisis protocol's questions are open, so
-that the denial is answered as an answer (the question about a means), not as a new crisis line.
+「自殺は考えていません」, 「死なへんから大丈夫」 — read in a session at risk (the protocol fired, or one of its
+questions is open), so that the denial is answered as an answer (the question about a means, or the
+counselor), not as a new crisis line (bot.sessions.Engine.crisis_first), and is no part of a crisis read
+over messages (recent_client_texts).
 
 A clause denies when the crisis words in it (what bot.safety reads as a crisis) stand under one
 negation, and what it negates is a denial frame (わけじゃない, とかじゃない, つもりはない, ほどじゃない, 気は
 ない), a verb of thinking or saying (思ってない, 考えていません), する (自殺しない, 切ったりはしてない) or 死ぬ
 itself (死なない) — not any other word (死にたい気持ちが止まらない, 死にたくて眠れない, この世にいない,
 頭から離れない are crises) — and nothing in it takes the denial back: a second negation (死にたくないわけじゃない,
-死なないとは言えない), a past (つもりはなかった), a condition (切らないと), a life word negated (生きていたく
-ない), or `denial_blocks` (嘘, 約束, しか, 以外, 方法, 理由, 勇気…). The message denies when at least
-one clause does and what is left — its other clauses, and what follows じゃなくて — is no crisis to
-either layer (「死ぬつもりはないけど、消えたい」, 「ODした、でも死ぬつもりはない」 are crises). The words are
-data (bot/safety_answers.yaml: `denial_blocks`, `lives`); the labelled set is
-bot/safety_sets/denials_holdout.tsv."""
+死なないとは言えない), a past (つもりはなかった), a condition (切らないと), a degree or a noun after it
+(思わないくらい, 死なないために), a fear (死ぬんじゃないか), a story (思わなくて), a potential (死ねない, 言えない),
+a life word negated (生きていたくない), or `denial_blocks` (嘘, 約束, しか, 以外, 方法, 理由, 勇気, まだ…). The
+message denies when at least one clause does, no urge is held back in it (我慢), and what is left — its
+other clauses, and what follows じゃなくて — is no crisis to either layer (「死ぬつもりはないけど、消えたい」,
+「ODした、でも死ぬつもりはない」 are crises). The words are data (bot/safety_answers.yaml: `denial_frames`,
+`denial_verbs`, `denial_blocks`, `lives`, `urges`, `intensifiers`); the labelled sets are
+bot/safety_sets/denials_holdout*.tsv (docs/safety.md, "A denial of the crisis words")."""
 
 from __future__ import annotations
 
@@ -20,32 +24,21 @@ from kokoro.morph import Token
 
 from .safety_answers import _is, _negation, clauses
 
-PAST_OR_IF = {"た", "と", "ば", "たら", "なら"}  # after the negation: つもりはなかった, 切らないと, 死ななければ;
-# a noun after it is what the negation describes (死なないために切ってる, 死なない程度に)
+PAST_OR_IF = {"た", "と", "ば", "たら", "なら"}  # after the negation: つもりはなかった, 切らないと, 死ななければ
+DEGREE = {"様", "くらい", "ぐらい", "位", "程", "ほど", "まで", "成る"}  # after it: 思わないくらい, 死にたくなくなる
+CANNOT = {"死ね", "しね", "言え", "いえ", "思え", "おもえ"}  # a potential form before it: cannot, not will not
 ELLIPTIC = {"全然", "全く", "ぜんぜん", "まったく", "別に"}  # 「死ぬとかは全然」: the negation left unsaid
-
-
 QUOTES = {"と", "って", "とか", "なんて", "みたいな"}  # a clause opening with these quotes the one before
-BACK = {
-    "そんな",
-    "そういう",
-    "そう",
-    "それ",
-    "そいつ",
-    "そんなん",
-}  # a clause opening with these says it of the one before
-
-
-DEGREE = {"様", "くらい", "ぐらい", "位", "程", "ほど", "まで"}  # 言わないように, 思わないくらいまで: not a denial
-CANNOT = {"死ね", "しね", "言え", "いえ", "思え", "おもえ"}  # a potential form before the negation
+BACK = {"そんな", "そういう", "そう", "それ", "そいつ", "そんなん"}  # opening a clause: says it of the one before
+KANSAI_NOT = ("と", "訳", "わけ")  # before 違う: 〜とちゃう, 〜わけちゃう
+SKIP_PARTICLES = {"は", "も", "なんか", "なんて", "って", "まで", "や", "と", "が", "で", "では", "て"}
+SKIP_LEMMAS = {"だ", "です", "ます", "たい", "てる", "有る"}  # じゃ, ません, 死にたくは, してない, ではありません
 
 
 def _negations(c: list[Token]) -> list[int]:
     """The negations of a clause, Kansai 〜とちゃう, 〜わけちゃう (違う after と or わけ) among them."""
     return [
-        j
-        for j in range(len(c))
-        if _negation(c, j) or (j and c[j].lemma == "違う" and c[j - 1].surface in ("と", "訳", "わけ"))
+        j for j in range(len(c)) if _negation(c, j) or (j and c[j].lemma == "違う" and c[j - 1].surface in KANSAI_NOT)
     ]
 
 
@@ -59,10 +52,6 @@ def _joined(text: str) -> list[list[Token]]:
         else:
             out.append(c)
     return out
-
-
-SKIP_PARTICLES = {"は", "も", "なんか", "なんて", "って", "まで", "や", "と", "が", "で", "では", "て"}
-SKIP_LEMMAS = {"だ", "です", "ます", "たい", "てる", "有る"}  # じゃ, ません, 死にたくは, してない, ではありません
 
 
 def _frame(c: list[Token], i: int) -> bool:
@@ -112,16 +101,16 @@ def _denied_span(c: list[Token]) -> tuple[list[Token], list[Token]] | None:
         last = len(c) - 1
         while last > 0 and c[last].pos1 in ("助詞", "助動詞", "補助記号"):
             last -= 1
-        return (c[:last], []) if c[last].surface in ELLIPTIC and last else None
+        return (_bare(c[:last]), []) if c[last].surface in ELLIPTIC and last else None
     j = negs[0]
     after = c[j + 1 :]
     if after and (after[0].lemma in PAST_OR_IF or after[0].pos1 == "名詞" or after[0].lemma in DEGREE):
-        return None  # つもりはなかった, 切らないと; what the negation describes: 死なないために, 思わないくらい
+        return None  # what the negation describes comes after it (死なないために), or it is past or a condition
     h = _head(c, j)
     if h is None or not (_is(c[h], "denial_verbs") or _frame(c, h)):
         return None
-    if after and after[0].surface == "か" and c[h].surface in ("ん", "の"):  # 死ぬんじゃないか: a fear, said
-        return None
+    if after and after[0].surface == "か" and (c[h].surface in ("ん", "の") or not _frame(c, h)):
+        return None  # 死ぬんじゃないか: a fear said; 死んでもいいと思いませんか: a question that asserts
     no_way = c[h].lemma == "訳" and h == j - 1 and c[j].lemma != "違う"  # 言うわけない (not わけちゃう)
     if no_way or c[h].surface in CANNOT:  # 死ねない, 言えなくて, 思えない: cannot, not will not
         return None

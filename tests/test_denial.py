@@ -120,10 +120,12 @@ def test_a_denial_as_the_first_word_of_risk_still_gets_the_protocol(emu):
         "死にたいと思う日が来るなんて思わなくて、怖くなった",  # 思わなくて: a story, not a denial
         "死にたいと思わないくらいには元気になりたい",  # a degree hoped for
         "自殺したいとは誰にも言えない",  # cannot tell, not does not want
+        "どうしたら死にたいと思わなくなるんだろう",  # 〜なくなる: to stop wanting is to want now
+        "こんな人生なら死んでもいいと思いませんか",  # a question that asserts
     ],
 )
 def test_what_real_clients_say_beside_a_negation_is_not_a_denial(line):
-    """Forms met in KokoroChat's client turns (dialogues 2001–4500, read, not committed), reworded."""
+    """Forms met in KokoroChat's client turns (dialogues 2001–5500, read, not committed), reworded."""
     from bot.denial import denies
     from bot.safety import crisis_categories
 
