@@ -69,8 +69,9 @@ def _frame(c: list[Token], i: int) -> bool:
 
 
 def _head(c: list[Token], j: int) -> int | None:
-    """What the negation at ``j`` negates: the word before it past particles (は, なんて, まで…), the
-    copula (じゃ, では, ありません), たい, ている and adverbs (全然, さらさら)."""
+    """Where the denial frame or verb the negation at ``j`` negates stands, past particles (は, なんて,
+    まで…), the copula (じゃ, では, ありません), たい, ている and adverbs (全然, さらさら); None when the
+    word it negates is any other."""
     i = j - 1
     while i >= 0:
         t = c[i]
@@ -86,7 +87,7 @@ def _head(c: list[Token], j: int) -> int | None:
         elif t.lemma == "居る" and i and c[i - 1].surface in ("て", "で"):  # 考えていない
             i -= 1
         else:
-            return i
+            return None
     return None
 
 
@@ -107,7 +108,7 @@ def _denied_span(c: list[Token]) -> tuple[list[Token], list[Token]] | None:
     if after and (after[0].lemma in PAST_OR_IF or after[0].pos1 == "名詞" or after[0].lemma in DEGREE):
         return None  # what the negation describes comes after it (死なないために), or it is past or a condition
     h = _head(c, j)
-    if h is None or not (_is(c[h], "denial_verbs") or _frame(c, h)):
+    if h is None:
         return None
     if after and after[0].surface == "か" and (c[h].surface in ("ん", "の") or not _frame(c, h)):
         return None  # 死ぬんじゃないか: a fear said; 死んでもいいと思いませんか: a question that asserts
@@ -135,10 +136,11 @@ def denies(text: str) -> bool:
     """Whether the message denies the crisis its words would otherwise be read as (module doc)."""
     from .safety import crisis_categories
 
-    if any(_is(t, "urges") for c in clauses(text) for t in c):  # 自傷したくないから我慢してる: the urge, held back
+    cs = _joined(text)
+    if any(_is(t, "urges") for c in cs for t in c):  # 自傷したくないから我慢してる: the urge, held back
         return False
     left, denied = [], False
-    for c in _joined(text):
+    for c in cs:
         span = _denied_span(c)
         if span and crisis_categories(_text(span[0])):
             denied = True
