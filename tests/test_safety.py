@@ -95,6 +95,17 @@ CATEGORIES = {"ideation", "method", "self_harm", "harm_others", "wish_dead"}
         "娘を床に叩きつけそうになる",
         "みんな巻き込んでやる",
         "死ぬときは母も一緒に連れていく",
+        # issue 30, seventh round: forms of lines written outside the team (reworded here; docs/safety.md
+        # "Lines written outside the team"): a farewell letter's phrases, a time, burden, a reason to live
+        "結局、死しか残ってない",
+        "自殺という選択肢を取るしかないのかな",
+        "もう未練ないわ、この世に",
+        "左腕を切ってしまった",
+        "僕の棺に手紙を入れてくれたらうれしい",
+        "今夜で人生終わりにします",
+        "俺さえいなくなれば、家族の負担が減る",
+        "何のために生きてるんだか、もうわかんない",
+        "ひとりで選んだ死なので、誰も悪くありません",
     ],
 )
 def test_crisis_expressions_are_detected(text):
@@ -164,6 +175,18 @@ def test_crisis_expressions_are_detected(text):
         "もう死んでるも同然だよ、テスト前は（笑）",
         "歩きすぎて足が痛い、死ぬ",
         "友達が昔、死にたいと思っていたと話してくれた",
+        # issue 30, seventh round: what its new rules must leave alone
+        "祖母の棺に手紙を入れた",
+        "料理中に包丁で左手を切った",
+        "自殺を防ぐための手段を取ることが大事",
+        "元彼に未練はない",
+        "元彼に未練はないけど、人生って難しい",
+        "祖母は眠るように息を引き取った",
+        "今月で人生初のボーナスが出た",
+        "生きる理由なんて考えたこともない",
+        "彼が選んだ死を受け入れられない",
+        "春には地元を離れたまま東京へ旅立つ",
+        "「リストカット」という言葉を聞いただけで怖くなる",
     ],
 )
 def test_ordinary_lines_and_idioms_do_not_fire(text):
